@@ -1,0 +1,63 @@
+/**
+ * The few error classes buildimage uses. Each carries an exit code and a
+ * one-line message (plus an optional hint); only the command layer turns
+ * them into output, so library code never prints errors itself.
+ */
+
+export const ExitCode = {
+  OK: 0,
+  BUILD_FAILED: 1,
+  USAGE: 2,
+  PUBLISH_FAILED: 3,
+  SIGINT: 130,
+  SIGTERM: 143,
+} as const;
+
+export class BuildimageError extends Error {
+  readonly exitCode: number;
+  readonly hint?: string;
+  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.exitCode = opts.exitCode ?? ExitCode.BUILD_FAILED;
+    this.hint = opts.hint;
+  }
+}
+
+/** Bad flags, bad manifest JSON, bad package names, bad paths: the caller's input. */
+export class UsageError extends BuildimageError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: ExitCode.USAGE, hint });
+  }
+}
+
+/** A build step failed (a command, ZFS, a checksum...). */
+export class BuildError extends BuildimageError {
+  constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, { exitCode: ExitCode.BUILD_FAILED, ...opts });
+  }
+}
+
+/** Stages run out of order, or a state file that does not fit. */
+export class StateError extends BuildimageError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: ExitCode.USAGE, hint });
+  }
+}
+
+/** SIGINT/SIGTERM arrived; the work was stopped and cleaned up. */
+export class InterruptedError extends BuildimageError {
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`, {
+      exitCode: signal === 'SIGINT' ? ExitCode.SIGINT : ExitCode.SIGTERM,
+    });
+    this.signal = signal;
+  }
+}
+
+/** Message of any thrown value, on one line. */
+export function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,123 @@
+/**
+ * Every child process goes through here: argv only (never a shell),
+ * a timeout, cancellation on interrupt, and errors that name the command
+ * with the last line of its stderr.
+ */
+import { execa, type ResultPromise } from 'execa';
+import { BuildError, InterruptedError } from '../errors.js';
+import { interruptSignal, interruptedBy } from '../interrupt.js';
+import { log } from '../log.js';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** Replace the environment instead of extending process.env. */
+  cleanEnv?: boolean;
+  input?: string;
+  /** Milliseconds; default 30 minutes. 0 disables. */
+  timeoutMs?: number;
+  /** Exit codes that count as success (default [0]). */
+  okExitCodes?: number[];
+  /** Stream the child's output lines to the debug log (-v) as they come. */
+  echo?: boolean;
+  /** Cleanup steps must finish even after an interruption. */
+  uninterruptible?: boolean;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
+
+export function describeCommand(cmd: string, args: readonly string[]): string {
+  const shown = [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)));
+  const text = shown.join(' ');
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
+}
+
+function lastLine(text: string): string {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length ? lines[lines.length - 1]! : '';
+}
+
+/** Start a child; the caller owns its streams. Used for pipelines. */
+export function spawn(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions & { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' } = {},
+): ResultPromise<{ reject: false; buffer: { stdout: false; stderr: true }; stripFinalNewline: false }> {
+  log.debug(`exec: ${describeCommand(cmd, args)}`);
+  return execa(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: !opts.cleanEnv,
+    reject: false,
+    stdin: opts.stdin ?? 'pipe',
+    stdout: opts.stdout ?? 'pipe',
+    stderr: 'pipe',
+    buffer: { stdout: false, stderr: true },
+    stripFinalNewline: false,
+    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
+    forceKillAfterDelay: 5000,
+  } as const) as never;
+}
+
+/** Throws BuildError (or InterruptedError) unless the child exited with an accepted code. */
+export function checkExit(
+  cmd: string,
+  args: readonly string[],
+  result: { exitCode?: number; timedOut?: boolean; isCanceled?: boolean; signal?: string; stderr?: unknown; failed?: boolean; code?: string; originalMessage?: string },
+  opts: { timeoutMs?: number; okExitCodes?: number[] } = {},
+): void {
+  const what = describeCommand(cmd, args);
+  const signal = interruptedBy();
+  if (result.isCanceled && signal) throw new InterruptedError(signal);
+  if (result.timedOut) {
+    throw new BuildError(`timed out after ${Math.round((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)}s: ${what}`, {
+      hint: 'raise --timeout if the step is just slow',
+    });
+  }
+  if (result.code === 'ENOENT') {
+    throw new BuildError(`command not found: ${cmd}`, { hint: 'install it or fix PATH' });
+  }
+  const ok = opts.okExitCodes ?? [0];
+  if (result.exitCode === undefined || !ok.includes(result.exitCode)) {
+    const detail = lastLine(String(result.stderr ?? '')) || result.originalMessage || '';
+    const how = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
+    throw new BuildError(`${what} failed (${how})${detail ? `: ${detail}` : ''}`);
+  }
+}
+
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  log.debug(`exec: ${describeCommand(cmd, args)}`);
+  const child = execa(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: !opts.cleanEnv,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : undefined,
+    reject: false,
+    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
+    forceKillAfterDelay: 5000,
+    stripFinalNewline: false,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (opts.echo) {
+    for (const stream of [child.stdout, child.stderr]) {
+      let pending = '';
+      stream?.on('data', (chunk: Buffer) => {
+        const lines = (pending + chunk.toString()).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) log.debug(`  | ${line}`);
+      });
+    }
+  }
+  const result = await child;
+  checkExit(cmd, args, result, opts);
+  return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0 };
+}
