@@ -1,0 +1,119 @@
+/**
+ * The build chroot: host directories mounted read-only into the image root
+ * (lofs on SmartOS, read-only bind mounts on Linux), commands run with
+ * chroot(8), and teardown that always unmounts and removes only the
+ * mountpoint directories it had to create.
+ */
+import { readFile, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BuildError } from '../errors.js';
+import { log } from '../log.js';
+import { run, type RunOptions } from './exec.js';
+import { isSmartOS } from './platform.js';
+import { withRetry } from './retry.js';
+
+/** What the original mounts: the platform parts a zone gets from the global zone. */
+export const HOST_DIRS = ['/dev', '/lib', '/proc', '/sbin', '/usr'];
+
+export interface ChrootRecord {
+  /** Mount targets, in the order they were mounted. */
+  mounts: string[];
+  /** Mountpoint directories created in the image (removed again at teardown). */
+  createdDirs: string[];
+}
+
+export async function hostDirsToMount(): Promise<string[]> {
+  const dirs = [...HOST_DIRS];
+  // Linux binaries in /usr need the loader in /lib64 on most distributions.
+  if (!isSmartOS() && (await lstat('/lib64').catch(() => undefined))) dirs.push('/lib64');
+  return dirs;
+}
+
+async function mountReadOnly(src: string, target: string): Promise<void> {
+  if (isSmartOS()) {
+    await run('mount', ['-F', 'lofs', '-o', 'ro', src, target]);
+  } else {
+    await run('mount', ['--bind', src, target]);
+    try {
+      await run('mount', ['-o', 'remount,bind,ro', target]);
+    } catch (err) {
+      await run('umount', [target], { uninterruptible: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+/**
+ * Mounts the host dirs into `root`. `record` is filled as it goes (the
+ * caller persists it) so that a crash midway leaves a list to undo.
+ */
+export async function setupChroot(root: string, record: ChrootRecord, onChange?: () => Promise<void>): Promise<void> {
+  for (const src of await hostDirsToMount()) {
+    const target = join(root, src);
+    const st = await lstat(target).catch(() => undefined);
+    if (st && !st.isDirectory()) {
+      // A symlink here could point the read-only mount at the host's own tree.
+      throw new BuildError(`image root has ${src} as a ${st.isSymbolicLink() ? 'symlink' : 'file'}; cannot mount the host's ${src} there`);
+    }
+    if (!st) {
+      await mkdir(target);
+      record.createdDirs.push(target);
+    }
+    record.mounts.push(target);
+    await onChange?.();
+    await mountReadOnly(src, target);
+  }
+}
+
+/** Mount targets currently mounted at or below `dir`, deepest first. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await readFile(isSmartOS() ? '/etc/mnttab' : '/proc/self/mounts', 'utf8').catch(() => '');
+  const found = new Set<string>();
+  for (const line of table.split('\n')) {
+    const fields = line.split(isSmartOS() ? '\t' : ' ');
+    // /proc/self/mounts escapes spaces as \040.
+    const mnt = (isSmartOS() ? fields[1] : fields[1]?.replace(/\\040/g, ' ')) ?? '';
+    if (mnt === dir || mnt.startsWith(dir + '/')) found.add(mnt);
+  }
+  return [...found].sort((a, b) => b.length - a.length);
+}
+
+export async function unmount(target: string): Promise<void> {
+  await withRetry(() => run('umount', [target], { uninterruptible: true, timeoutMs: 60_000 }), {
+    attempts: 6,
+    firstDelayMs: 250,
+    retryable: (err) => /busy/i.test((err as Error).message),
+  }).catch(async (err) => {
+    if (isSmartOS()) throw err;
+    // Last resort on Linux: detach now, the kernel finishes when it is free.
+    log.warn(`umount ${target} failed (${(err as Error).message}); detaching lazily`);
+    await run('umount', ['-l', target], { uninterruptible: true });
+  });
+}
+
+/** Unmounts everything recorded (and anything else still mounted under root), removes created dirs. */
+export async function teardownChroot(root: string, record: ChrootRecord): Promise<void> {
+  const still = new Set(await mountsUnder(root));
+  const order = [...record.mounts].reverse();
+  for (const m of [...still].sort((a, b) => b.length - a.length)) if (!order.includes(m)) order.unshift(m);
+  for (const target of order) {
+    if (still.has(target)) await unmount(target);
+  }
+  record.mounts = [];
+  for (const dir of [...record.createdDirs].reverse()) {
+    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw new BuildError(`cannot remove mountpoint ${dir}: ${err.message}`);
+    });
+  }
+  record.createdDirs = [];
+}
+
+export interface ChrootRunOptions extends Pick<RunOptions, 'timeoutMs' | 'okExitCodes' | 'echo'> {
+  env: Record<string, string>;
+}
+
+/** Runs argv inside the chroot with a clean environment, stdin closed (as the original). */
+export function runInChroot(root: string, argv: string[], opts: ChrootRunOptions) {
+  // Absolute: the clean environment has no PATH to search.
+  return run('/usr/sbin/chroot', [root, ...argv], { ...opts, env: opts.env, cleanEnv: true });
+}

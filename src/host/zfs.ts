@@ -1,0 +1,155 @@
+/**
+ * ZFS through the `zfs` command: the kernel's on SmartOS, OpenZFS or
+ * zfs-fuse on Linux. Datasets this tool creates carry a user property;
+ * `destroy` refuses any dataset without it, so buildimage never destroys
+ * what it did not create.
+ */
+import { BuildError } from '../errors.js';
+import { log } from '../log.js';
+import { run, spawn, type RunOptions } from './exec.js';
+import { withRetry } from './retry.js';
+
+/** User property marking datasets buildimage created; its value says what for. */
+export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';
+/** Values of OWNER_PROPERTY. */
+export type OwnerRole = 'image' | 'analog';
+
+/** zfs-fuse (and sometimes the kernel) says "busy" for a moment after a dataset was used. */
+const BUSY = /dataset is busy|pool or dataset is busy|device busy|resource busy|umount failed/i;
+
+export function isBusyError(err: unknown): boolean {
+  return err instanceof Error && BUSY.test(err.message);
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\/-]*$/;
+
+export function assertDatasetName(name: string, what = 'dataset'): void {
+  if (!NAME_RE.test(name) || name.includes('//') || name.endsWith('/') || name.length > 255) {
+    throw new BuildError(`invalid ${what} name: ${JSON.stringify(name)}`);
+  }
+}
+
+export class Zfs {
+  constructor(
+    private readonly cmd = 'zfs',
+    private readonly busyRetries = 8,
+  ) {}
+
+  private run(args: string[], opts: RunOptions = {}) {
+    return run(this.cmd, args, { timeoutMs: 10 * 60 * 1000, ...opts });
+  }
+
+  /** Runs a command that may hit a transient "busy"; bounded retries. */
+  private runBusy(args: string[], opts: RunOptions = {}) {
+    return withRetry(() => this.run(args, opts), {
+      attempts: this.busyRetries,
+      firstDelayMs: 250,
+      maxDelayMs: 4000,
+      retryable: isBusyError,
+      onRetry: (err, n) => log.debug(`zfs busy (try ${n}): ${(err as Error).message}`),
+    });
+  }
+
+  async exists(name: string): Promise<boolean> {
+    const r = await run(this.cmd, ['list', '-H', '-o', 'name', name], { okExitCodes: [0, 1] });
+    return r.exitCode === 0 && r.stdout.trim() === name;
+  }
+
+  /** Property values (-p: parsable numbers); '-' for unset user properties. */
+  async get(name: string, props: string[]): Promise<Record<string, string>> {
+    const r = await this.run(['get', '-H', '-p', '-o', 'property,value', props.join(','), name]);
+    const out: Record<string, string> = {};
+    for (const line of r.stdout.split('\n')) {
+      if (!line) continue;
+      const [prop, ...rest] = line.split('\t');
+      out[prop!] = rest.join('\t');
+    }
+    return out;
+  }
+
+  async getOne(name: string, prop: string): Promise<string> {
+    return (await this.get(name, [prop]))[prop] ?? '-';
+  }
+
+  async set(name: string, props: Record<string, string>): Promise<void> {
+    for (const [k, v] of Object.entries(props)) await this.run(['set', `${k}=${v}`, name]);
+  }
+
+  /** Direct children (filesystems) and snapshots of `name`, names only. */
+  async listChildren(name: string, type: 'filesystem' | 'snapshot' = 'filesystem'): Promise<string[]> {
+    const r = await this.run(['list', '-H', '-o', 'name', '-t', type, '-r', '-d', '1', name]);
+    return r.stdout.split('\n').filter((n) => n && n !== name);
+  }
+
+  async snapshots(name: string): Promise<string[]> {
+    return this.listChildren(name, 'snapshot');
+  }
+
+  async snapshot(snap: string): Promise<void> {
+    await this.run(['snapshot', snap]);
+  }
+
+  async renameSnapshot(from: string, to: string): Promise<void> {
+    await this.runBusy(['rename', from, to]);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.runBusy(['rename', from, to]);
+  }
+
+  async clone(snapshot: string, name: string, props: Record<string, string>): Promise<void> {
+    const opts = Object.entries(props).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
+    await this.run(['clone', ...opts, snapshot, name]);
+  }
+
+  async create(name: string, props: Record<string, string> = {}): Promise<void> {
+    const opts = Object.entries(props).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
+    await this.run(['create', ...opts, name]);
+  }
+
+  async mount(name: string): Promise<void> {
+    await this.runBusy(['mount', name]);
+  }
+
+  async unmount(name: string): Promise<void> {
+    await this.runBusy(['unmount', name], { uninterruptible: true });
+  }
+
+  async isMounted(name: string): Promise<boolean> {
+    return (await this.getOne(name, 'mounted')) === 'yes';
+  }
+
+  async owner(name: string): Promise<string | undefined> {
+    const v = await this.getOne(name, OWNER_PROPERTY);
+    return v === '-' || v === '' ? undefined : v;
+  }
+
+  async markOwned(name: string, role: OwnerRole): Promise<void> {
+    await this.set(name, { [OWNER_PROPERTY]: role });
+  }
+
+  /**
+   * Destroys a dataset (recursively: its snapshots) only if it carries our
+   * ownership property. Returns false when it does not exist.
+   */
+  async destroyOwned(name: string): Promise<boolean> {
+    if (!(await this.exists(name))) return false;
+    const owner = await this.owner(name);
+    if (!owner) {
+      throw new BuildError(`refusing to destroy ${name}: it was not created by buildimage (no ${OWNER_PROPERTY} property)`);
+    }
+    await this.runBusy(['destroy', '-r', name], { uninterruptible: true });
+    return true;
+  }
+
+  /** `zfs send [-i from] snap`; the caller reads stdout. */
+  send(snapshot: string, incrementalFrom?: string) {
+    const args = incrementalFrom ? ['send', '-i', incrementalFrom, snapshot] : ['send', snapshot];
+    return spawn(this.cmd, args, { stdin: 'ignore', timeoutMs: 0 });
+  }
+
+  /** `zfs receive -u name`; the caller writes the stream to stdin. Unmounted so the rename after is safe. */
+  receive(name: string) {
+    return spawn(this.cmd, ['receive', '-u', name], { stdout: 'ignore', timeoutMs: 0 });
+  }
+}
