@@ -1,0 +1,104 @@
+/**
+ * The library entry points the commands call: start a build (all stages or
+ * prepare only), continue one stage from a state file, clean. They return
+ * plain results that the commands render as text or --json.
+ */
+import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { cleanAll, cleanBuild, buildLockPath, type CleanReport } from './cleanup.js';
+import { StateError, BuildError } from './errors.js';
+import { Zfs } from './host/zfs.js';
+import { lockHeld } from './lock.js';
+import { runStages } from './pipeline.js';
+import { newState, STAGES, StateFile, type BuildDefinition, type BuildState, type StageName } from './state.js';
+
+export interface BuildResult {
+  ok: true;
+  buildId: string;
+  stateFile?: string;
+  completed: StageName[];
+  base?: { uuid: string; name: string; version: string; imported: string[] };
+  analog?: { dataset: string; mountpoint: string };
+  image?: { uuid: string; outputs: NonNullable<BuildState['outputs']> };
+  packages?: number;
+  timings: Record<string, number>;
+}
+
+export function resultOf(sf: StateFile, keepStatePath: boolean): BuildResult {
+  const s = sf.state;
+  const done = s.completed.includes('seal');
+  return {
+    ok: true,
+    buildId: s.buildId,
+    ...(keepStatePath ? { stateFile: resolve(sf.path) } : {}),
+    completed: s.completed,
+    ...(s.base ? { base: { uuid: s.base.uuid, name: s.base.name, version: s.base.version, imported: s.base.imported } } : {}),
+    ...(s.analog && !done ? { analog: s.analog } : {}),
+    ...(done && s.outputs ? { image: { uuid: s.manifestUuid ?? s.buildId, outputs: s.outputs } } : {}),
+    ...(s.packagesInstalled ? { packages: s.packagesInstalled.length } : {}),
+    timings: s.timings,
+  };
+}
+
+/** A new state file must not bury a build that still holds resources. */
+async function checkStateFree(path: string): Promise<void> {
+  if (!(await stat(path).catch(() => undefined))) return;
+  let old: StateFile;
+  try {
+    old = await StateFile.load(path);
+  } catch {
+    throw new StateError(`${path} exists and is not a usable state file`, 'remove it, or pass another --state');
+  }
+  const s = old.state;
+  const finished = s.cleaned || s.completed.includes('seal');
+  if (!finished) {
+    throw new StateError(`${path} holds unfinished build ${s.buildId}`, `run \`buildimage clean --state ${path}\` first`);
+  }
+}
+
+export async function startBuild(
+  def: BuildDefinition,
+  opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs },
+): Promise<BuildResult> {
+  const buildId = randomUUID();
+  const statePath = opts.statePath ?? join(def.workDir, 'states', `${buildId}.json`);
+  await checkStateFree(statePath);
+  const sf = new StateFile(statePath, newState(def, buildId));
+  await sf.save();
+  await runStages(sf, opts.stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: !opts.statePath });
+  return resultOf(sf, !!opts.statePath);
+}
+
+export async function continueBuild(
+  statePath: string,
+  stage: StageName,
+  opts: { stepTimeoutMs?: number; zfs?: Zfs } = {},
+): Promise<BuildResult> {
+  const sf = await StateFile.load(statePath);
+  await runStages(sf, [stage], opts);
+  return resultOf(sf, true);
+}
+
+export interface CleanResult extends CleanReport {
+  ok: true;
+}
+
+export async function cleanFromState(statePath: string, zfs = new Zfs()): Promise<CleanResult> {
+  const sf = await StateFile.load(statePath);
+  const s = sf.state;
+  if (await lockHeld(buildLockPath(s.definition.workDir, s.buildId))) {
+    throw new BuildError(`build ${s.buildId} is running right now; not cleaning it`);
+  }
+  const report = await cleanBuild(zfs, s);
+  s.cleaned = true;
+  await sf.save();
+  return { ok: true, ...report };
+}
+
+export async function cleanEverything(datasetRoot: string, workDir: string, zfs = new Zfs()): Promise<CleanResult> {
+  if (!(await zfs.exists(datasetRoot))) throw new BuildError(`dataset root ${datasetRoot} does not exist`);
+  return { ok: true, ...(await cleanAll(zfs, datasetRoot, workDir)) };
+}
+
+export { STAGES };

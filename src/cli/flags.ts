@@ -1,0 +1,34 @@
+/** Flags shared by build and prepare: the original tool's, plus buildimage's own. */
+import { Flags } from '@oclif/core';
+import { DEFAULT_OUTPUT_DIR } from './definition.js';
+
+export const buildFlags = {
+  image: Flags.string({ char: 'i', description: 'base (origin) image uuid', required: true }),
+  dir: Flags.string({ char: 'd', description: 'proto directory copied into the image root', required: true }),
+  manifest: Flags.string({ char: 'm', description: 'image manifest JSON (must have name and version)', required: true }),
+  packages: Flags.string({ char: 'p', description: 'comma-separated pkgsrc packages to pkg_add' }),
+  prefix: Flags.string({ char: 'P', description: 'output file prefix (default: NAME-zfs)' }),
+  motd: Flags.boolean({ char: 'M', description: 'write /etc/motd', default: false }),
+  'source-repo': Flags.string({ char: 'S', description: 'source repository URL shown in the motd' }),
+  audit: Flags.boolean({ char: 'a', description: 'run pkg_admin audit and write a .pkgaudit report', default: false }),
+  upgrade: Flags.boolean({ char: 'u', description: 'pkgin update and full-upgrade before pkg_add', default: false }),
+  source: Flags.string({
+    description: 'where base images come from: a directory of *.imgmanifest files, or an IMGAPI URL [env: BUILDIMAGE_SOURCE]',
+  }),
+  channel: Flags.string({ description: 'IMGAPI channel of the source' }),
+  'dataset-root': Flags.string({ description: 'dataset holding images and zone analogs [env: BUILDIMAGE_DATASET_ROOT]' }),
+  'output-dir': Flags.string({ description: 'where outputs are written', default: DEFAULT_OUTPUT_DIR }),
+  compression: Flags.string({ description: 'image file compression', options: ['gzip', 'bzip2', 'xz', 'none'], default: 'gzip' }),
+  'min-platform': Flags.string({ description: 'requirements.min_platform stamp (default: origin\'s; on SmartOS the host\'s)' }),
+  'work-dir': Flags.string({ description: 'mountpoints, locks and temp files [env: BUILDIMAGE_WORK_DIR]' }),
+  timeout: Flags.integer({ description: 'minutes any single step may take', default: 30, min: 1 }),
+};
+
+export const stateFlag = {
+  state: Flags.string({ description: 'state file of a build in discrete stages', default: '.buildimage/state.json' }),
+};
+
+export const stageFlags = {
+  ...stateFlag,
+  timeout: Flags.integer({ description: 'minutes any single step may take', default: 30, min: 1 }),
+};
