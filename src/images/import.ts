@@ -59,7 +59,7 @@ function journalPath(ctx: ImportContext, uuid: string): string {
 export async function importImage(ctx: ImportContext, uuid: string): Promise<ImportResult> {
   const { zfs, datasetRoot: root } = ctx;
   const top = await ctx.source.getManifest(uuid);
-  assertValidManifest(top, 'import');
+  assertValidManifest(top, `image ${uuid} manifest from ${ctx.source.description}`, 'import');
   if (top.uuid !== uuid) throw new BuildError(`source ${ctx.source.description} answered image ${top.uuid} when asked for ${uuid}`);
   if (await isInstalled(zfs, root, uuid)) {
     log.info(`image ${uuid} (${top.name}@${top.version}) already imported`);
@@ -72,7 +72,7 @@ export async function importImage(ctx: ImportContext, uuid: string): Promise<Imp
     if (chain.length > MAX_ORIGIN_DEPTH) throw new BuildError(`image ${uuid}: origin chain deeper than ${MAX_ORIGIN_DEPTH}`);
     if (await isInstalled(zfs, root, m.origin)) break;
     const origin = await ctx.source.getManifest(m.origin);
-    assertValidManifest(origin, 'import');
+    assertValidManifest(origin, `origin image ${m.origin} manifest from ${ctx.source.description}`, 'import');
     chain.push(origin);
     m = origin;
   }

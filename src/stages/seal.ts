@@ -106,7 +106,7 @@ export async function seal(ctx: StageContext): Promise<void> {
       minPlatform: await minPlatform(def),
       publishedAt: publishedAt(),
     });
-    assertValidManifest(manifest, 'created');
+    assertValidManifest(manifest, 'new image manifest', 'created');
     await writeAtomic(temps.manifest, JSON.stringify(manifest, null, 2) + '\n');
 
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
