@@ -145,6 +145,9 @@ const ZVOL_FIELDS = ['nic_driver', 'disk_driver', 'cpu_type', 'image_size'];
 /** Fields the builder itself sets; `-m` may not give them. */
 const BUILDER_FIELDS = new Set(['v', 'uuid', 'origin', 'files']);
 
+/** Fields IMGAPI computes or manages; a served manifest may have them, a new one not. */
+const SERVER_FIELDS = new Set(['state', 'activated', 'channels', 'icon', 'error']);
+
 /** imgadm createImage's INHERITED_FIELDS, in its order. */
 const INHERITED_FIELDS = [
   'type', 'os', 'requirements', 'users', 'billing_tags', 'traits', 'generate_passwords',
@@ -393,9 +396,7 @@ function checkInheritedDirectories(m: Obj, profile: CheckProfile): ManifestProbl
 
 function checkServerOnly(field: string, check: Check): Check {
   return (m, profile) =>
-    profile === 'import'
-      ? check(m, profile)
-      : [invalid(field, `"${field}" is managed by IMGAPI and must not be in a ${profile === 'input' ? '-m' : 'created'} manifest`)];
+    profile === 'import' ? check(m, profile) : [invalid(field, `"${field}" is managed by IMGAPI and must not be in a new image's manifest`)];
 }
 
 const fieldChecks: Record<string, Check> = {
@@ -601,9 +602,9 @@ export function parseManifestInput(text: string): ManifestInput {
   }
   if (!isPlainObject(parsed)) throw new UsageError(`manifest (-m) must be a JSON object, got ${show(parsed, 40)}`);
   rejectV1(parsed);
-  const builderSet = Object.keys(parsed).find((k) => BUILDER_FIELDS.has(k));
-  if (builderSet !== undefined) {
-    throw new UsageError(`manifest (-m): "${builderSet}" is set by buildimage and cannot be given`);
+  for (const key of Object.keys(parsed)) {
+    if (BUILDER_FIELDS.has(key)) throw new UsageError(`manifest (-m): "${key}" is set by buildimage and cannot be given`);
+    if (SERVER_FIELDS.has(key)) throw new UsageError(`manifest (-m): "${key}" is managed by IMGAPI and cannot be given`);
   }
   const problems = validate(parsed, 'input');
   if (problems.length > 0) throw new UsageError(firstProblemLine('manifest (-m)', problems));
