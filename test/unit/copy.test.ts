@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { chmod, chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyTree } from '../../src/host/copy.js';
+
+describe('copyTree: proto dir into an image root', () => {
+  let top: string;
+  let src: string;
+  let root: string;
+  beforeEach(async () => {
+    top = await mkdtemp(join(tmpdir(), 'bi-copy-'));
+    src = join(top, 'proto');
+    root = join(top, 'root');
+    await mkdir(join(src, 'opt/smartdc/svc/empty'), { recursive: true });
+    await writeFile(join(src, 'opt/smartdc/svc/app.js'), 'console.log(1)\n');
+    await writeFile(join(src, 'opt/smartdc/svc/run.sh'), '#!/bin/sh\n');
+    await chmod(join(src, 'opt/smartdc/svc/run.sh'), 0o4755);
+    await chown(join(src, 'opt/smartdc/svc/app.js'), 1234, 5678);
+    await symlink('app.js', join(src, 'opt/smartdc/svc/link.js'));
+    await link(join(src, 'opt/smartdc/svc/app.js'), join(src, 'opt/smartdc/svc/hard.js'));
+    await utimes(join(src, 'opt/smartdc/svc/app.js'), new Date(1e12), new Date(1.5e12));
+    await mkdir(join(root, 'usr/bin'), { recursive: true });
+    await symlink('./usr/bin', join(root, 'bin'));
+  });
+  afterEach(() => rm(top, { recursive: true, force: true }));
+
+  it('preserves modes, owners, mtimes, symlinks, hardlinks and empty dirs', async () => {
+    const stats = await copyTree(src, root);
+    const d = join(root, 'opt/smartdc/svc');
+    assert.equal(await readFile(join(d, 'app.js'), 'utf8'), 'console.log(1)\n');
+    const app = await stat(join(d, 'app.js'));
+    assert.equal(app.uid, 1234);
+    assert.equal(app.gid, 5678);
+    assert.equal(app.mtimeMs, 1.5e12);
+    assert.equal((await stat(join(d, 'run.sh'))).mode & 0o7777, 0o4755);
+    assert.equal(await readlink(join(d, 'link.js')), 'app.js');
+    assert.equal((await stat(join(d, 'hard.js'))).ino, app.ino);
+    assert.ok((await stat(join(d, 'empty'))).isDirectory());
+    assert.equal(stats.hardlinks, 1);
+    assert.equal(stats.symlinks, 1);
+    // Same tree as rsync's view of it (content, links, modes).
+    const list = (dir: string) => execFileSync('find', ['.', '-printf', '%p %y %m %U %G %l\n'], { cwd: dir }).toString().split('\n').sort();
+    assert.deepEqual(list(join(root, 'opt')), list(join(src, 'opt')));
+  });
+
+  it('keeps an image directory link and fills its target inside the root', async () => {
+    await mkdir(join(src, 'bin'));
+    await writeFile(join(src, 'bin/tool'), 't');
+    await copyTree(src, root);
+    assert.ok((await lstat(join(root, 'bin'))).isSymbolicLink());
+    assert.equal(await readFile(join(root, 'usr/bin/tool'), 'utf8'), 't');
+  });
+
+  it('never writes through an absolute directory link to the host', async () => {
+    const host = join(top, 'host');
+    await mkdir(host);
+    await symlink(host, join(root, 'opt'));
+    await copyTree(src, root);
+    assert.deepEqual(execFileSync('find', [host]).toString().trim(), host);
+    // The link pointed nowhere inside the image: like rsync, a real directory replaces it.
+    assert.ok((await lstat(join(root, 'opt'))).isDirectory());
+    assert.ok((await stat(join(root, 'opt/smartdc/svc/app.js'))).isFile());
+  });
+
+  it('replaces an existing file without touching its other hardlinks in the image', async () => {
+    await mkdir(join(root, 'opt/smartdc/svc'), { recursive: true });
+    await writeFile(join(root, 'other'), 'base');
+    await link(join(root, 'other'), join(root, 'opt/smartdc/svc/app.js'));
+    await copyTree(src, root);
+    assert.equal(await readFile(join(root, 'other'), 'utf8'), 'base');
+  });
+
+  it('fails clearly on a missing or non-directory proto', async () => {
+    await assert.rejects(copyTree(join(top, 'nope'), root), /not a directory/);
+    await assert.rejects(copyTree(join(src, 'opt/smartdc/svc/app.js'), root), /not a directory/);
+  });
+});

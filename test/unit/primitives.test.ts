@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HashCounter, VerifyingStream } from '../../src/compress.js';
+import { acquireLock, lockHeld } from '../../src/lock.js';
+import { chrootProxyEnv, parsePkgInfo } from '../../src/pkgsrc.js';
+import { renderMotd } from '../../src/motd.js';
+import { parseMinPlatformFlag } from '../../src/cli/definition.js';
+import { withRetry } from '../../src/host/retry.js';
+
+function sink(): { stream: Writable; chunks: Buffer[] } {
+  const chunks: Buffer[] = [];
+  return { chunks, stream: new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }) };
+}
+
+describe('streams: hashing and verification', () => {
+  const data = Buffer.from('a'.repeat(100_000) + 'end');
+  const sha1 = createHash('sha1').update(data).digest('hex');
+
+  it('HashCounter counts and hashes in one pass', async () => {
+    const h = new HashCounter({ md5: true });
+    await pipeline(Readable.from([data.subarray(0, 10), data.subarray(10)]), h, sink().stream);
+    assert.deepEqual(h.digest(), { sha1, size: data.length, md5: createHash('md5').update(data).digest('base64') });
+  });
+
+  it('VerifyingStream passes good bytes whole', async () => {
+    const out = sink();
+    await pipeline(Readable.from([data.subarray(0, 7), data.subarray(7)]), new VerifyingStream({ sha1, size: data.length }, (d) => new Error(d)), out.stream);
+    assert.deepEqual(Buffer.concat(out.chunks), data);
+  });
+
+  it('VerifyingStream withholds the last chunk on a sha1 or size mismatch', async () => {
+    for (const [exp, re] of [
+      [{ sha1: '0'.repeat(40), size: data.length }, /sha1: expected 0{40}, got/],
+      [{ sha1, size: data.length + 1 }, /size: expected/],
+      [{ sha1, size: 5 }, /more than the expected 5/],
+    ] as const) {
+      const out = sink();
+      await assert.rejects(pipeline(Readable.from([data.subarray(0, 7), data.subarray(7)]), new VerifyingStream(exp, (d) => new Error(d)), out.stream), re);
+      assert.ok(Buffer.concat(out.chunks).length < data.length);
+    }
+  });
+});
+
+describe('lock files', () => {
+  let dir: string;
+  beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), 'bi-lock-'))));
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('excludes a second holder until released, and says it waits', async () => {
+    const path = join(dir, 'x.lock');
+    const a = await acquireLock(path);
+    assert.equal(await lockHeld(path), true);
+    let waited = false;
+    const b = acquireLock(path, { pollMs: 20, onWait: () => (waited = true) });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(waited, true);
+    await a.release();
+    const lb = await b;
+    await lb.release();
+    assert.equal(await lockHeld(path), false);
+  });
+
+  it('breaks a lock whose process is gone (kill -9)', async () => {
+    const child = spawn('sleep', ['10']);
+    const path = join(dir, 'stale.lock');
+    await writeFile(path, JSON.stringify({ pid: child.pid, host: (await import('node:os')).hostname(), since: '' }));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    const l = await acquireLock(path, { timeoutMs: 2000 });
+    assert.equal(JSON.parse(await readFile(path, 'utf8')).pid, process.pid);
+    await l.release();
+  });
+
+  it('times out with a clear message', async () => {
+    const path = join(dir, 't.lock');
+    const a = await acquireLock(path);
+    await assert.rejects(acquireLock(path, { timeoutMs: 100, pollMs: 20 }), /timed out waiting for lock/);
+    await a.release();
+  });
+});
+
+describe('pkgsrc helpers', () => {
+  it('parses pkg_info -a index lines, sorted', () => {
+    const out = 'zlib-1.3               General purpose data compression library\ncurl-8.1.0          Command line tool\nverylongpackagename-19.0 A comment\n\n';
+    assert.deepEqual(parsePkgInfo(out), [
+      { name: 'curl-8.1.0', comment: 'Command line tool' },
+      { name: 'verylongpackagename-19.0', comment: 'A comment' },
+      { name: 'zlib-1.3', comment: 'General purpose data compression library' },
+    ]);
+  });
+
+  it('resolves proxy host names for use in the chroot, keeps IPs and no_proxy', async () => {
+    const env = await chrootProxyEnv({ http_proxy: 'http://localhost:3128', https_proxy: 'http://10.1.2.3:8080/', no_proxy: '.local' });
+    assert.equal(env.http_proxy, 'http://127.0.0.1:3128');
+    assert.equal(env.https_proxy, 'http://10.1.2.3:8080/');
+    assert.equal(env.no_proxy, '.local');
+    await assert.rejects(chrootProxyEnv({ http_proxy: 'http://no-such-host.invalid:1' }), /cannot resolve proxy host no-such-host.invalid/);
+  });
+
+  it('renders the original motd', () => {
+    assert.equal(
+      renderMotd({ name: 'imgapi', version: '1.2', sourceRepo: 'https://github.com/TritonDataCenter/sdc-imgapi', origin: { name: 'triton-origin', version: '24.4.1' } }),
+      ' =  T R I T O N  =\n\n    imgapi (1.2)\n    https://github.com/TritonDataCenter/sdc-imgapi\n    triton-origin@24.4.1\n\n',
+    );
+  });
+
+  it('parses --min-platform', () => {
+    assert.deepEqual(parseMinPlatformFlag('20210826T002459Z'), { '7.0': '20210826T002459Z' });
+    assert.deepEqual(parseMinPlatformFlag('7.0=20210826T002459Z'), { '7.0': '20210826T002459Z' });
+    assert.throws(() => parseMinPlatformFlag('yesterday'), /platform stamp/);
+  });
+});
+
+describe('withRetry', () => {
+  it('retries only what it is told, a bounded number of times', async () => {
+    let n = 0;
+    await assert.rejects(
+      withRetry(async () => { n++; throw new Error('dataset is busy'); }, { attempts: 3, firstDelayMs: 1, retryable: () => true }),
+      /busy/,
+    );
+    assert.equal(n, 3);
+    n = 0;
+    await assert.rejects(withRetry(async () => { n++; throw new Error('no'); }, { attempts: 3, firstDelayMs: 1, retryable: () => false }));
+    assert.equal(n, 1);
+    assert.equal(await withRetry(async (a) => (a < 2 ? Promise.reject(new Error('x')) : 'ok'), { attempts: 3, firstDelayMs: 1, retryable: () => true }), 'ok');
+  });
+});

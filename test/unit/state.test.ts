@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StateError } from '../../src/errors.js';
+import { newState, StateFile, type BuildDefinition } from '../../src/state.js';
+
+export const sampleDefinition: BuildDefinition = {
+  imageUuid: '41bd4100-eb86-409a-85b0-e649aadf6f62',
+  protoDir: '/tmp/proto',
+  manifest: { name: 'x', version: '1.0.0' },
+  packages: [],
+  prefix: 'x-zfs',
+  motd: false,
+  audit: false,
+  upgrade: false,
+  source: '/tmp/images',
+  datasetRoot: 'pool/images',
+  outputDir: '/tmp',
+  compression: 'gzip',
+  workDir: '/var/tmp/buildimage',
+  verbose: false,
+};
+
+describe('state file', () => {
+  let dir: string;
+  beforeEach(async () => (dir = await mkdtemp(join(tmpdir(), 'bi-state-'))));
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('round-trips atomically', async () => {
+    const sf = new StateFile(join(dir, 'a/state.json'), newState(sampleDefinition));
+    await sf.save();
+    const again = await StateFile.load(sf.path);
+    assert.deepEqual(again.state.definition, sampleDefinition);
+    assert.equal(again.state.buildId, sf.state.buildId);
+  });
+
+  it('enforces stage order', () => {
+    const sf = new StateFile('x', newState(sampleDefinition));
+    assert.throws(() => sf.checkCanRun('assemble'), /prepare has not run yet/);
+    sf.checkCanRun('prepare');
+    sf.state.completed.push('prepare');
+    assert.throws(() => sf.checkCanRun('prepare'), /already ran/);
+    assert.throws(() => sf.checkCanRun('seal'), /assemble, pkgadd has not run yet/);
+    sf.checkCanRun('assemble');
+    sf.state.failed = { stage: 'assemble', message: 'boom' };
+    assert.throws(() => sf.checkCanRun('assemble'), (e: unknown) => e instanceof StateError && /failed in assemble: boom/.test(String(e)));
+    sf.state.failed = undefined;
+    sf.state.cleaned = true;
+    assert.throws(() => sf.checkCanRun('assemble'), /cleaned up/);
+  });
+
+  it('explains missing, corrupt and foreign state files in one line', async () => {
+    await assert.rejects(StateFile.load(join(dir, 'none.json')), /no state file at/);
+    await writeFile(join(dir, 'bad.json'), '{"version": 1, ');
+    await assert.rejects(StateFile.load(join(dir, 'bad.json')), /corrupt \(not JSON\)/);
+    await writeFile(join(dir, 'other.json'), JSON.stringify({ name: 'package.json?' }));
+    await assert.rejects(StateFile.load(join(dir, 'other.json')), /not a buildimage state file/);
+  });
+
+  it('leaves no temp file behind', async () => {
+    const sf = new StateFile(join(dir, 's.json'), newState(sampleDefinition));
+    await sf.save();
+    await sf.save();
+    const { readdir } = await import('node:fs/promises');
+    assert.deepEqual(await readdir(dir), ['s.json']);
+    assert.ok(JSON.parse(await readFile(sf.path, 'utf8')).buildId);
+  });
+});
