@@ -1,0 +1,41 @@
+/** Checks that a build left nothing behind: datasets, mounts, build dirs, temp outputs. */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Zfs } from '../../src/host/zfs.js';
+
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await readFile('/proc/self/mounts', 'utf8');
+  return table
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m === dir || m.startsWith(dir + '/'));
+}
+
+export interface LeakCheck {
+  datasetRoot: string;
+  workDir: string;
+  outputDir?: string;
+  /** Datasets allowed to stay (imported images). */
+  images?: string[];
+}
+
+export async function assertNoLeaks(c: LeakCheck): Promise<void> {
+  const zfs = new Zfs();
+  const children = await zfs.listChildren(c.datasetRoot);
+  const stray: string[] = [];
+  for (const ds of children) {
+    const name = ds.slice(c.datasetRoot.length + 1);
+    const isImageName = /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(name);
+    const allowed = isImageName && (!c.images || c.images.includes(name)) && (await zfs.owner(ds)) !== 'analog';
+    if (!allowed) stray.push(ds);
+  }
+  assert.deepEqual(stray, [], 'no stray datasets (analogs, -partial)');
+  assert.deepEqual(await mountsUnder(c.workDir), [], 'no mounts left under the work dir');
+  const builds = await readdir(join(c.workDir, 'builds')).catch(() => []);
+  assert.deepEqual(builds, [], 'no build dirs left');
+  if (c.outputDir) {
+    const temps = (await readdir(c.outputDir).catch(() => [])).filter((n) => n.includes('.partial-') || n.includes('.tmp-'));
+    assert.deepEqual(temps, [], 'no temp outputs');
+  }
+}
