@@ -47,11 +47,11 @@ async function minPlatform(def: BuildDefinition): Promise<Record<string, string>
   return undefined;
 }
 
-/** zfs send -i | compress | hash → file, all streaming. */
+/** zfs send [-i from] | compress | hash → file, all streaming. */
 export async function sendCompressed(
   zfs: Zfs,
   snapshot: string,
-  from: string,
+  from: string | undefined,
   compression: BuildDefinition['compression'],
   path: string,
 ): Promise<ManifestFile> {
@@ -69,7 +69,7 @@ export async function sendCompressed(
     comp?.kill();
   });
   const [sendResult, compResult] = await Promise.all([send, comp]);
-  checkExit('zfs', ['send', '-i', from, snapshot], sendResult);
+  checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
   if (streamErr) throw new BuildError(`writing ${path} failed: ${oneLine(streamErr)}`);
   const { sha1, size } = hash.digest();
