@@ -2442,8 +2442,8 @@ class Pkgin {
         queue.push(dep);
       }
     }
-    // Dependencies first.
-    const list = [...actions.values()];
+    // Dependencies first; otherwise by name, so the plan does not depend on readdir order.
+    const list = [...actions.values()].sort((a, b) => (a.pkg.PKGNAME < b.pkg.PKGNAME ? -1 : 1));
     const ordered = [];
     const seen = new Set();
     const visit = (a, stack) => {
