@@ -1,0 +1,115 @@
+/**
+ * The integration tests' world, made once per test run: a file-backed pool
+ * (or BUILDIMAGE_TEST_DATASET_ROOT on a host with a pool), the sample
+ * package repository served on 127.0.0.1, and the two-level sample images.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from '../../src/host/exec.js';
+import { Zfs } from '../../src/host/zfs.js';
+import { pidAlive } from '../../src/lock.js';
+import type { ImageManifest } from '../../src/manifest.js';
+import { makeSampleImages } from '../../src/sample/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../../src/sample/packages.js';
+import { destroyFilePool, ensureFilePool } from '../../src/sample/pool.js';
+import { startRepoServer, type RepoServer } from '../../src/sample/repo-server.js';
+
+export const TEST_TOP = '/var/tmp/buildimage-test';
+
+export interface World {
+  zfs: Zfs;
+  pool?: string;
+  datasetRoot: string;
+  dir: string;
+  sampleDir: string;
+  workDir: string;
+  repoUrl: string;
+  repoDir: string;
+  base: ImageManifest;
+  origin: ImageManifest;
+  /** Environment for the CLI: dataset root, work dir, source. */
+  env: Record<string, string>;
+  /** A fresh output directory. */
+  outDir(): Promise<string>;
+}
+
+let current: Promise<World> | undefined;
+let server: RepoServer | undefined;
+let created: { pool?: string; file?: string; dir?: string } = {};
+
+/** Pools of earlier test runs that were killed: FAULTED or orphaned, they block names and space. */
+async function reapStalePools(): Promise<void> {
+  const r = await run('zpool', ['list', '-H', '-o', 'name'], { okExitCodes: [0, 1] });
+  for (const name of r.stdout.split('\n')) {
+    const m = /^bitest(\d+)(rx)?$/.exec(name.trim());
+    if (m && !pidAlive(Number(m[1]))) await destroyFilePool(name.trim(), join(TEST_TOP, `${name.trim()}.img`)).catch(() => undefined);
+  }
+}
+
+async function make(): Promise<World> {
+  const zfs = new Zfs();
+  const dir = join(TEST_TOP, `run-${process.pid}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  created.dir = dir;
+  let datasetRoot = process.env.BUILDIMAGE_TEST_DATASET_ROOT;
+  let pool: string | undefined;
+  if (!datasetRoot) {
+    await reapStalePools();
+    pool = `bitest${process.pid}`;
+    created.pool = pool;
+    created.file = join(TEST_TOP, `${pool}.img`);
+    await ensureFilePool(pool, created.file, 8);
+    datasetRoot = `${pool}/images`;
+  } else {
+    datasetRoot = `${datasetRoot}/t${randomUUID().slice(0, 8)}`;
+  }
+  await zfs.create(datasetRoot);
+  const repoDir = join(dir, 'repo');
+  writeRepository(repoDir, SAMPLE_PACKAGES);
+  server = await startRepoServer({ dir: repoDir });
+  const sampleDir = join(dir, 'sample');
+  const images = await makeSampleImages({ zfs, datasetRoot, outDir: sampleDir, repoUrl: server.url, tmpDir: dir });
+  const workDir = join(dir, 'work');
+  let outs = 0;
+  return {
+    zfs,
+    pool,
+    datasetRoot,
+    dir,
+    sampleDir,
+    workDir,
+    repoUrl: server.url,
+    repoDir,
+    base: images.base,
+    origin: images.origin,
+    env: { BUILDIMAGE_DATASET_ROOT: datasetRoot, BUILDIMAGE_WORK_DIR: workDir, BUILDIMAGE_SOURCE: sampleDir },
+    outDir: async () => {
+      const d = join(dir, `out-${++outs}`);
+      await mkdir(d, { recursive: true });
+      return d;
+    },
+  };
+}
+
+export function world(): Promise<World> {
+  current ??= make();
+  return current;
+}
+
+export async function teardownWorld(): Promise<void> {
+  if (!current) return;
+  await current.catch(() => undefined);
+  await server?.close();
+  if (created.pool) await destroyFilePool(created.pool, created.file);
+  if (created.dir) await rm(created.dir, { recursive: true, force: true });
+  current = undefined;
+  created = {};
+}
+
+/** Removes every imported image so the next build imports again. */
+export async function forgetImports(w: World): Promise<void> {
+  for (const ds of await w.zfs.listChildren(w.datasetRoot)) await w.zfs.destroyOwned(ds);
+  await rm(join(w.workDir, 'locks'), { recursive: true, force: true });
+}

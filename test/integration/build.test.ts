@@ -1,0 +1,167 @@
+/**
+ * End to end on real ZFS: the whole build on the two-level sample chain,
+ * the image received on a pool that holds only its origin chain, and
+ * discrete stages through a state file.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from '../../src/host/exec.js';
+import { destroyFilePool, ensureFilePool } from '../../src/sample/pool.js';
+import { cli, errorLines } from '../helpers/cli.js';
+import { assertNoLeaks } from '../helpers/leaks.js';
+import { TEST_TOP, world, type World } from '../helpers/world.js';
+
+const imgmanifest = createRequire(import.meta.url)('imgmanifest');
+
+async function makeProto(dir: string): Promise<void> {
+  await mkdir(join(dir, 'opt/smartdc/svc/node_modules/dep'), { recursive: true });
+  await mkdir(join(dir, 'opt/smartdc/svc/empty'), { recursive: true });
+  await writeFile(join(dir, 'opt/smartdc/svc/server.js'), 'require("http").createServer().listen(80)\n');
+  await writeFile(join(dir, 'opt/smartdc/svc/node_modules/dep/index.js'), 'module.exports = 1\n');
+  await writeFile(join(dir, 'opt/smartdc/svc/bin.sh'), '#!/bin/sh\nexec node server.js\n', { mode: 0o755 });
+  await symlink('server.js', join(dir, 'opt/smartdc/svc/main.js'));
+  await mkdir(join(dir, 'opt/smartdc/boot'), { recursive: true });
+  await writeFile(join(dir, 'opt/smartdc/boot/setup.sh'), '#!/bin/bash\n', { mode: 0o700 });
+}
+
+async function sha1(path: string): Promise<string> {
+  return createHash('sha1').update(await readFile(path)).digest('hex');
+}
+
+/** Receives base, origin and the built image on a fresh pool; returns the image's mountpoint. */
+async function receiveOnFreshPool(w: World, imageFile: string, uuid: string, mnt: string): Promise<{ pool: string; file: string }> {
+  const pool = `bitest${process.pid}rx`;
+  const file = join(TEST_TOP, `${pool}.img`);
+  await ensureFilePool(pool, file, 2);
+  const recv = async (f: string, name: string) => {
+    await run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', f, `${pool}/${name}`]);
+  };
+  await recv(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), w.base.uuid);
+  await recv(join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), w.origin.uuid);
+  await recv(imageFile, uuid);
+  await w.zfs.set(`${pool}/${uuid}`, { mountpoint: mnt });
+  await w.zfs.mount(`${pool}/${uuid}`);
+  return { pool, file };
+}
+
+describe('build on real ZFS', function () {
+  this.timeout(10 * 60 * 1000);
+  let w: World;
+  before(async () => {
+    w = await world();
+  });
+
+  it('builds on the 2-level chain; the image receives onto its origin chain and holds base + proto + packages', async () => {
+    const proto = join(w.dir, 'proto-full');
+    await makeProto(proto);
+    const out = await w.outDir();
+    const r = await cli(
+      [
+        '-i', w.origin.uuid, '-d', proto,
+        '-m', JSON.stringify({ name: 'svc', version: '1.2.3', description: 'a service', tags: { smartdc_service: true } }),
+        '-p', 'greeter,webfetch-7.64.0,daemonkit', '-P', 'svc-zfs', '-M', '-S', 'https://github.com/TritonDataCenter/sdc-svc', '-a', '-u',
+        '--output-dir', out,
+      ],
+      { env: w.env },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const last = r.stdout.trim().split('\n').pop()!;
+    const stem = join(out, 'svc-zfs-1.2.3');
+    assert.match(last, /^built image [0-9a-f-]{36}: /);
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.packages.json']) {
+      assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
+      assert.ok((await stat(stem + suffix)).isFile());
+    }
+    assert.deepEqual((await readdir(out)).sort(), ['svc-zfs-1.2.3.imgmanifest', 'svc-zfs-1.2.3.packages.json', 'svc-zfs-1.2.3.pkgaudit', 'svc-zfs-1.2.3.zfs.gz']);
+
+    const manifest = JSON.parse(await readFile(`${stem}.imgmanifest`, 'utf8'));
+    assert.equal(manifest.v, 2);
+    assert.equal(manifest.origin, w.origin.uuid);
+    assert.equal(manifest.name, 'svc');
+    assert.equal(manifest.type, 'zone-dataset');
+    assert.equal(manifest.os, 'smartos');
+    assert.deepEqual(manifest.tags, { smartdc_service: true });
+    assert.deepEqual(manifest.requirements.min_platform, { '7.0': '20210826T002459Z' });
+    assert.equal(manifest.files[0].sha1, await sha1(`${stem}.zfs.gz`));
+    assert.equal(manifest.files[0].size, (await stat(`${stem}.zfs.gz`)).size);
+    assert.equal(manifest.files[0].compression, 'gzip');
+    imgmanifest.validateMinimalManifest(manifest);
+
+    const audit = await readFile(`${stem}.pkgaudit`, 'utf8');
+    assert.match(audit, /^Package webfetch-7\.64\.0 has a remote-code-execution vulnerability, see https:\/\/\S+$/m);
+    const pkgs = JSON.parse(await readFile(`${stem}.packages.json`, 'utf8')).packages.map((p: { name: string }) => p.name);
+    // -u upgraded gsed 4.8 (from the origin) to 4.9; -p added the rest with dependencies.
+    for (const p of ['greeter-1.1', 'libgreet-1.0', 'webfetch-7.64.0', 'daemonkit-2.3', 'gsed-4.9', 'sudo-1.9.15p5']) assert.ok(pkgs.includes(p), `${p} in ${pkgs}`);
+    assert.ok(!pkgs.includes('gsed-4.8'));
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+
+    const mnt = join(w.dir, 'rx-mnt');
+    const rx = await receiveOnFreshPool(w, `${stem}.zfs.gz`, manifest.uuid, mnt);
+    try {
+      const root = join(mnt, 'root');
+      assert.equal(await readFile(join(root, 'opt/smartdc/svc/server.js'), 'utf8'), 'require("http").createServer().listen(80)\n');
+      assert.equal((await stat(join(root, 'opt/smartdc/boot/setup.sh'))).mode & 0o777, 0o700);
+      assert.ok((await lstat(join(root, 'opt/smartdc/svc/main.js'))).isSymbolicLink());
+      assert.ok((await stat(join(root, 'opt/smartdc/svc/empty'))).isDirectory());
+      assert.ok((await lstat(join(root, 'bin'))).isSymbolicLink(), 'base layout kept');
+      assert.match(await readFile(join(root, 'etc/product'), 'utf8'), /triton-origin/, 'origin layer kept');
+      assert.ok((await stat(join(root, 'opt/local/pkg/webfetch-7.64.0/+CONTENTS'))).isFile(), 'package in pkgdb');
+      assert.equal(
+        await readFile(join(root, 'etc/motd'), 'utf8'),
+        ' =  T R I T O N  =\n\n    svc (1.2.3)\n    https://github.com/TritonDataCenter/sdc-svc\n    triton-origin-sample@24.4.1\n\n',
+      );
+      await assert.rejects(lstat(join(mnt, 'config')), 'config/ removed');
+      await assert.rejects(lstat(join(root, 'var/db/pkgin')), '/var/db/pkgin removed');
+      await assert.rejects(lstat(join(root, 'lib64')), 'no mountpoint dirs gained');
+      for (const d of ['dev', 'lib', 'proc', 'sbin', 'usr']) assert.deepEqual(await readdir(join(root, d)), [], `${d} is an empty mountpoint`);
+    } finally {
+      await destroyFilePool(rx.pool, rx.file);
+      await rm(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('runs as discrete stages through a state file, refusing stages out of order', async () => {
+    const proto = join(w.dir, 'proto-stages');
+    await makeProto(proto);
+    const out = await w.outDir();
+    const state = join(w.dir, 'stages', 'state.json');
+    const common = { env: w.env };
+    const mf = JSON.stringify({ name: 'staged', version: '2.0.0' });
+
+    let r = await cli(['seal', '--state', state], common);
+    assert.equal(r.code, 2);
+    r = await cli(['prepare', '-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'libsigc++', '--output-dir', out, '--state', state, '--json'], common);
+    assert.equal(r.code, 0, r.stderr);
+    const prepared = JSON.parse(r.stdout);
+    assert.deepEqual(prepared.completed, ['prepare']);
+    assert.ok(await w.zfs.exists(prepared.analog.dataset), 'analog exists between stages');
+
+    r = await cli(['seal', '--state', state], common);
+    assert.equal(r.code, 2);
+    assert.match(errorLines(r)[0]!, /cannot run seal: assemble, pkgadd has not run yet/);
+    r = await cli(['prepare', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--state', state], common);
+    assert.equal(r.code, 2, 'a second prepare must not bury the running build');
+    assert.match(errorLines(r)[0]!, /holds unfinished build/);
+
+    for (const stage of ['assemble', 'pkgadd']) {
+      r = await cli([stage, '--state', state], common);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    r = await cli(['assemble', '--state', state], common);
+    assert.equal(r.code, 2);
+    assert.match(errorLines(r)[0]!, /stage assemble already ran/);
+    r = await cli(['seal', '--state', state, '--json'], common);
+    assert.equal(r.code, 0, r.stderr);
+    const sealed = JSON.parse(r.stdout);
+    assert.deepEqual(sealed.completed, ['prepare', 'assemble', 'pkgadd', 'seal']);
+    assert.equal(sealed.image.outputs.image, join(out, 'staged-zfs-2.0.0.zfs.gz'));
+    assert.ok((await stat(sealed.image.outputs.manifest)).isFile());
+    assert.equal(await w.zfs.exists(prepared.analog.dataset), false);
+    const saved = JSON.parse(await readFile(state, 'utf8'));
+    assert.deepEqual(saved.outputs, sealed.image.outputs);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+  });
+});
