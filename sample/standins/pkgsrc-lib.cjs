@@ -2407,30 +2407,50 @@ class Pkgin {
     return best;
   }
 
-  planUpgrade() {
+  /**
+   * What to do: `requests` null means every installed package with a newer
+   * remote version (upgrade); otherwise the named patterns (install).
+   */
+  plan(requests) {
     const remote = this.remotePackages();
     const local = this.db.local;
     const state = new Map(local.map((l) => [splitPkgname(l.PKGNAME).base, { name: l.PKGNAME, automatic: l.automatic }]));
     const actions = new Map();
-    for (const l of local) {
-      const sp = splitPkgname(l.PKGNAME);
-      const best = this.bestRemote(remote.filter((r) => splitPkgname(r.PKGNAME).base === sp.base), sp.base);
-      if (best && versionCompare(splitPkgname(best.PKGNAME).version, sp.version) > 0) {
-        actions.set(sp.base, { kind: 'upgrade', pkg: best, old: l.PKGNAME, automatic: l.automatic });
-        state.set(sp.base, { name: best.PKGNAME, automatic: l.automatic });
+    const missing = [];
+    const newer = (a, b) => versionCompare(splitPkgname(a).version, splitPkgname(b).version) > 0;
+    if (requests === null) {
+      for (const l of local) {
+        const sp = splitPkgname(l.PKGNAME);
+        const best = this.bestRemote(remote.filter((r) => splitPkgname(r.PKGNAME).base === sp.base), sp.base);
+        if (best && newer(best.PKGNAME, l.PKGNAME)) {
+          actions.set(sp.base, { kind: 'upgrade', pkg: best, old: l.PKGNAME, automatic: l.automatic });
+          state.set(sp.base, { name: best.PKGNAME, automatic: l.automatic });
+        }
+      }
+    } else {
+      for (const pat of requests) {
+        const best = this.bestRemote(remote, pat);
+        if (!best) {
+          missing.push(pat);
+          continue;
+        }
+        const base = splitPkgname(best.PKGNAME).base;
+        const prev = state.get(base);
+        if (prev && !newer(best.PKGNAME, prev.name)) continue;
+        actions.set(base, prev ? { kind: 'upgrade', pkg: best, old: prev.name, automatic: false } : { kind: 'install', pkg: best, automatic: false });
+        state.set(base, { name: best.PKGNAME, automatic: false });
       }
     }
     // New versions may depend on packages that are not installed (or too old) yet.
     const satisfied = (pat) => [...state.values()].some((s) => pkgMatch(pat, s.name));
     const queue = [...actions.values()].map((a) => a.pkg);
-    const missing = [];
     while (queue.length) {
       const p = queue.shift();
       for (const pat of p.DEPENDS) {
         if (satisfied(pat)) continue;
         const dep = this.bestRemote(remote, pat);
         if (!dep) {
-          missing.push(`${pat} (required by ${p.PKGNAME})`);
+          missing.push(pat);
           continue;
         }
         const base = splitPkgname(dep.PKGNAME).base;
@@ -2510,22 +2530,31 @@ class Pkgin {
   }
 
   async fullUpgrade() {
+    return this.apply(null);
+  }
+
+  async install(patterns) {
+    if (!patterns.length) die('missing package name(s)');
+    return this.apply(patterns);
+  }
+
+  async apply(requests) {
     this.requireRights();
     this.load();
     this.refreshLocal(this.f.force);
-    if (!this.db.local.length) {
+    if (requests === null && !this.db.local.length) {
       this.save();
       die('empty local package list.');
     }
     await this.updateRemote(this.f.force, { quietIfCurrent: false });
     this.save();
     if (!this.remotePackages().length) die('empty available packages list');
-    const { ordered, missing } = this.planUpgrade();
+    const { ordered, missing } = this.plan(requests);
     say('calculating dependencies...done.\n');
     for (const m of missing) say(`${m} is not available in the repository\n`);
     if (!ordered.length) {
       say('nothing to do.\n');
-      return 0;
+      return missing.length ? 1 : 0;
     }
     const up = ordered.filter((a) => a.kind === 'upgrade');
     const inst = ordered.filter((a) => a.kind === 'install');
@@ -2627,6 +2656,9 @@ async function pkginMain(argv) {
     case 'upgrade':
     case 'ug':
       return p.fullUpgrade();
+    case 'install':
+    case 'in':
+      return p.install(args.slice(1));
     case 'list':
     case 'ls':
       return p.list();

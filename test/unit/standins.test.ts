@@ -370,6 +370,18 @@ describe('pkgsrc stand-ins', function () {
       assert.match(nothing.stdout, /calculating dependencies\.\.\.done\.\nnothing to do\.\n$/);
     });
 
+    it('installs named packages with their dependencies', async () => {
+      const root = zone(emptyTemplate);
+      const r = await tool(root, 'pkgin', ['-y', 'install', 'greeter', 'libsigc++']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^3 packages to install:\n {2}libgreet-1\.0 greeter-1\.1 libsigc\+\+-2\.10\.8\n/m);
+      assert.deepEqual(installed(root), ['greeter-1.1', 'libgreet-1.0', 'libsigc++-2.10.8']);
+      assert.equal(readFileSync(join(pkgdb(root), 'libgreet-1.0', '+INSTALLED_INFO'), 'utf8'), 'automatic=yes\n');
+      const none = await tool(root, 'pkgin', ['-y', 'in', 'nosuch']);
+      assert.equal(none.code, 1);
+      assert.match(none.stdout, /nosuch is not available in the repository\nnothing to do\.\n$/);
+    });
+
     it('refuses to upgrade an empty installation and needs repositories', async () => {
       const root = zone(emptyTemplate);
       const r = await tool(root, 'pkgin', ['-y', 'full-upgrade']);
