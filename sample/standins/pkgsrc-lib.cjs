@@ -67,6 +67,8 @@ const STANDIN_ROOT = process.env.PKGSRC_STANDIN_ROOT ? path.resolve(process.env.
 /** Map a path as seen inside the zone to the real file system path. */
 function R(p) {
   if (!STANDIN_ROOT || !path.isAbsolute(p)) return p;
+  // Already inside the root: a relative argument resolved against a cwd in the zone.
+  if (p === STANDIN_ROOT || p.startsWith(`${STANDIN_ROOT}/`)) return p;
   return path.join(STANDIN_ROOT, p);
 }
 

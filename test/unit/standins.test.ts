@@ -273,7 +273,7 @@ describe('pkgsrc stand-ins', function () {
         description: 'x',
         files: [{ path: 'share/long', content: 'l' }],
       });
-      assert.equal((await tool(root, 'pkg_add', [`/var/tmp/${long.fileName}`])).code, 0);
+      assert.equal((await tool(root, 'pkg_add', [`var/tmp/${long.fileName}`])).code, 0);
       const r = await tool(root, 'pkg_info', ['-a']);
       assert.equal(r.code, 0);
       assert.deepEqual(r.stdout.split('\n').filter(Boolean).sort(), [
