@@ -38,6 +38,13 @@ export class BuildError extends BuildimageError {
   }
 }
 
+/** Publishing (Manta upload, pointers, updates import) failed or was refused. */
+export class PublishError extends BuildimageError {
+  constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, { exitCode: ExitCode.PUBLISH_FAILED, ...opts });
+  }
+}
+
 /** Stages run out of order, or a state file that does not fit. */
 export class StateError extends BuildimageError {
   constructor(message: string, hint?: string) {

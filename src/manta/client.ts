@@ -1,0 +1,334 @@
+/**
+ * The few Manta directory-API calls publishing needs: HEAD, PutDirectory,
+ * PutObject (streamed from a file with Content-Length and Content-MD5) and
+ * GET of small objects. Every attempt is signed afresh (the `date` header
+ * must be current); only what the Manta docs call safe is retried; no
+ * header, key or signature ever goes into an error message.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { posix } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { interruptSignal } from '../interrupt.js';
+import { DEFAULT_RETRY, retrying, type RetryPolicy, type Verdict } from '../http/retry-policy.js';
+import { mantaKeyId, signDateHeader, type Signer } from '../http/signature.js';
+
+export interface MantaClientOptions {
+  /** MANTA_URL; https:// is assumed when it has no scheme (as node-manta does). */
+  url: string;
+  user: string;
+  subuser?: string;
+  signer: Signer;
+  /** MANTA_TLS_INSECURE: accept any server certificate. */
+  insecure?: boolean;
+  retry?: RetryPolicy;
+  /** No bytes moving either way for this long → the attempt is abandoned (and retried). */
+  stallMs?: number;
+  /** How long to wait for `100 Continue` before sending the body anyway (as curl does). */
+  continueTimeoutMs?: number;
+  onRetry?: (what: string, err: unknown, attempt: number, delayMs: number) => void;
+}
+
+export type MantaEntry = { type: 'directory' } | { type: 'object'; md5?: string; size: number; contentType?: string };
+
+/** A failed Manta call: HTTP status + wire code, or a network code (status undefined). */
+export class MantaError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly code: string,
+    readonly status?: number,
+    detail?: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(`${method} ${path}: ${status ? `${status} ` : ''}${code}${detail ? `: ${detail}` : ''}`);
+    this.name = 'MantaError';
+  }
+
+  get isAuth(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+const RETRY_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'Stalled']);
+
+/**
+ * What Manta says is safe to repeat for the calls here (plain PUTs without
+ * conditional headers are create-or-overwrite; PutDirectory and HEAD are
+ * idempotent): 5xx, throttling, UploadTimeout, ConcurrentRequest, a body
+ * corrupted in transit, and network failures. Never auth or request errors.
+ */
+export function mantaRetryable(err: unknown): Verdict {
+  if (!(err instanceof MantaError)) return { retry: false };
+  if (err.status === undefined) return { retry: RETRY_NET.has(err.code) };
+  if (err.status >= 500 || err.status === 408 || err.status === 429) return { retry: true, afterMs: err.retryAfterMs };
+  if (err.status === 409 && err.code === 'ConcurrentRequest') return { retry: true };
+  if (err.status === 400 && err.code === 'ContentMD5Mismatch') return { retry: true };
+  return { retry: false };
+}
+
+/** `/u/stor/a b/c` → `/u/stor/a%20b/c`: each segment percent-encoded, as node-manta does. */
+export function encodeMantaPath(p: string): string {
+  const norm = posix.normalize(p).replace(/\/+$/, '');
+  if (!norm.startsWith('/')) throw new Error(`Manta path must be absolute: ${p}`);
+  return norm.split('/').map(encodeURIComponent).join('/');
+}
+
+export function mantaBaseUrl(url: string): URL {
+  return new URL(/^https?:\/\//i.test(url) ? url : `https://${url}`);
+}
+
+interface Response {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+interface SendOptions {
+  headers?: Record<string, string>;
+  /** Makes the body for one attempt (a new stream per retry). */
+  body?: () => Readable;
+  size?: number;
+  onProgress?: (bytes: number) => void;
+}
+
+const MAX_COLLECT = 1024 * 1024;
+
+export class MantaClient {
+  readonly url: URL;
+  readonly keyId: string;
+  private readonly agent: http.Agent;
+  private readonly retry: RetryPolicy;
+  private readonly stallMs: number;
+  private readonly continueMs: number;
+
+  constructor(readonly opts: MantaClientOptions) {
+    this.url = mantaBaseUrl(opts.url);
+    this.keyId = mantaKeyId(opts.user, opts.subuser, opts.signer.fingerprint);
+    const secure = this.url.protocol === 'https:';
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !opts.insecure })
+      : new http.Agent({ keepAlive: true, maxSockets: 8 });
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.stallMs = opts.stallMs ?? 60_000;
+    this.continueMs = opts.continueTimeoutMs ?? 1000;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** The object or directory at `path`, or undefined when (and only when) Manta says 404. */
+  async head(path: string): Promise<MantaEntry | undefined> {
+    return this.withRetry('HEAD', path, async () => {
+      const res = await this.send('HEAD', path, { headers: { accept: 'application/json, */*' } });
+      if (res.status === 404) return undefined;
+      this.check('HEAD', path, res, [200]);
+      const type = String(res.headers['content-type'] ?? '');
+      if (/^application\/x-json-stream;\s*type=directory/.test(type)) return { type: 'directory' };
+      const md5 = res.headers['content-md5'];
+      return {
+        type: 'object',
+        ...(typeof md5 === 'string' && md5 ? { md5 } : {}),
+        size: Number(res.headers['content-length'] ?? 0),
+        ...(type ? { contentType: type } : {}),
+      };
+    });
+  }
+
+  /** PutDirectory (one level; Manta answers 204 whether or not it existed). */
+  async mkdir(path: string): Promise<void> {
+    await this.withRetry('PUT', path, async () => {
+      const res = await this.send('PUT', path, {
+        headers: { 'content-type': 'application/json; type=directory', accept: 'application/json' },
+      });
+      this.check('PUT', path, res, [200, 201, 204]);
+    });
+  }
+
+  /**
+   * PutObject streamed from a file. Before a retry, a HEAD: if the earlier
+   * attempt did land (only its response was lost), it is not sent again.
+   */
+  async putFile(
+    path: string,
+    file: string,
+    meta: { size: number; md5: string; contentType: string; onProgress?: (bytes: number) => void },
+  ): Promise<void> {
+    await this.putBody(path, () => createReadStream(file), meta);
+  }
+
+  async putBuffer(path: string, body: Buffer, meta: { md5: string; contentType: string }): Promise<void> {
+    await this.putBody(path, () => Readable.from([body]), { ...meta, size: body.length });
+  }
+
+  /** GET of a small object, checked against its Content-MD5. */
+  async get(path: string): Promise<Buffer> {
+    return this.withRetry('GET', path, async () => {
+      const res = await this.send('GET', path, { headers: { accept: '*/*' } });
+      this.check('GET', path, res, [200]);
+      return res.body;
+    });
+  }
+
+  private async putBody(
+    path: string,
+    body: () => Readable,
+    meta: { size: number; md5: string; contentType: string; onProgress?: (bytes: number) => void },
+  ): Promise<void> {
+    await this.withRetry('PUT', path, async (attempt) => {
+      if (attempt > 1) {
+        const now = await this.head(path).catch(() => undefined);
+        if (now?.type === 'object' && now.md5 === meta.md5) return;
+      }
+      const headers: Record<string, string> = {
+        'content-type': meta.contentType,
+        'content-length': String(meta.size),
+        'content-md5': meta.md5,
+        accept: 'application/json',
+      };
+      // Manta answers auth and path errors before 100 Continue, so a refused
+      // upload costs no body bytes. It never sends 100 for an empty body.
+      if (meta.size > 0) headers.expect = '100-continue';
+      const res = await this.send('PUT', path, { headers, body, size: meta.size, onProgress: meta.onProgress });
+      this.check('PUT', path, res, [200, 201, 204]);
+      const computed = res.headers['computed-md5'];
+      if (typeof computed === 'string' && computed !== meta.md5) {
+        throw new MantaError('PUT', path, 'ComputedMD5Mismatch', res.status, `server computed ${computed}, expected ${meta.md5}`);
+      }
+    });
+  }
+
+  private withRetry<T>(method: string, path: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+    return retrying(fn, mantaRetryable, this.retry, (err, attempt, delay) =>
+      this.opts.onRetry?.(`${method} ${path}`, err, attempt, delay),
+    );
+  }
+
+  private check(method: string, path: string, res: Response, ok: number[]): void {
+    if (ok.includes(res.status)) return;
+    let code = http.STATUS_CODES[res.status]?.replace(/\s+/g, '') ?? 'Error';
+    let message: string | undefined;
+    if (res.body.length && String(res.headers['content-type'] ?? '').includes('json')) {
+      try {
+        const j = JSON.parse(res.body.toString('utf8')) as { code?: unknown; message?: unknown };
+        if (typeof j.code === 'string') code = j.code;
+        if (typeof j.message === 'string') message = j.message;
+      } catch {
+        /* not JSON after all: keep the status text */
+      }
+    }
+    const ra = Number(res.headers['retry-after']);
+    throw new MantaError(method, path, code, res.status, message, Number.isFinite(ra) && ra >= 0 ? ra * 1000 : undefined);
+  }
+
+  private async send(method: string, path: string, o: SendOptions): Promise<Response> {
+    const target = new URL(this.url.href);
+    target.pathname = posix.join(this.url.pathname, encodeMantaPath(path));
+    const auth = await signDateHeader(this.opts.signer, this.keyId);
+    const headers: Record<string, string> = {
+      'accept-version': '~1.0',
+      'x-request-id': randomUUID(),
+      'user-agent': 'buildimage',
+      ...o.headers,
+      ...auth,
+    };
+    if (!o.body && method === 'PUT') headers['content-length'] ??= '0';
+    const mod = target.protocol === 'https:' ? https : http;
+    const signal = interruptSignal();
+    signal.throwIfAborted();
+
+    return new Promise<Response>((resolve, reject) => {
+      let settled = false;
+      let bodyStarted = false;
+      let bodyDone = !o.body;
+      let responded = false;
+      let source: Readable | undefined;
+      let continueTimer: NodeJS.Timeout | undefined;
+
+      const req = mod.request(target, { method, headers, agent: this.agent });
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(continueTimer);
+        signal.removeEventListener('abort', onAbort);
+        source?.destroy();
+        req.destroy();
+        reject(err);
+      };
+      const onAbort = (): void => fail(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+
+      req.setTimeout(this.stallMs, () =>
+        fail(new MantaError(method, path, 'Stalled', undefined, `no progress for ${Math.round(this.stallMs / 1000)} s`)),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => fail(netError(method, path, err)));
+      req.on('finish', () => {
+        bodyDone = true;
+      });
+      req.on('response', (res) => {
+        responded = true;
+        clearTimeout(continueTimer);
+        const chunks: Buffer[] = [];
+        let got = 0;
+        res.on('data', (c: Buffer) => {
+          if (got < MAX_COLLECT) chunks.push(c);
+          got += c.length;
+        });
+        res.on('error', (err: NodeJS.ErrnoException) => fail(netError(method, path, err)));
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', onAbort);
+          // An early answer (e.g. 401 before 100 Continue) leaves the body unsent: drop the socket.
+          if (!bodyDone) {
+            source?.destroy();
+            req.destroy();
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+        });
+      });
+
+      const startBody = (): void => {
+        if (bodyStarted || responded || settled || !o.body) return;
+        bodyStarted = true;
+        clearTimeout(continueTimer);
+        source = o.body();
+        let sent = 0;
+        const counter = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            sent += chunk.length;
+            o.onProgress?.(sent);
+            cb(null, chunk);
+          },
+        });
+        pipeline(source, counter, req).catch(
+          (err: NodeJS.ErrnoException) => {
+            if (!responded) fail(netError(method, path, err));
+          },
+        );
+      };
+
+      if (!o.body) {
+        req.end();
+      } else if (headers.expect) {
+        req.flushHeaders();
+        req.on('continue', startBody);
+        continueTimer = setTimeout(startBody, this.continueMs);
+      } else {
+        startBody();
+      }
+    });
+  }
+}
+
+function netError(method: string, path: string, err: NodeJS.ErrnoException): unknown {
+  if (err instanceof MantaError) return err;
+  if (err.name === 'AbortError') return interruptSignal().reason ?? err;
+  const code = err.code ?? 'ECONNRESET';
+  const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) ? ' (set MANTA_TLS_INSECURE=1 only for a test server)' : '';
+  return new MantaError(method, path, code, undefined, `${err.message}${hint}`);
+}
