@@ -38,9 +38,10 @@ export function describeCommand(cmd: string, args: readonly string[]): string {
   return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }
 
-function lastLine(text: string): string {
+/** The last two stderr lines: tools often print the cause, then a summary. */
+function lastLines(text: string): string {
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.length ? lines[lines.length - 1]! : '';
+  return lines.slice(-2).join('; ');
 }
 
 /** Start a child; the caller owns its streams. Used for pipelines. */
@@ -86,7 +87,7 @@ export function checkExit(
   }
   const ok = opts.okExitCodes ?? [0];
   if (result.exitCode === undefined || !ok.includes(result.exitCode)) {
-    const detail = lastLine(String(result.stderr ?? '')) || result.originalMessage || '';
+    const detail = lastLines(String(result.stderr ?? '')) || result.originalMessage || '';
     const how = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
     throw new BuildError(`${what} failed (${how})${detail ? `: ${detail}` : ''}`);
   }

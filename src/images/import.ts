@@ -144,8 +144,11 @@ async function installSingle(ctx: ImportContext, m: ImageManifest): Promise<void
     await rm(journalPath(ctx, m.uuid), { force: true });
   } catch (err) {
     await removePartial(ctx, m.uuid).catch((e) => log.warn(`could not remove ${partial}: ${oneLine(e)}`));
-    if (err instanceof BuildimageError) throw err;
-    throw new BuildError(`import of image ${m.uuid} failed: ${oneLine(err)}`, { cause: err });
+    if (err instanceof BuildimageError && (err.message.startsWith(`image ${m.uuid}`) || !(err instanceof BuildError))) throw err;
+    const hint = /invalid stream|bad magic|corrupt/i.test(oneLine(err))
+      ? `the file is damaged or not ${file.compression}-compressed as its manifest says`
+      : undefined;
+    throw new BuildError(`import of image ${m.uuid} failed: ${oneLine(err)}`, { cause: err, hint });
   }
 }
 
@@ -175,6 +178,7 @@ export async function receiveStream(
     recv.kill();
   });
   const [decResult, recvResult] = await Promise.all([dec, recv]);
+  log.debug(`receive ${dataset}: ${verify.size} bytes read, decompressor exit ${decResult?.exitCode ?? '-'}, zfs receive exit ${recvResult.exitCode}`);
   // Our own verification verdict explains more than the pipe errors it causes.
   if (streamErr instanceof BuildimageError) throw streamErr;
   if (decResult) checkExit(tool!.cmd, tool!.args, decResult);
