@@ -1,0 +1,86 @@
+/**
+ * The README's end-to-end demo: a file-backed pool (unless
+ * BUILDIMAGE_DATASET_ROOT names a dataset), the sample package repository
+ * on 127.0.0.1, the two-level sample base images, a small service proto,
+ * then a real `buildimage build` run, as Jenkins would run it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Zfs } from '../src/host/zfs.js';
+import { makeSampleImages, SAMPLE_ORIGIN_UUID } from '../src/sample/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../src/sample/packages.js';
+import { ensureFilePool } from '../src/sample/pool.js';
+import { startRepoServer } from '../src/sample/repo-server.js';
+
+const TOP = process.env.BUILDIMAGE_DEMO_DIR ?? '/var/tmp/buildimage-demo';
+const PORT = Number(process.env.BUILDIMAGE_DEMO_PORT ?? 8991);
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+async function writeProto(dir: string): Promise<void> {
+  const svc = join(dir, 'opt/smartdc/hello');
+  await mkdir(join(svc, 'lib'), { recursive: true });
+  await mkdir(join(svc, 'node_modules/left-pad'), { recursive: true });
+  await mkdir(join(dir, 'opt/smartdc/boot'), { recursive: true });
+  await writeFile(join(svc, 'server.js'), "require('http').createServer((q, s) => s.end('hello\\n')).listen(8080);\n");
+  await writeFile(join(svc, 'lib/util.js'), 'module.exports = {};\n');
+  await writeFile(join(svc, 'node_modules/left-pad/index.js'), "module.exports = (s, n) => String(s).padStart(n);\n");
+  await writeFile(join(svc, 'package.json'), JSON.stringify({ name: 'hello', version: '1.0.0' }, null, 2) + '\n');
+  await writeFile(join(dir, 'opt/smartdc/boot/setup.sh'), '#!/bin/bash\necho setting up hello\n', { mode: 0o755 });
+}
+
+async function main(): Promise<number> {
+  const zfs = new Zfs();
+  await mkdir(TOP, { recursive: true });
+  let datasetRoot = process.env.BUILDIMAGE_DATASET_ROOT;
+  if (!datasetRoot) {
+    await ensureFilePool('bidemo', join(TOP, 'bidemo.img'), 8);
+    datasetRoot = 'bidemo/images';
+  }
+  if (!(await zfs.exists(datasetRoot))) await zfs.create(datasetRoot);
+
+  const repoDir = join(TOP, 'repo');
+  writeRepository(repoDir, SAMPLE_PACKAGES);
+  const server = await startRepoServer({ dir: repoDir, port: PORT });
+  try {
+    const sampleDir = join(TOP, 'sample');
+    const marker = join(sampleDir, '.repo-url');
+    if (!existsSync(marker) || (await readFile(marker, 'utf8')) !== server.url) {
+      console.log(`demo: making the sample base images (packages from ${server.url})`);
+      await makeSampleImages({ zfs, datasetRoot, outDir: sampleDir, repoUrl: server.url, tmpDir: TOP });
+      await writeFile(marker, server.url);
+    }
+    const proto = join(TOP, 'proto');
+    await writeProto(proto);
+    const out = join(TOP, 'out');
+    await mkdir(out, { recursive: true });
+    const args = [
+      join(REPO_ROOT, 'bin/run.js'), 'build',
+      '-i', SAMPLE_ORIGIN_UUID,
+      '-d', proto,
+      '-m', JSON.stringify({ name: 'hello', version: `1.0.0-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`, description: 'buildimage demo service', tags: { smartdc_service: true } }),
+      '-p', 'greeter,webfetch,daemonkit',
+      '-P', 'hello-zfs', '-M', '-S', 'https://github.com/TritonDataCenter/buildimage', '-a', '-u',
+      '--source', sampleDir, '--dataset-root', datasetRoot, '--output-dir', out,
+    ];
+    console.log(`demo: buildimage ${args.slice(1).map((a) => (/^[\w./:=,@-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`);
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, args, { stdio: 'inherit' });
+      child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+    });
+    if (code === 0) console.log(`demo: done; the image and its manifest are in ${out}`);
+    return code;
+  } finally {
+    await server.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`demo: error: ${err.message}`);
+    process.exit(1);
+  },
+);
