@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { ImgapiClient, ImgapiError, noProxyMatches, parseImgapiUrl, proxyFor, redactUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
+import { log } from '../../src/log.js';
 import type { ImageManifest } from '../../src/manifest.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
 
@@ -173,6 +174,12 @@ describe('imgapi client: URL and proxy parsing', () => {
 
 describe('imgapi client against the test server', function () {
   this.timeout(20_000);
+  let silent: boolean;
+  before(() => {
+    silent = log.silent ?? false;
+    log.silent = true;
+  });
+  after(() => (log.silent = silent));
   let server: ImgapiTestServer;
   const data = randomBytes(200_000);
   let active: ImageManifest;
@@ -199,7 +206,8 @@ describe('imgapi client against the test server', function () {
     const h = server.requestsTo('GetImage')[0]!.headers;
     assert.equal(h['accept-version'], '~2');
     assert.equal(h.accept, 'application/json');
-    assert.match(String(h['user-agent']), /^buildimage\/\d+\.\d+\.\d+\S* \(node\/\d+\.\d+\.\d+\)$/);
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(h['user-agent'], `buildimage/${pkg.version} (node/${process.versions.node})`);
     assert.equal(server.requestsTo('GetImage')[0]!.url, `/images/${active.uuid}`, 'no channel param without a channel');
   });
 
