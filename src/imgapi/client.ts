@@ -437,7 +437,10 @@ export class ImgapiClient {
     if (err instanceof ImgapiError) return err;
     const c = describeNetworkError(err);
     const via = this.proxy && !c.fromProxy ? ` via proxy ${this.proxy}` : '';
-    return new ImgapiError(`IMGAPI ${this.url}: ${what}: ${c.text}${via}`, { retryable: c.retryable, hint: c.hint, cause: err });
+    // got errors carry the request options (URL credentials included): keep only name, code, message.
+    const e = err as { name?: string; code?: string; message?: string };
+    const cause = Object.assign(new Error(oneLineText(String(e?.message ?? err))), { name: e?.name ?? 'Error', code: e?.code });
+    return new ImgapiError(`IMGAPI ${this.url}: ${what}: ${c.text}${via}`, { retryable: c.retryable, hint: c.hint, cause });
   }
 }
 

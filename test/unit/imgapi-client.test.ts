@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { ImgapiClient, ImgapiError, noProxyMatches, parseImgapiUrl, proxyFor, redactUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
@@ -350,6 +351,17 @@ describe('imgapi client against the test server', function () {
     await dead.close();
     const err = await rejectsWith(client(url, { retries: 1 }).getImage(active.uuid));
     assert.equal(err.message.replace(/ in \d+\.\ds\)$/, ')'), `IMGAPI ${url}: image ${active.uuid}: connection refused (gave up after 2 attempts)`);
+  });
+
+  it('never puts URL credentials or other query params in errors, causes or requests', async () => {
+    const dead = await startImgapiServer();
+    const url = dead.url.replace('//', '//alice:pa55word@') + '/?channel=dev&signature=S1GN';
+    await dead.close();
+    const err = await rejectsWith(client(url, { retries: 0 }).getImage(active.uuid));
+    const all = inspect(err, { depth: 10 }) + String(err.hint);
+    assert.ok(!/alice|pa55word|S1GN/.test(all), all);
+    await client(server.url.replace('//', '//alice:pa55word@') + '?channel=dev&signature=S1GN').getImage(active.uuid);
+    assert.equal(server.requests.at(-1)!.url, `/images/${active.uuid}?channel=dev`);
   });
 
   it('lists images with filters, state and channel handling', async () => {
