@@ -1,0 +1,236 @@
+/**
+ * `buildimage publish`: bits-upload.sh's job. From flags and environment
+ * to a checked plan (local files only), then to a store (Manta, or a
+ * directory with -L), then apply, or with --dry-run only look. Returns a
+ * plain result the command renders as text or --json.
+ */
+import { access } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { BuildimageError, PublishError, UsageError } from '../errors.js';
+import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
+import type { RetryPolicy } from '../http/retry-policy.js';
+import { interrupt } from '../interrupt.js';
+import { log } from '../log.js';
+import { MantaClient, MantaError } from '../manta/client.js';
+import { StateFile } from '../state.js';
+import { runPlan, type Step } from './apply.js';
+import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
+import type { ImgapiImporter } from './importer.js';
+import { LocalStore } from './local.js';
+import { MantaStore } from './manta-store.js';
+import { makePlan, type PublishPlan } from './plan.js';
+import { progressReporter, type ProgressFactory } from './progress.js';
+import type { Store } from './store.js';
+
+export interface PublishOptions {
+  /** -b */
+  branch?: string;
+  /** -B */
+  tryBranch?: string;
+  /** -d: Manta path (relative = under /<user>/stor) or, with -L, a local directory. */
+  uploadDir?: string;
+  /** -D */
+  bitsDir: string;
+  /** -L */
+  local: boolean;
+  /** -n */
+  name?: string;
+  /** -p */
+  updates: boolean;
+  /** -t */
+  stamp?: string;
+  /** --state: publish this finished build's outputs too. */
+  state?: string;
+  channel?: string;
+  dryRun: boolean;
+  subdirs?: string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The updates-IMGAPI import (a later task); without one, -p fails after the Manta part. */
+  importer?: ImgapiImporter;
+  retry?: RetryPolicy;
+  stallMs?: number;
+  sshDir?: string;
+  progress?: ProgressFactory;
+}
+
+export interface PublishResult {
+  ok: true;
+  dryRun: boolean;
+  store: { kind: 'manta' | 'local'; description: string };
+  name: string;
+  stamp: string;
+  branch: string;
+  tryBranch?: string;
+  channel: string;
+  /** The stamp directory. */
+  destination: string;
+  steps: Step[];
+  uploaded: number;
+  skipped: number;
+  conflicts: number;
+  bytes: number;
+  artifactsFile: string;
+  seconds: number;
+}
+
+const MANTA_DEFAULTS = { url: 'https://us-central.manta.mnx.io', user: 'Joyent_Dev' };
+
+/** dashdash's boolean env rule (node-manta): unset or empty = false, "0" = false, anything else true. */
+function envBool(v: string | undefined): boolean {
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+interface Resolved {
+  name: string;
+  stamp: string;
+  channel: string;
+  bitsDir: string;
+  outputs: string[];
+}
+
+async function resolveInputs(o: PublishOptions): Promise<Resolved> {
+  const cwd = o.cwd ?? process.cwd();
+  if (!o.branch) throw new UsageError('missing -b (branch)', 'eng passes -b $(BRANCH)');
+  if (!o.uploadDir) throw new UsageError('missing -d (upload base directory)', 'e.g. -d /public/builds/NAME');
+  if (o.local && o.updates) throw new UsageError('-p needs the images in Manta and cannot be used with -L');
+  checkSegment('branch', '-b', o.branch);
+  if (o.tryBranch) checkSegment('try branch', '-B', o.tryBranch);
+
+  let outputs: string[] = [];
+  let stateName: string | undefined;
+  let stateVersion: string | undefined;
+  if (o.state) {
+    const sf = await StateFile.load(resolve(cwd, o.state));
+    const s = sf.state;
+    if (!s.completed.includes('seal') || !s.outputs) {
+      throw new UsageError(`build ${s.buildId} in ${o.state} has not finished (no image yet)`, 'run `buildimage seal` first');
+    }
+    outputs = [s.outputs.image, s.outputs.manifest, s.outputs.packages, s.outputs.audit].filter((p): p is string => !!p);
+    for (const p of outputs) {
+      await access(p).catch(() => {
+        throw new UsageError(`build output ${p} is gone`, 'it may have been cleaned up; build again');
+      });
+    }
+    stateName = s.definition.manifest.name;
+    stateVersion = s.definition.manifest.version;
+  }
+
+  const name = o.name ?? stateName;
+  if (!name) throw new UsageError('missing -n (name)', 'eng passes -n $(NAME)');
+  checkSegment('name', '-n', name);
+  const bitsDir = resolve(cwd, o.bitsDir);
+  const stamp = o.stamp ?? (await readLatestStamp(bitsDir, name)) ?? stateVersion;
+  if (!stamp) {
+    throw new UsageError(`no stamp: -t not given and ${bitsDir}/${name}/latest-build-stamp is missing`, "pass -t, or run eng's prepublish target first");
+  }
+  checkSegment('stamp', '-t', stamp);
+  const allowDirty = !!(o.env.BITS_UPLOAD_ALLOW_DIRTY || o.env.ENGBLD_BITS_UPLOAD_ALLOW_DIRTY);
+  if (isDirtyStamp(stamp) && !allowDirty) {
+    throw new UsageError(`stamp ${stamp} is marked dirty: not publishing bits that cannot be traced to a commit`, 'commit first, or set BITS_UPLOAD_ALLOW_DIRTY=1');
+  }
+  const channel = checkChannel(o.channel ?? (o.env.UPDATES_IMGADM_CHANNEL || channelFor(o.branch, o.tryBranch)));
+  return { name, stamp, channel, bitsDir, outputs };
+}
+
+/** Where -d points: a local directory, or /<user>/… in Manta. */
+function baseDirOf(o: PublishOptions): string {
+  if (o.local) return resolve(o.cwd ?? process.cwd(), o.uploadDir!);
+  return mantaBaseDir(o.env.MANTA_USER || MANTA_DEFAULTS.user, o.uploadDir!);
+}
+
+async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
+  if (o.local) return new LocalStore(baseDir);
+  const env = o.env;
+  const url = env.MANTA_URL || MANTA_DEFAULTS.url;
+  const user = env.MANTA_USER || MANTA_DEFAULTS.user;
+  const subuser = env.MANTA_SUBUSER || undefined;
+  const keyId = env.MANTA_KEY_ID || (await defaultKeyId(o.sshDir));
+  if (!keyId) throw new PublishError('MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to default to', { hint: 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub)' });
+  const signer = await findSigner({ keyId, sshDir: o.sshDir, agentSocket: env.SSH_AUTH_SOCK || undefined });
+  const client = new MantaClient({
+    url,
+    user,
+    subuser,
+    signer,
+    insecure: envBool(env.MANTA_TLS_INSECURE),
+    retry: o.retry,
+    stallMs: o.stallMs,
+    onRetry: (what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),
+  });
+  return new MantaStore(client);
+}
+
+/** One line for any failure; the hint says what to check. */
+function asPublishError(err: unknown, store: Store | undefined): unknown {
+  if (err instanceof BuildimageError) return err;
+  if (err instanceof KeyError) return new PublishError(err.message, { hint: 'check MANTA_KEY_ID, ~/.ssh and SSH_AUTH_SOCK' });
+  if (err instanceof MantaError) {
+    if (err.isAuth) {
+      return new PublishError(`Manta refused the credentials: ${err.message}`, {
+        hint: `check MANTA_USER/MANTA_SUBUSER and that the key is on the account${store ? `; using ${store.description}` : ''}`,
+      });
+    }
+    if (err.code === 'InvalidHeader' || err.code === 'RequestExpired') {
+      return new PublishError(err.message, { hint: "check this host's clock (Manta allows 5 minutes of skew)" });
+    }
+    return new PublishError(err.message, { hint: 'rerun to continue: what is already published is skipped' });
+  }
+  return err;
+}
+
+export async function publish(o: PublishOptions): Promise<PublishResult> {
+  const t0 = Date.now();
+  const r = await resolveInputs(o);
+  let store: Store | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log.warn(`${sig} received: stopping; rerun to finish the publish`);
+    interrupt(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const baseDir = baseDirOf(o);
+    const plan: PublishPlan = await makePlan({
+      name: r.name,
+      branch: o.branch!,
+      tryBranch: o.tryBranch,
+      stamp: r.stamp,
+      channel: r.channel,
+      bitsDir: r.bitsDir,
+      baseDir,
+      subdirs: o.subdirs,
+      outputs: r.outputs,
+      imports: o.updates,
+    });
+    store = await openStore(o, baseDir);
+    log.info(
+      `${o.dryRun ? 'dry run: ' : ''}publishing ${plan.files.length} files of ${r.name} ${r.stamp} (branch ${o.branch}${o.tryBranch ? `, try ${o.tryBranch}` : ''}) to ${plan.stampDir} on ${store.description}`,
+    );
+    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer: o.importer, progress: o.progress ?? progressReporter() });
+    return {
+      ok: true,
+      dryRun: o.dryRun,
+      store: { kind: store.kind, description: store.description },
+      name: r.name,
+      stamp: r.stamp,
+      branch: o.branch!,
+      ...(o.tryBranch ? { tryBranch: o.tryBranch } : {}),
+      channel: r.channel,
+      destination: plan.stampDir,
+      steps: rep.steps,
+      uploaded: rep.uploaded,
+      skipped: rep.skipped,
+      conflicts: rep.conflicts,
+      bytes: rep.bytes,
+      artifactsFile: plan.artifactsFile,
+      seconds: (Date.now() - t0) / 1000,
+    };
+  } catch (err) {
+    throw asPublishError(err, store);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    store?.close();
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Where bits are published: Manta, or a local (often NFS) directory for
+ * -L. One plan is applied to either; the store only answers "what is at
+ * this path" and performs single, idempotent writes.
+ */
+import type { ProgressFactory } from './progress.js';
+
+export type StoreEntry =
+  | { type: 'directory' }
+  /** md5: base64, as Manta's Content-MD5. */
+  | { type: 'object'; md5?: string; size: number }
+  | { type: 'link'; target: string };
+
+export interface PutFileMeta {
+  size: number;
+  /** base64 MD5 of the local file. */
+  md5: string;
+  contentType: string;
+}
+
+export interface Store {
+  readonly kind: 'manta' | 'local';
+  /** Where things go, for messages (no credentials). */
+  readonly description: string;
+  /** Directories that always exist and are never created (Manta's /<user>/stor, /<user>/public; local /). */
+  isRoot(path: string): boolean;
+  /** What is at `path`; undefined only when it is really absent (an auth or network error throws). */
+  stat(path: string): Promise<StoreEntry | undefined>;
+  /** Create one directory whose parent exists. */
+  mkdir(path: string): Promise<void>;
+  /** Store a local file, streamed, verified against meta.md5 on the way. */
+  putFile(path: string, localFile: string, meta: PutFileMeta, progress?: ProgressFactory): Promise<void>;
+  putText(path: string, body: string, contentType: string): Promise<void>;
+  /** `<branch>-latest`: is it pointing at `target` (a stamp directory) already? */
+  pointsAt(path: string, target: string): Promise<boolean>;
+  setPointer(path: string, target: string): Promise<void>;
+  /** How artifacts.txt names a published path. */
+  artifactRef(path: string): string;
+  /** A time-limited GET URL for a published object (Manta only); never log it. */
+  signedUrl?(path: string): Promise<string>;
+  close(): void;
+}
