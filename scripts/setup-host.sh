@@ -15,7 +15,7 @@ zfs_works() { zpool list >/dev/null 2>&1; }
 # Command -> Debian package for everything the tool and tests run.
 declare -A PKG=(
   [rsync]=rsync [pigz]=pigz [xz]=xz-utils [bzip2]=bzip2 [gzip]=gzip [tar]=tar
-  [curl]=curl [chroot]=coreutils [mount]=mount [find]=findutils [groovy]=groovy
+  [curl]=curl [chroot]=coreutils [mount]=mount [find]=findutils [mkfifo]=coreutils [mountpoint]=util-linux
 )
 missing=()
 for cmd in "${!PKG[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}"); done

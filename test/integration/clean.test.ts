@@ -1,0 +1,115 @@
+/**
+ * `clean` after a build was killed: mounts, analog, build dir and temp files
+ * go; datasets that are not ours stay, even when they look like ours.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setupChroot } from '../../src/host/chroot.js';
+import { run } from '../../src/host/exec.js';
+import { withRetry } from '../../src/host/retry.js';
+import { isBusyError } from '../../src/host/zfs.js';
+import { StateFile } from '../../src/state.js';
+import { cli } from '../helpers/cli.js';
+import { assertNoLeaks, mountsUnder } from '../helpers/leaks.js';
+import { world, type World } from '../helpers/world.js';
+
+describe('clean', function () {
+  this.timeout(5 * 60 * 1000);
+  let w: World;
+  let proto: string;
+  before(async () => {
+    w = await world();
+    proto = join(w.dir, 'proto-clean');
+    await mkdir(join(proto, 'opt'), { recursive: true });
+    await writeFile(join(proto, 'opt/f'), 'f');
+  });
+
+  /** A build stopped after prepare+assemble with the chroot mounted, as a kill -9 in pkgadd leaves it. */
+  async function killedBuild(statePath: string, out: string): Promise<StateFile> {
+    const mf = JSON.stringify({ name: 'killed', version: '1' });
+    let r = await cli(['prepare', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--state', statePath, '--output-dir', out], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    r = await cli(['assemble', '--state', statePath], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    const sf = await StateFile.load(statePath);
+    await setupChroot(join(sf.state.analog!.mountpoint, 'root'), sf.state.chroot, () => sf.save());
+    const temp = join(out, `.killed-1.zfs.gz.partial-${sf.state.buildId.slice(0, 8)}`);
+    await writeFile(temp, 'half an image');
+    sf.state.tempFiles.push(temp);
+    await sf.save();
+    assert.ok((await mountsUnder(sf.state.analog!.mountpoint)).length >= 5, 'chroot mounted');
+    return sf;
+  }
+
+  it('--state undoes a build killed with the chroot mounted, and is safe to run twice', async () => {
+    const out = await w.outDir();
+    const statePath = join(w.dir, `clean-${randomUUID().slice(0, 8)}.json`);
+    const sf = await killedBuild(statePath, out);
+    let r = await cli(['clean', '--state', statePath, '--json'], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(report.destroyed, [sf.state.analog!.dataset]);
+    assert.ok(report.unmounted.length >= 5);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+    assert.equal(JSON.parse(await readFile(statePath, 'utf8')).cleaned, true);
+    r = await cli(['clean', '--state', statePath], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /0 datasets destroyed/);
+  });
+
+  it('--all removes leftovers of dead builds and never a dataset that is not ours', async () => {
+    const out = await w.outDir();
+    await killedBuild(join(w.dir, `all-${randomUUID().slice(0, 8)}.json`), out);
+    // Look-alikes: an analog-shaped name and a -partial with no ownership property.
+    const lookalike = `${w.datasetRoot}/${randomUUID()}`;
+    const partialNotOurs = `${w.datasetRoot}/${randomUUID()}-partial`;
+    await w.zfs.create(lookalike);
+    await w.zfs.create(partialNotOurs);
+    await w.zfs.set(lookalike, { 'com.example:note': 'someone else' });
+    // Ours: a -partial left by an import killed after receive.
+    const partialOurs = `${w.datasetRoot}/${randomUUID()}-partial`;
+    await w.zfs.create(partialOurs);
+    await w.zfs.markOwned(partialOurs, 'image');
+
+    const r = await cli(['clean', '--all', '--json'], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.ok(report.destroyed.includes(partialOurs));
+    assert.equal(await w.zfs.exists(partialOurs), false);
+    assert.equal(await w.zfs.exists(lookalike), true, 'a dataset without our property survives');
+    assert.equal(await w.zfs.exists(partialNotOurs), true);
+    for (const img of [w.base.uuid, w.origin.uuid]) assert.ok(await w.zfs.exists(`${w.datasetRoot}/${img}@final`), 'cached images stay');
+    assert.deepEqual(await mountsUnder(w.workDir), []);
+    await w.zfs.destroyOwned(lookalike).catch((e: Error) => assert.match(e.message, /not created by buildimage/));
+    // The look-alikes are the test's own: remove them with plain zfs.
+    for (const ds of [lookalike, partialNotOurs]) {
+      await withRetry(() => run('zfs', ['destroy', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
+    }
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
+  });
+
+  it('refuses to clean a build whose process is running', async () => {
+    const statePath = join(w.dir, `busy-${randomUUID().slice(0, 8)}.json`);
+    const out = await w.outDir();
+    const sf = await killedBuild(statePath, out);
+    const { acquireLock } = await import('../../src/lock.js');
+    const { buildLockPath } = await import('../../src/cleanup.js');
+    const lock = await acquireLock(buildLockPath(w.workDir, sf.state.buildId));
+    try {
+      const r = await cli(['clean', '--state', statePath], { env: w.env });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /is running right now/);
+      const all = await cli(['clean', '--all', '--json'], { env: w.env });
+      assert.equal(all.code, 0, all.stderr);
+      assert.ok(JSON.parse(all.stdout).skipped.includes(sf.state.analog!.dataset), '--all skips a running build');
+      assert.ok(await w.zfs.exists(sf.state.analog!.dataset));
+    } finally {
+      await lock.release();
+    }
+    const r = await cli(['clean', '--state', statePath], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+  });
+});
