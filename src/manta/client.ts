@@ -58,13 +58,16 @@ const RETRY_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '
 /**
  * What Manta says is safe to repeat for the calls here (plain PUTs without
  * conditional headers are create-or-overwrite; PutDirectory and HEAD are
- * idempotent): 5xx, throttling, UploadTimeout, ConcurrentRequest, a body
+ * idempotent): 5xx but 501/507, throttling, UploadTimeout, ConcurrentRequest, a body
  * corrupted in transit, and network failures. Never auth or request errors.
  */
 export function mantaRetryable(err: unknown): Verdict {
   if (!(err instanceof MantaError)) return { retry: false };
   if (err.status === undefined) return { retry: RETRY_NET.has(err.code) };
-  if (err.status >= 500 || err.status === 408 || err.status === 429) return { retry: true, afterMs: err.retryAfterMs };
+  // 507 NotEnoughSpace and 501 NotImplemented will not change by asking again.
+  if ((err.status >= 500 && err.status !== 501 && err.status !== 507) || err.status === 408 || err.status === 429) {
+    return { retry: true, afterMs: err.retryAfterMs };
+  }
   if (err.status === 409 && err.code === 'ConcurrentRequest') return { retry: true };
   if (err.status === 400 && err.code === 'ContentMD5Mismatch') return { retry: true };
   return { retry: false };
