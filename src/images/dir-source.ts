@@ -11,7 +11,7 @@ import { fileSuffix } from '../compress.js';
 import { BuildError } from '../errors.js';
 import { log } from '../log.js';
 import type { Compression, ImageManifest } from '../manifest.js';
-import type { ImageSource, OpenFileOptions } from './source.js';
+import type { GetManifestOptions, ImageSource, OpenFileOptions } from './source.js';
 
 interface Entry {
   manifest: ImageManifest;
@@ -50,9 +50,13 @@ export class DirectorySource implements ImageSource {
     return index;
   }
 
-  async getManifest(uuid: string): Promise<ImageManifest> {
+  async getManifest(uuid: string, opts: GetManifestOptions = {}): Promise<ImageManifest> {
     const entry = (await this.load()).get(uuid);
     if (!entry) throw new BuildError(`image ${uuid} not found in ${this.dir} (no *.imgmanifest with that uuid)`);
+    const state = entry.manifest.state;
+    if (opts.requireActive && state !== undefined && state !== 'active') {
+      throw new BuildError(`image ${uuid} in ${this.dir} is not active (state ${String(state)})`);
+    }
     return entry.manifest;
   }
 

@@ -15,6 +15,7 @@ import { checkExit, spawn } from '../host/exec.js';
 import { Zfs } from '../host/zfs.js';
 import { acquireLock, type Lock } from '../lock.js';
 import { log } from '../log.js';
+import { byteProgress } from '../progress.js';
 import { assertValidManifest, type Compression, type ImageManifest } from '../manifest.js';
 import type { ImageSource } from './source.js';
 
@@ -58,7 +59,7 @@ function journalPath(ctx: ImportContext, uuid: string): string {
 
 export async function importImage(ctx: ImportContext, uuid: string): Promise<ImportResult> {
   const { zfs, datasetRoot: root } = ctx;
-  const top = await ctx.source.getManifest(uuid);
+  const top = await ctx.source.getManifest(uuid, { requireActive: true });
   assertValidManifest(top, `image ${uuid} manifest from ${ctx.source.description}`, 'import');
   if (top.uuid !== uuid) throw new BuildError(`source ${ctx.source.description} answered image ${top.uuid} when asked for ${uuid}`);
   if (await isInstalled(zfs, root, uuid)) {
@@ -95,13 +96,36 @@ export async function importImage(ctx: ImportContext, uuid: string): Promise<Imp
     }
     for (const m of [...chain].reverse()) {
       if (await isInstalled(zfs, root, m.uuid)) continue;
-      await installSingle(ctx, m);
+      await installWithRetry(ctx, m);
       imported.push(m.uuid);
     }
   } finally {
     for (const l of locks.reverse()) await l.release();
   }
   return { manifest: top, dataset: imageDataset(root, uuid), imported };
+}
+
+/** Whole-image attempts when a download broke in a way the source could not resume. */
+const INSTALL_ATTEMPTS = 3;
+
+function isRetryable(err: unknown): boolean {
+  return (err as { retryable?: unknown }).retryable === true;
+}
+
+/**
+ * The file streams straight into decompress → `zfs receive`: no second copy
+ * on disk, and a source that can resume (Range) hides dropped connections.
+ * When it cannot, the partial dataset is destroyed and the image starts over.
+ */
+async function installWithRetry(ctx: ImportContext, m: ImageManifest): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await installSingle(ctx, m);
+    } catch (err) {
+      if (attempt >= INSTALL_ATTEMPTS || !isRetryable(err)) throw err;
+      log.warn(`image ${m.uuid}: ${oneLine(err)}; starting the import over (attempt ${attempt + 1} of ${INSTALL_ATTEMPTS})`);
+    }
+  }
 }
 
 /** Destroys `<uuid>-partial` if it is ours (our property, or our receive journal names it). */
@@ -132,7 +156,7 @@ async function installSingle(ctx: ImportContext, m: ImageManifest): Promise<void
   log.info(`importing image ${m.uuid} (${m.name}@${m.version}, ${file.size} bytes ${file.compression}) from ${ctx.source.description}`);
   await writeFile(journalPath(ctx, m.uuid), partial + '\n');
   try {
-    const input = await ctx.source.openFile(m);
+    const input = await ctx.source.openFile(m, { onProgress: byteProgress(`  image ${m.uuid}`, file.size) });
     await receiveStream(zfs, partial, input, file.compression as Compression, { sha1: file.sha1, size: file.size }, m.uuid);
     await zfs.markOwned(partial, 'image');
     const snaps = await zfs.snapshots(partial);
@@ -144,7 +168,7 @@ async function installSingle(ctx: ImportContext, m: ImageManifest): Promise<void
     await rm(journalPath(ctx, m.uuid), { force: true });
   } catch (err) {
     await removePartial(ctx, m.uuid).catch((e) => log.warn(`could not remove ${partial}: ${oneLine(e)}`));
-    if (err instanceof BuildimageError && (err.message.startsWith(`image ${m.uuid}`) || !(err instanceof BuildError))) throw err;
+    if (err instanceof BuildimageError && (isRetryable(err) || err.message.startsWith(`image ${m.uuid}`) || !(err instanceof BuildError))) throw err;
     const hint = /invalid stream|bad magic|corrupt/i.test(oneLine(err))
       ? `the file is damaged or not ${file.compression}-compressed as its manifest says`
       : undefined;

@@ -11,6 +11,11 @@ export interface OpenFileOptions {
   onProgress?: (bytes: number) => void;
 }
 
+export interface GetManifestOptions {
+  /** Refuse an image that is not `active` (imgadm: the top image only; origins need not be). */
+  requireActive?: boolean;
+}
+
 export interface ImageSource {
   /** For messages and the state file, e.g. a directory path or an IMGAPI URL (no credentials). */
   readonly description: string;
@@ -18,7 +23,7 @@ export interface ImageSource {
    * The manifest of image `uuid`. Throws BuildError naming the uuid and the
    * source when it is not there.
    */
-  getManifest(uuid: string): Promise<ImageManifest>;
+  getManifest(uuid: string, opts?: GetManifestOptions): Promise<ImageManifest>;
   /** The image's file (files[0]) exactly as published: compressed bytes. */
   openFile(manifest: ImageManifest, opts?: OpenFileOptions): Promise<Readable>;
 }

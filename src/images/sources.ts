@@ -1,5 +1,5 @@
 /** Picks the image source for a --source value: a directory, or an IMGAPI URL. */
-import { BuildError } from '../errors.js';
+import { ImgapiSource } from '../imgapi/source.js';
 import { DirectorySource } from './dir-source.js';
 import type { ImageSource } from './source.js';
 
@@ -9,10 +9,10 @@ export function isUrl(spec: string): boolean {
   return /^https?:\/\//i.test(spec);
 }
 
-export function openSource(spec: string, channel?: string): ImageSource {
+export function openSource(spec: string, channel?: string, env: NodeJS.ProcessEnv = process.env): ImageSource {
   if (isUrl(spec)) {
-    void channel;
-    throw new BuildError(`IMGAPI sources are not supported yet: ${spec}`, { hint: 'use --source DIR with *.imgmanifest files' });
+    // As imgadm: IMGADM_INSECURE=1 turns TLS verification off for sources.
+    return new ImgapiSource({ url: spec, channel, insecure: env.IMGADM_INSECURE === '1' || env.BUILDIMAGE_INSECURE === '1' });
   }
   return new DirectorySource(spec);
 }

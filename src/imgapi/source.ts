@@ -10,8 +10,8 @@ import { BuildError } from '../errors.js';
 import { interruptSignal } from '../interrupt.js';
 import { log } from '../log.js';
 import type { ImageManifest } from '../manifest.js';
-import type { ImageSource, OpenFileOptions } from '../images/source.js';
-import { ImgapiClient, describeNetworkError, type ImageFileResponse, type ImgapiClientOptions } from './client.js';
+import type { GetManifestOptions, ImageSource, OpenFileOptions } from '../images/source.js';
+import { ImgapiClient, ImgapiError, describeNetworkError, type ImageFileResponse, type ImgapiClientOptions } from './client.js';
 
 export interface ImgapiSourceOptions extends ImgapiClientOptions {
   /** Use this client instead of making one from the options. */
@@ -35,10 +35,6 @@ export const SOURCE_DEFAULTS = {
   resumeMaxDelayMs: 15_000,
 } as const;
 
-export interface GetManifestOptions {
-  /** Refuse an image whose state is not `active` (imgadm: only the top image; origins need not be, §5.1–5.2). */
-  requireActive?: boolean;
-}
 
 type ResumeSettings = Required<Pick<ImgapiSourceOptions, keyof typeof SOURCE_DEFAULTS>>;
 
@@ -223,7 +219,9 @@ class ResumingDownload extends Readable {
     const at = `after ${this.emitted} of ${this.size} bytes`;
     if (this.emitted > 0 && !this.acceptRanges) {
       this.destroy(
-        new BuildError(`${this.what}: ${reason} ${at}, and the server cannot resume (no "Accept-Ranges: bytes")`, {
+        // Retryable as a whole: the importer starts the image over.
+        new ImgapiError(`${this.what}: ${reason} ${at}, and the server cannot resume (no "Accept-Ranges: bytes")`, {
+          retryable: true,
           hint: 'run the build again',
         }),
       );
