@@ -148,9 +148,11 @@ describe('build from an IMGAPI source', function () {
 
   it('concurrent builds import each image once', async () => {
     const chain = await publishChain();
+    // Slow the first download so the other builds arrive while it holds the locks.
+    server.addFault({ kind: 'stall', afterBytes: 1000, ms: 2000, route: 'GetImageFile', uuid: chain.base, times: 1 });
     const results = await Promise.all([1, 2, 3].map(() => build(chain.origin)));
     for (const { r } of results) assert.equal(r.code, 0, r.stderr);
-    assert.ok(results.some(({ r }) => new RegExp(`waiting for image ${chain.base} import lock`).test(r.stderr)), 'a waiting build says so');
+    assert.ok(results.some(({ r }) => new RegExp(`waiting for image (${chain.base}|${chain.origin}) import lock`).test(r.stderr)), 'a waiting build says so');
     for (const u of [chain.base, chain.origin]) {
       assert.equal(server.requestsTo('GetImageFile').filter((q) => q.url.includes(u)).length, 1, `${u} downloaded once`);
     }
