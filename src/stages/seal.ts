@@ -55,10 +55,14 @@ export async function sendCompressed(
   compression: BuildDefinition['compression'],
   path: string,
 ): Promise<ManifestFile> {
-  const send = zfs.send(snapshot, from);
+  // Choose the tool before spawning: an await between spawning `zfs send` and
+  // attaching the pipeline can let execa drain the first bytes of the stream.
   const tool = await compressor(compression);
+  const send = zfs.send(snapshot, from);
   const comp = tool ? spawn(tool.cmd, tool.args, { timeoutMs: 0 }) : undefined;
   const hash = new HashCounter();
+  let sent = 0;
+  send.stdout!.on('data', (chunk: Buffer) => (sent += chunk.length));
   let streamErr: unknown;
   const flows = comp
     ? [pipeline(send.stdout!, comp.stdin!), pipeline(comp.stdout!, hash, createWriteStream(path, { mode: 0o644 }))]
@@ -72,6 +76,7 @@ export async function sendCompressed(
   checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
   if (streamErr) throw new BuildError(`writing ${path} failed: ${oneLine(streamErr)}`);
+  if (sent === 0) throw new BuildError(`zfs send ${snapshot} produced no data`);
   const { sha1, size } = hash.digest();
   return { sha1, size, compression };
 }
