@@ -92,11 +92,11 @@ export function publicKeyFromBlob(blob: Buffer): KeyObject {
 
 /** `ssh-rsa AAAA... comment` → blob. */
 export function parsePublicKeyLine(line: string): { blob: Buffer; comment: string } {
-  const m = /^\s*(\S+)\s+([A-Za-z0-9+/=]+)\s*(.*)$/.exec(line);
+  const m = /^\s*(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$/.exec(line.trim());
   if (!m) throw new Error('not an OpenSSH public key line');
   const blob = Buffer.from(m[2]!, 'base64');
   if (new SshReader(blob).text() !== m[1]) throw new Error('public key type does not match its data');
-  return { blob, comment: m[3]!.trim() };
+  return { blob, comment: (m[3] ?? '').trim() };
 }
 
 /** `aa:bb:...`, the MD5 form Manta wants in keyId (ssh-keygen -E md5 without the prefix). */

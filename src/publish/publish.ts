@@ -4,7 +4,7 @@
  * directory with -L), then apply, or with --dry-run only look. Returns a
  * plain result the command renders as text or --json.
  */
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BuildimageError, PublishError, UsageError } from '../errors.js';
 import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
@@ -120,6 +120,9 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
   if (!name) throw new UsageError('missing -n (name)', 'eng passes -n $(NAME)');
   checkSegment('name', '-n', name);
   const bitsDir = resolve(cwd, o.bitsDir);
+  if (!(await stat(bitsDir).catch(() => undefined))?.isDirectory()) {
+    throw new UsageError(`bits directory ${bitsDir} does not exist`, 'check -D, or run the build first');
+  }
   const stamp = o.stamp ?? (await readLatestStamp(bitsDir, name)) ?? stateVersion;
   if (!stamp) {
     throw new UsageError(`no stamp: -t not given and ${bitsDir}/${name}/latest-build-stamp is missing`, "pass -t, or run eng's prepublish target first");

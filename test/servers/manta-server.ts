@@ -97,6 +97,8 @@ function rfc3986(s: string): string {
 
 export class MantaTestServer {
   readonly requests: RecordedRequest[] = [];
+  /** Every Authorization header received (to check none leaks into logs). */
+  readonly authorizations: string[] = [];
   private readonly faults: Fault[] = [];
   private readonly entries = new Map<string, Entry>();
   private readonly keys = new Map<string, unknown>();
@@ -222,6 +224,7 @@ export class MantaTestServer {
       path = rawPath;
     }
     const rec: RecordedRequest = { method, path, bytes: 0, committed: false, presigned: false, headers: { ...req.headers } };
+    if (req.headers.authorization) this.authorizations.push(req.headers.authorization);
     delete rec.headers.authorization;
     this.requests.push(rec);
     res.setHeader('x-request-id', String(req.headers['x-request-id'] ?? randomUUID()));
@@ -398,6 +401,7 @@ export class MantaTestServer {
       // As muskie: PutDirectory replaces an object at that path.
       if (cur?.type !== 'directory') this.entries.set(path, { type: 'directory', mtime: new Date() });
       rec.committed = true;
+      if (f?.kind === 'commit-then-reset') return void req.socket.destroy();
       return void res.writeHead(204).end();
     }
     if (/^application\/json;\s*type=link/.test(ctype)) throw new HttpFail(403, 'SnaplinksDisabledError', 'Manta v2 does not support SnapLinks.');
