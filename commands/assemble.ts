@@ -11,7 +11,7 @@ export default class Assemble extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Assemble);
     this.setupLogging(flags);
-    const result = await continueBuild(flags.state, 'assemble', { stepTimeoutMs: flags.timeout * 60_000 });
+    const result = await continueBuild(flags.state, 'assemble', { stepTimeoutMs: flags.timeout });
     if (result.image) renderTimings(result);
     this.result(renderResult(result));
     return result;

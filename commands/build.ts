@@ -24,7 +24,7 @@ export default class Build extends BaseCommand {
     const result = await startBuild(def, {
       statePath: flags.state,
       stages: ['prepare', 'assemble', 'pkgadd', 'seal'],
-      stepTimeoutMs: flags.timeout * 60_000,
+      stepTimeoutMs: flags.timeout,
     });
     renderTimings(result);
     this.result(renderResult(result));

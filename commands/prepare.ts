@@ -15,7 +15,7 @@ export default class Prepare extends BaseCommand {
     const { flags } = await this.parse(Prepare);
     this.setupLogging(flags);
     const def = await definitionFromFlags(flags);
-    const result = await startBuild(def, { statePath: flags.state, stages: ['prepare'], stepTimeoutMs: flags.timeout * 60_000 });
+    const result = await startBuild(def, { statePath: flags.state, stages: ['prepare'], stepTimeoutMs: flags.timeout });
     this.result(renderResult(result));
     return result;
   }

@@ -11,7 +11,7 @@ export default class Seal extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Seal);
     this.setupLogging(flags);
-    const result = await continueBuild(flags.state, 'seal', { stepTimeoutMs: flags.timeout * 60_000 });
+    const result = await continueBuild(flags.state, 'seal', { stepTimeoutMs: flags.timeout });
     if (result.image) renderTimings(result);
     this.result(renderResult(result));
     return result;

@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises';
 import { buildLockPath, cleanBuild } from './cleanup.js';
 import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, oneLine } from './errors.js';
+import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from './host/exec.js';
 import { Zfs } from './host/zfs.js';
 import { interrupt, interruptedBy } from './interrupt.js';
 import { acquireLock, lockHeld, readLock } from './lock.js';
@@ -41,7 +42,8 @@ export function installSignalHandlers(): () => void {
 
 export async function runStages(sf: StateFile, stages: StageName[], opts: PipelineOptions = {}): Promise<void> {
   const zfs = opts.zfs ?? new Zfs();
-  const ctx: StageContext = { zfs, sf, stepTimeoutMs: opts.stepTimeoutMs ?? 30 * 60 * 1000 };
+  const ctx: StageContext = { zfs, sf, stepTimeoutMs: opts.stepTimeoutMs ?? DEFAULT_TIMEOUT_MS };
+  setDefaultTimeout(ctx.stepTimeoutMs);
   for (const stage of stages.slice(0, 1)) sf.checkCanRun(stage);
   const lockPath = buildLockPath(sf.state.definition.workDir, sf.state.buildId);
   if (await lockHeld(lockPath)) {

@@ -37,6 +37,16 @@ export interface BuildFlags {
   'work-dir'?: string;
 }
 
+/** `90s`, `30m`, `2h`, or a bare number of minutes, to milliseconds. */
+export function parseDuration(value: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/.exec(value.trim());
+  const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'm') as 's' | 'm' | 'h'] : NaN;
+  if (!Number.isFinite(ms) || ms < 1000 || ms > 7 * 24 * 3_600_000) {
+    throw new UsageError(`${what} must be a duration like 90s, 30m or 2h (at least 1s), got ${JSON.stringify(value)}`);
+  }
+  return ms;
+}
+
 const PREFIX_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 /** `--min-platform 20210826T002459Z` or `7.0=20210826T002459Z`. */

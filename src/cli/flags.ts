@@ -1,6 +1,13 @@
 /** Flags shared by build and prepare: the original tool's, plus buildimage's own. */
 import { Flags } from '@oclif/core';
-import { DEFAULT_OUTPUT_DIR } from './definition.js';
+import { DEFAULT_OUTPUT_DIR, parseDuration } from './definition.js';
+
+/** `--timeout 90s|30m|2h` (a bare number is minutes): milliseconds. */
+const timeoutFlag = Flags.custom<number>({
+  description: 'how long any single step (command, send, receive) may take: 90s, 30m, 2h; a bare number is minutes',
+  default: 30 * 60_000,
+  parse: async (input) => parseDuration(input, '--timeout'),
+});
 
 export const buildFlags = {
   image: Flags.string({ char: 'i', description: 'base (origin) image uuid', required: true }),
@@ -21,7 +28,7 @@ export const buildFlags = {
   compression: Flags.string({ description: 'image file compression', options: ['gzip', 'bzip2', 'xz', 'none'], default: 'gzip' }),
   'min-platform': Flags.string({ description: 'requirements.min_platform stamp (default: origin\'s; on SmartOS the host\'s)' }),
   'work-dir': Flags.string({ description: 'mountpoints, locks and temp files [env: BUILDIMAGE_WORK_DIR]' }),
-  timeout: Flags.integer({ description: 'minutes any single step may take', default: 30, min: 1 }),
+  timeout: timeoutFlag(),
 };
 
 export const stateFlag = {
@@ -30,5 +37,5 @@ export const stateFlag = {
 
 export const stageFlags = {
   ...stateFlag,
-  timeout: Flags.integer({ description: 'minutes any single step may take', default: 30, min: 1 }),
+  timeout: timeoutFlag(),
 };

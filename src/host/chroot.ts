@@ -4,7 +4,8 @@
  * chroot(8), and teardown that always unmounts and removes only the
  * mountpoint directories it had to create.
  */
-import { readFile, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { readFile, readdir, readlink, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { log } from '../log.js';
@@ -91,8 +92,45 @@ export async function unmount(target: string): Promise<void> {
   });
 }
 
+/** Pids of processes whose root or cwd is at or below `dir` (via /proc). */
+export async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    for (const link of ['root', 'cwd']) {
+      const target = await readlink(`/proc/${name}/${link}`).catch(() => '');
+      if (target === dir || target.startsWith(dir + '/')) {
+        pids.push(Number(name));
+        break;
+      }
+    }
+  }
+  return pids;
+}
+
+/**
+ * Stops what still runs in the chroot (a package's @exec child survives
+ * its killed parent): TERM, then KILL. Its mounts and the analog stay busy
+ * otherwise.
+ */
+export async function killProcessesIn(dir: string): Promise<number> {
+  let pids = await processesIn(dir);
+  if (!pids.length) return 0;
+  log.warn(`stopping ${pids.length} process(es) still running in ${dir}: ${pids.join(' ')}`);
+  const signal = (sig: NodeJS.Signals) => pids.forEach((p) => { try { process.kill(p, sig); } catch { /* gone */ } });
+  signal('SIGTERM');
+  for (let i = 0; i < 20 && pids.length; i++) {
+    await sleep(100);
+    pids = await processesIn(dir);
+  }
+  if (pids.length) signal('SIGKILL');
+  await sleep(100);
+  return pids.length;
+}
+
 /** Unmounts everything recorded (and anything else still mounted under root), removes created dirs. */
 export async function teardownChroot(root: string, record: ChrootRecord): Promise<void> {
+  await killProcessesIn(root);
   const still = new Set(await mountsUnder(root));
   const order = [...record.mounts].reverse();
   for (const m of [...still].sort((a, b) => b.length - a.length)) if (!order.includes(m)) order.unshift(m);

@@ -32,6 +32,17 @@ export interface RunResult {
 
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
 
+let defaultTimeoutMs = DEFAULT_TIMEOUT_MS;
+
+/** The timeout of every step that does not set its own (--timeout). */
+export function setDefaultTimeout(ms: number): void {
+  defaultTimeoutMs = ms;
+}
+
+export function defaultTimeout(): number {
+  return defaultTimeoutMs;
+}
+
 export function describeCommand(cmd: string, args: readonly string[]): string {
   const shown = [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)));
   const text = shown.join(' ');
@@ -61,7 +72,7 @@ export function spawn(
     stderr: 'pipe',
     buffer: { stdout: false, stderr: true },
     stripFinalNewline: false,
-    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    timeout: opts.timeoutMs ?? defaultTimeoutMs,
     cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
     forceKillAfterDelay: 5000,
   } as const) as never;
@@ -78,7 +89,7 @@ export function checkExit(
   const signal = interruptedBy();
   if (result.isCanceled && signal) throw new InterruptedError(signal);
   if (result.timedOut) {
-    throw new BuildError(`timed out after ${Math.round((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)}s: ${what}`, {
+    throw new BuildError(`timed out after ${Math.round((opts.timeoutMs ?? defaultTimeoutMs) / 1000)}s: ${what}`, {
       hint: 'raise --timeout if the step is just slow',
     });
   }
@@ -102,7 +113,7 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     input: opts.input,
     stdin: opts.input === undefined ? 'ignore' : undefined,
     reject: false,
-    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    timeout: opts.timeoutMs ?? defaultTimeoutMs,
     cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
     forceKillAfterDelay: 5000,
     stripFinalNewline: false,

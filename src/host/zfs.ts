@@ -36,7 +36,7 @@ export class Zfs {
   ) {}
 
   private run(args: string[], opts: RunOptions = {}) {
-    return run(this.cmd, args, { timeoutMs: 10 * 60 * 1000, ...opts });
+    return run(this.cmd, args, opts);
   }
 
   /** Runs a command that may hit a transient "busy"; bounded retries. */
@@ -145,11 +145,11 @@ export class Zfs {
   /** `zfs send [-i from] snap`; the caller reads stdout. */
   send(snapshot: string, incrementalFrom?: string) {
     const args = incrementalFrom ? ['send', '-i', incrementalFrom, snapshot] : ['send', snapshot];
-    return spawn(this.cmd, args, { stdin: 'ignore', timeoutMs: 0 });
+    return spawn(this.cmd, args, { stdin: 'ignore' });
   }
 
   /** `zfs receive -u name`; the caller writes the stream to stdin. Unmounted so the rename after is safe. */
   receive(name: string) {
-    return spawn(this.cmd, ['receive', '-u', name], { stdout: 'ignore', timeoutMs: 0 });
+    return spawn(this.cmd, ['receive', '-u', name], { stdout: 'ignore' });
   }
 }

@@ -192,7 +192,7 @@ export async function receiveStream(
   const verify = new VerifyingStream(expected, (detail) => new BuildError(`image ${what}: ${detail}`));
   const recv = zfs.receive(dataset);
   const tool = decompressor(compression);
-  const dec = tool ? spawn(tool.cmd, tool.args, { timeoutMs: 0 }) : undefined;
+  const dec = tool ? spawn(tool.cmd, tool.args) : undefined;
   let streamErr: unknown;
   const flows = [pipeline(input, verify, dec ? dec.stdin! : recv.stdin!)];
   if (dec) flows.push(pipeline(dec.stdout!, recv.stdin!));
