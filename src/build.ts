@@ -10,6 +10,7 @@ import { cleanAll, cleanBuild, buildLockPath, type CleanReport } from './cleanup
 import { StateError, BuildError } from './errors.js';
 import { Zfs } from './host/zfs.js';
 import { lockHeld } from './lock.js';
+import { log } from './log.js';
 import { runStages } from './pipeline.js';
 import { newState, STAGES, StateFile, type BuildDefinition, type BuildState, type StageName } from './state.js';
 
@@ -41,8 +42,12 @@ export function resultOf(sf: StateFile, keepStatePath: boolean): BuildResult {
   };
 }
 
-/** A new state file must not bury a build that still holds resources. */
-async function checkStateFree(path: string): Promise<void> {
+/**
+ * A new state file must not bury a build that still holds resources. A
+ * build whose process is gone (killed) is cleaned up first; a running one
+ * is refused.
+ */
+async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
   if (!(await stat(path).catch(() => undefined))) return;
   let old: StateFile;
   try {
@@ -51,10 +56,14 @@ async function checkStateFree(path: string): Promise<void> {
     throw new StateError(`${path} exists and is not a usable state file`, 'remove it, or pass another --state');
   }
   const s = old.state;
-  const finished = s.cleaned || s.completed.includes('seal');
-  if (!finished) {
-    throw new StateError(`${path} holds unfinished build ${s.buildId}`, `run \`buildimage clean --state ${path}\` first`);
+  if (s.cleaned || s.completed.includes('seal')) return;
+  if (await lockHeld(buildLockPath(s.definition.workDir, s.buildId))) {
+    throw new StateError(`${path} holds build ${s.buildId}, which is running right now`, 'wait for it, or pass another --state');
   }
+  log.warn(`${path} holds unfinished build ${s.buildId} whose process is gone; cleaning it up first`);
+  await cleanBuild(zfs, s);
+  s.cleaned = true;
+  await old.save();
 }
 
 export async function startBuild(
@@ -63,7 +72,7 @@ export async function startBuild(
 ): Promise<BuildResult> {
   const buildId = randomUUID();
   const statePath = opts.statePath ?? join(def.workDir, 'states', `${buildId}.json`);
-  await checkStateFree(statePath);
+  await checkStateFree(statePath, opts.zfs ?? new Zfs());
   const sf = new StateFile(statePath, newState(def, buildId));
   await sf.save();
   await runStages(sf, opts.stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: !opts.statePath });

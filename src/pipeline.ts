@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { buildLockPath, cleanBuild } from './cleanup.js';
 import type { StageContext } from './context.js';
-import { BuildError, BuildimageError, InterruptedError, oneLine } from './errors.js';
+import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from './errors.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from './host/exec.js';
 import { Zfs } from './host/zfs.js';
 import { interrupt, interruptedBy } from './interrupt.js';
@@ -13,7 +13,7 @@ import { acquireLock, lockHeld, readLock } from './lock.js';
 import { log } from './log.js';
 import { assemble } from './stages/assemble.js';
 import { pkgadd } from './stages/pkgadd.js';
-import { prepare } from './stages/prepare.js';
+import { BUILD_PROPERTY, prepare } from './stages/prepare.js';
 import { seal } from './stages/seal.js';
 import { buildWorkDir, type StageName, type StateFile } from './state.js';
 
@@ -40,6 +40,22 @@ export function installSignalHandlers(): () => void {
   };
 }
 
+/**
+ * A later stage needs the analog this state recorded, still ours and
+ * mounted where recorded: a state file from another machine or a cleaned
+ * build must not send the copy or the chroot somewhere else.
+ */
+async function checkAnalog(sf: StateFile, zfs: Zfs): Promise<void> {
+  const a = sf.state.analog;
+  const gone = (why: string) =>
+    new StateError(`state file ${sf.path}: zone analog ${a?.dataset ?? '(none)'} ${why}`, 'run `buildimage clean` and start again with `buildimage prepare`');
+  if (!a) throw gone('was never created');
+  if (!(await zfs.exists(a.dataset))) throw gone('no longer exists (cleaned up, or the state file comes from another machine)');
+  if ((await zfs.getOne(a.dataset, BUILD_PROPERTY)) !== sf.state.buildId) throw gone(`does not belong to build ${sf.state.buildId}`);
+  if (!(await zfs.isMounted(a.dataset))) await zfs.mount(a.dataset);
+  if ((await zfs.getOne(a.dataset, 'mountpoint')) !== a.mountpoint) throw gone(`is not mounted at ${a.mountpoint}`);
+}
+
 export async function runStages(sf: StateFile, stages: StageName[], opts: PipelineOptions = {}): Promise<void> {
   const zfs = opts.zfs ?? new Zfs();
   const ctx: StageContext = { zfs, sf, stepTimeoutMs: opts.stepTimeoutMs ?? DEFAULT_TIMEOUT_MS };
@@ -49,6 +65,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   if (await lockHeld(lockPath)) {
     throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
   }
+  if (stages[0] !== 'prepare') await checkAnalog(sf, zfs);
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = installSignalHandlers();
   let current: StageName | undefined;

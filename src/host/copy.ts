@@ -58,6 +58,10 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   if (!srcTop?.isDirectory()) throw new BuildError(`proto directory ${src} is not a directory`);
 
   const fail = (what: string, err: unknown): never => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new BuildError(`no space left copying ${what} into the image`, { cause: err, hint: "the dataset root's pool or quota is full" });
+    }
     throw new BuildError(`copy failed at ${what}: ${(err as Error).message}`, { cause: err });
   };
 

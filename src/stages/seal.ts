@@ -75,7 +75,12 @@ export async function sendCompressed(
   const [sendResult, compResult] = await Promise.all([send, comp]);
   checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
-  if (streamErr) throw new BuildError(`writing ${path} failed: ${oneLine(streamErr)}`);
+  if (streamErr) {
+    const full = ['ENOSPC', 'EDQUOT'].includes((streamErr as NodeJS.ErrnoException).code ?? '');
+    throw new BuildError(full ? `no space left writing ${path}` : `writing ${path} failed: ${oneLine(streamErr)}`, {
+      hint: full ? 'free space in the output directory, or pass another --output-dir' : undefined,
+    });
+  }
   if (sent === 0) throw new BuildError(`zfs send ${snapshot} produced no data`);
   const { sha1, size } = hash.digest();
   return { sha1, size, compression };
