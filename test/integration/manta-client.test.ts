@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { rm, truncate, writeFile } from 'node:fs/promises';
+import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -14,7 +15,7 @@ import { parsePrivateKey } from '../../src/http/keys.js';
 import { MantaClient, MantaError } from '../../src/manta/client.js';
 import { presignUrl } from '../../src/manta/presign.js';
 import { MantaTestServer } from '../servers/manta-server.js';
-import { nodeRsaKey, smartdcAuth, tempDir } from '../servers/ssh-keys.js';
+import { haveBinary, nodeRsaKey, smartdcAuth, tempDir } from '../servers/ssh-keys.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const manta: any = createRequire(import.meta.url)('manta');
@@ -38,7 +39,7 @@ describe('Manta client and test server (integration)', function () {
   beforeEach(async () => {
     srv = await MantaTestServer.start({ acct: { keys: [key.pubLine], subusers: { ci: [key.pubLine] } } });
     dir = await tempDir('manta-client-');
-    client = new MantaClient({ url: srv.url, user: 'acct', signer: signerOf(key.pem), retry: FAST, stallMs: 2000 });
+    client = new MantaClient({ url: srv.url, user: 'acct', signer: signerOf(key.pem), retry: FAST, stallMs: 800 });
   });
   afterEach(async () => {
     client.close();
@@ -190,6 +191,25 @@ describe('Manta client and test server (integration)', function () {
     assert.equal(r.status, 403);
     assert.deepEqual(await r.json(), { code: 'InvalidQueryStringAuthentication', message: 'request expired' });
     assert.equal((await fetch(url.replace('expires=', 'expires=1'))).status, 403);
+  });
+
+  (haveBinary('openssl') ? it : it.skip)('over TLS: a self-signed server is refused (not retried) unless MANTA_TLS_INSECURE', async () => {
+    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdin: 'ignore' });
+    const tls = { key: await readFile(join(dir, 'k.pem'), 'utf8'), cert: await readFile(join(dir, 'c.pem'), 'utf8') };
+    const s = await MantaTestServer.start({ acct: { keys: [key.pubLine] } }, { tls });
+    const strict = new MantaClient({ url: s.url.replace('https://', ''), user: 'acct', signer: signerOf(key.pem), retry: FAST });
+    const insecure = new MantaClient({ url: s.url, user: 'acct', signer: signerOf(key.pem), retry: FAST, insecure: true });
+    try {
+      assert.equal(strict.url.protocol, 'https:', 'no scheme means https');
+      await assert.rejects(strict.mkdir('/acct/stor/t'), (e: MantaError) => /SELF_SIGNED|CERT/.test(e.code) && /MANTA_TLS_INSECURE/.test(e.message));
+      assert.equal(s.requests.length, 0);
+      await insecure.mkdir('/acct/stor/t');
+      assert.equal(s.entry('/acct/stor/t')?.type, 'directory');
+    } finally {
+      strict.close();
+      insecure.close();
+      await s.close();
+    }
   });
 
   it('streams uploads: a 96 MiB file goes up without buffering it', async () => {

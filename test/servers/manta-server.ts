@@ -13,6 +13,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -122,16 +123,18 @@ export class MantaTestServer {
     }
   }
 
-  static async start(accounts: Record<string, Account>): Promise<MantaTestServer> {
+  /** With `tls` (PEM key and certificate) it serves https, as real Manta requires. */
+  static async start(accounts: Record<string, Account>, opts: { tls?: { key: string; cert: string } } = {}): Promise<MantaTestServer> {
     const s = new MantaTestServer(await mkdtemp(join(tmpdir(), 'manta-server-')), accounts);
-    s.server = http.createServer((req, res) => void s.handle(req, res, false));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void s.handle(req, res, false);
+    s.server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
     s.server.on('checkContinue', (req, res) => void s.handle(req, res, true));
     s.server.on('connection', (sock) => {
       s.sockets.add(sock);
       sock.on('close', () => s.sockets.delete(sock));
     });
     await new Promise<void>((r) => s.server.listen(0, '127.0.0.1', r));
-    s.url = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    s.url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
     return s;
   }
 
@@ -499,4 +502,3 @@ export class MantaTestServer {
   }
 }
 
-export const startMantaServer = (accounts: Record<string, Account>): Promise<MantaTestServer> => MantaTestServer.start(accounts);

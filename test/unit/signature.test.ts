@@ -82,6 +82,25 @@ describe('HTTP Signature (unit, golden against smartdc-auth/http-signature)', fu
     assert.equal(mantaKeyId('acct', undefined, 'aa:bb'), '/acct/keys/aa:bb');
   });
 
+  it('fixed vector (Ed25519 seed 00..1f, fixed date and expiry): header and URL equal the recorded smartdc-auth output', async () => {
+    // Throwaway test key; the expected strings were produced by smartdc-auth 2.6.0 / http-signature 1.4.0.
+    const pem = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n-----END PRIVATE KEY-----\n';
+    const want =
+      'Signature keyId="/Joyent_Dev/keys/f1:02:17:de:ef:c1:30:83:11:8b:82:a0:0e:67:7f:d5",algorithm="ed25519-sha512",headers="date",' +
+      'signature="rvfQd+fJDfiTftYHDURRHX2dNJZ7aiTNDccs2ykQEbRFfUZOPOAzacoKYZR8+BLQOYOHJJda9xKkmQnCwPLXCw=="';
+    const s = ourSigner(pem);
+    const ours = await signDateHeader(s, mantaKeyId('Joyent_Dev', undefined, s.fingerprint), DATE);
+    assert.equal(ours.authorization, want);
+    assert.equal(await officialAuthorization(pem, 'Joyent_Dev', undefined, DATE), want);
+    const url = await presignUrl({ url: 'https://us-central.manta.mnx.io', user: 'Joyent_Dev', signer: s, path: '/Joyent_Dev/public/builds/x/y.zfs.gz', expires: 1700000000 });
+    assert.equal(
+      url,
+      'https://us-central.manta.mnx.io/Joyent_Dev/public/builds/x/y.zfs.gz?algorithm=ED25519-SHA512&expires=1700000000' +
+        '&keyId=%2FJoyent_Dev%2Fkeys%2Ff1%3A02%3A17%3Ade%3Aef%3Ac1%3A30%3A83%3A11%3A8b%3A82%3Aa0%3A0e%3A67%3A7f%3Ad5' +
+        '&signature=ou8ZWpr6TGN8QSmQtXqO%2BK96gr7gUvtT1qOkWpt8YajhFpflszW5wH64Yt1py%2Fle6JBMdDO08mNO2t6wXTLWBQ%3D%3D',
+    );
+  });
+
   it('RSA (PKCS#1 PEM): Authorization equals smartdc-auth byte for byte, with and without subuser', async () => {
     const { pem, pubLine } = nodeRsaKey();
     const s = ourSigner(pem);
