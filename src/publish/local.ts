@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,7 +47,11 @@ export class LocalStore implements Store {
       throw new PublishError(`cannot read ${path}: ${err.message}`);
     });
     if (!st) return undefined;
-    if (st.isSymbolicLink()) return { type: 'link', target: await readlink(path) };
+    if (st.isSymbolicLink()) {
+      // -d may well be a symlink to an NFS mount: that counts as a directory.
+      if ((await stat(path).catch(() => undefined))?.isDirectory()) return { type: 'directory' };
+      return { type: 'link', target: await readlink(path) };
+    }
     if (st.isDirectory()) return { type: 'directory' };
     const { md5, size } = await md5File(path);
     return { type: 'object', md5, size };

@@ -6,7 +6,7 @@
  * (apply.ts) compares it with the store and carries it out.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join, posix, relative, sep } from 'node:path';
+import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../errors.js';
 import { contentTypeFor, pointerNames } from './bits.js';
 import { md5File } from './local.js';
@@ -200,10 +200,4 @@ async function findImports(files: PlannedFile[]): Promise<PlannedImport[]> {
     out.push({ uuid, manifest: mf, image: byRel.get(stem + hit.suffix)!, ...(hit.compression ? { compression: hit.compression } : {}) });
   }
   return out;
-}
-
-/** For messages: a path relative to the working directory when shorter. */
-export function shortPath(p: string, cwd = process.cwd()): string {
-  const r = relative(cwd, p);
-  return r && !r.startsWith('..') && r.length < p.length ? r : p;
 }

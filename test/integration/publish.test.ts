@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { lstat, mkdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -484,6 +484,15 @@ describe('publish (integration)', function () {
       assert.ok(again.steps.every((s) => s.op !== 'pointer' || s.unchanged));
       await publish(lopts({ branch: 'release-20240501', stamp: 'release-20240501-20240502T000000Z-g1111111' }));
       assert.equal(await readlink(join(out, 'latest-release')), 'release-20240501-20240502T000000Z-g1111111');
+    });
+
+    it('-d may be a symlink to the real directory (an NFS mount)', async () => {
+      const real = join(f.dir, 'nfs');
+      await mkdir(real);
+      await symlink(real, out);
+      await publish(lopts());
+      assert.equal(await readlink(join(real, 'master-latest')), STAMP);
+      assert.deepEqual(await readFile(join(real, STAMP, 'demo/latest-build-stamp')), f.files['demo/latest-build-stamp']);
     });
 
     it('a copy killed halfway is redone; a different file already there fails', async () => {
