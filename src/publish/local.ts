@@ -90,6 +90,7 @@ export class LocalStore implements Store {
     } catch (err) {
       await rm(tmp, { force: true });
       if (err instanceof PublishError) throw err;
+      if (interruptSignal().aborted) throw interruptSignal().reason;
       throw new PublishError(`cannot copy ${localFile} to ${path}: ${(err as Error).message}`, { cause: err });
     } finally {
       p?.done();

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { BuildimageError, PublishError, UsageError } from '../errors.js';
 import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
-import { interrupt } from '../interrupt.js';
+import { interrupt, interruptSignal } from '../interrupt.js';
 import { log } from '../log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
 import { StateFile } from '../state.js';
@@ -166,6 +166,7 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
 
 /** One line for any failure; the hint says what to check. */
 function asPublishError(err: unknown, store: Store | undefined): unknown {
+  if (interruptSignal().aborted) return interruptSignal().reason;
   if (err instanceof BuildimageError) return err;
   if (err instanceof KeyError) return new PublishError(err.message, { hint: 'check MANTA_KEY_ID, ~/.ssh and SSH_AUTH_SOCK' });
   if (err instanceof MantaError) {

@@ -344,6 +344,26 @@ describe('publish (integration)', function () {
       for (const rel of Object.keys(f.files)) assert.equal(f.srv.puts(`${DEST}/${rel}`).length, 1, rel);
     });
 
+    it('SIGTERM mid-upload stops at once with exit 143; a rerun finishes', async () => {
+      const env = { HOME: f.home, MANTA_URL: f.srv.url, MANTA_USER: USER, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '' };
+      const img = `${DEST}/demo/demo-zfs-1.0.zfs.gz`;
+      f.srv.fault({ kind: 'stall', afterBytes: 64 * 1024, method: 'PUT', path: img });
+      const args = ['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits];
+      const child = execa('node', [BIN, ...args], { cwd: f.dir, env, reject: false, stdin: 'ignore' });
+      const t0 = Date.now();
+      while (!f.srv.requests.some((r) => r.path === img && r.fault === 'stall') && Date.now() - t0 < 30_000) await sleep(20);
+      const t1 = Date.now();
+      child.kill('SIGTERM');
+      const r = await child;
+      assert.ok(Date.now() - t1 < 5000, 'stopped promptly');
+      assert.equal(r.exitCode, 143, String(r.stderr));
+      assert.deepEqual(String(r.stderr).split('\n').filter((l) => l.startsWith('buildimage: error:')), ['buildimage: error: interrupted by SIGTERM']);
+      assert.equal(f.srv.entry(`${BASE}/master-latest`), undefined);
+      const again = await cli(args, { cwd: f.dir, env, timeoutMs: 60_000 });
+      assert.equal(again.code, 0, again.stderr);
+      for (const rel of Object.keys(f.files)) assert.equal(f.srv.puts(`${DEST}/${rel}`).length, 1, rel);
+    });
+
     it('logs bytes and rate while uploading, and no key, signature or signed-URL query in any line', async () => {
       const g = await fixture({ imageBytes: 4 * 1024 * 1024 });
       const importer = new FakeImporter();
