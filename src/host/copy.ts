@@ -12,6 +12,12 @@ import { BuildError } from '../errors.js';
 import { throwIfInterrupted } from '../interrupt.js';
 import { isUnder, resolveInRoot } from './rootfs.js';
 
+/** ENOSPC, or EDQUOT (which Node may only know by number: zfs-fuse returns it for quotas). */
+export function isNoSpace(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code === 'ENOSPC' || e?.code === 'EDQUOT' || e?.errno === -28 || e?.errno === -122;
+}
+
 export interface CopyStats {
   files: number;
   dirs: number;
@@ -58,8 +64,7 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   if (!srcTop?.isDirectory()) throw new BuildError(`proto directory ${src} is not a directory`);
 
   const fail = (what: string, err: unknown): never => {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
+    if (isNoSpace(err)) {
       throw new BuildError(`no space left copying ${what} into the image`, { cause: err, hint: "the dataset root's pool or quota is full" });
     }
     throw new BuildError(`copy failed at ${what}: ${(err as Error).message}`, { cause: err });

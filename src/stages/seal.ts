@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { HashCounter, compressor, fileSuffix } from '../compress.js';
 import type { StageContext } from '../context.js';
 import { BuildError, BuildimageError, oneLine } from '../errors.js';
+import { isNoSpace } from '../host/copy.js';
 import { checkExit, spawn } from '../host/exec.js';
 import { isSmartOS, unameV } from '../host/platform.js';
 import type { Zfs } from '../host/zfs.js';
@@ -76,7 +77,7 @@ export async function sendCompressed(
   checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
   if (streamErr) {
-    const full = ['ENOSPC', 'EDQUOT'].includes((streamErr as NodeJS.ErrnoException).code ?? '');
+    const full = isNoSpace(streamErr);
     throw new BuildError(full ? `no space left writing ${path}` : `writing ${path} failed: ${oneLine(streamErr)}`, {
       hint: full ? 'free space in the output directory, or pass another --output-dir' : undefined,
     });
