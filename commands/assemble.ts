@@ -11,8 +11,7 @@ export default class Assemble extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Assemble);
     this.setupLogging(flags);
-    const result = await continueBuild(flags.state, 'assemble', { stepTimeoutMs: flags.timeout });
-    if (result.image) renderTimings(result);
+    const result = await continueBuild(flags.state, 'assemble', { stepTimeoutMs: flags.timeout, onTimings: renderTimings });
     this.result(renderResult(result));
     return result;
   }

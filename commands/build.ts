@@ -25,8 +25,8 @@ export default class Build extends BaseCommand {
       statePath: flags.state,
       stages: ['prepare', 'assemble', 'pkgadd', 'seal'],
       stepTimeoutMs: flags.timeout,
+      onTimings: renderTimings,
     });
-    renderTimings(result);
     this.result(renderResult(result));
     return result;
   }

@@ -11,8 +11,7 @@ export default class Pkgadd extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Pkgadd);
     this.setupLogging(flags);
-    const result = await continueBuild(flags.state, 'pkgadd', { stepTimeoutMs: flags.timeout });
-    if (result.image) renderTimings(result);
+    const result = await continueBuild(flags.state, 'pkgadd', { stepTimeoutMs: flags.timeout, onTimings: renderTimings });
     this.result(renderResult(result));
     return result;
   }

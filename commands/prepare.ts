@@ -1,7 +1,7 @@
 import { BaseCommand } from '../src/cli/base.js';
 import { definitionFromFlags } from '../src/cli/definition.js';
 import { buildFlags, stateFlag } from '../src/cli/flags.js';
-import { renderResult } from '../src/cli/render.js';
+import { renderResult, renderTimings } from '../src/cli/render.js';
 import { startBuild, type BuildResult } from '../src/build.js';
 
 export default class Prepare extends BaseCommand {
@@ -15,7 +15,7 @@ export default class Prepare extends BaseCommand {
     const { flags } = await this.parse(Prepare);
     this.setupLogging(flags);
     const def = await definitionFromFlags(flags);
-    const result = await startBuild(def, { statePath: flags.state, stages: ['prepare'], stepTimeoutMs: flags.timeout });
+    const result = await startBuild(def, { statePath: flags.state, stages: ['prepare'], stepTimeoutMs: flags.timeout, onTimings: renderTimings });
     this.result(renderResult(result));
     return result;
   }

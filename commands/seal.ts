@@ -11,8 +11,7 @@ export default class Seal extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Seal);
     this.setupLogging(flags);
-    const result = await continueBuild(flags.state, 'seal', { stepTimeoutMs: flags.timeout });
-    if (result.image) renderTimings(result);
+    const result = await continueBuild(flags.state, 'seal', { stepTimeoutMs: flags.timeout, onTimings: renderTimings });
     this.result(renderResult(result));
     return result;
   }

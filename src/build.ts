@@ -66,26 +66,56 @@ async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
   await old.save();
 }
 
+export interface FailedStage {
+  stage: string;
+  /** Until the failure was reported, cleanup included. */
+  seconds: number;
+}
+
+/** Called once a run ends, on failure too: the commands print the timing table. */
+export type TimingsHook = (timings: Record<string, number>, failed?: FailedStage) => void;
+
+/** Runs stages and reports their timings either way. */
+async function runTimed(
+  sf: StateFile,
+  stages: StageName[],
+  opts: { stepTimeoutMs?: number; zfs?: Zfs; discardState?: boolean; onTimings?: TimingsHook },
+): Promise<void> {
+  const t0 = Date.now();
+  const before = new Set(sf.state.completed);
+  try {
+    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState });
+  } catch (err) {
+    // Only a stage that ran and failed has a time; a refused one (out of order) has none.
+    if (sf.state.failed) {
+      const okSecs = sf.state.completed.filter((s) => !before.has(s)).reduce((a, s) => a + (sf.state.timings[s] ?? 0), 0);
+      opts.onTimings?.(sf.state.timings, { stage: sf.state.failed.stage, seconds: (Date.now() - t0) / 1000 - okSecs });
+    }
+    throw err;
+  }
+  opts.onTimings?.(sf.state.timings);
+}
+
 export async function startBuild(
   def: BuildDefinition,
-  opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs },
+  opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
   const statePath = opts.statePath ?? join(def.workDir, 'states', `${buildId}.json`);
   await checkStateFree(statePath, opts.zfs ?? new Zfs());
   const sf = new StateFile(statePath, newState(def, buildId));
   await sf.save();
-  await runStages(sf, opts.stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: !opts.statePath });
+  await runTimed(sf, opts.stages, { ...opts, discardState: !opts.statePath });
   return resultOf(sf, !!opts.statePath);
 }
 
 export async function continueBuild(
   statePath: string,
   stage: StageName,
-  opts: { stepTimeoutMs?: number; zfs?: Zfs } = {},
+  opts: { stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook } = {},
 ): Promise<BuildResult> {
   const sf = await StateFile.load(statePath);
-  await runStages(sf, [stage], opts);
+  await runTimed(sf, [stage], opts);
   return resultOf(sf, true);
 }
 

@@ -1,37 +1,134 @@
 /**
  * Logging. Human lines carry the seconds elapsed since start (as the
- * original tool's timestamps did); `json` emits one object per line.
- * Logs go to stderr so that stdout stays for results (`--json`).
+ * original tool's timestamps did); `json` emits one object per line with
+ * the time, elapsed seconds, level, message and any fields (progress).
+ * Logs go to stderr so that stdout stays for results (`--json`). A log
+ * file (--log-file) always gets the verbose detail, child output included,
+ * so Jenkins can archive it while the console stays readable.
+ *
+ * One "live line" (a TTY progress line, see progress.ts) may sit at the
+ * bottom of stderr: log lines are written above it.
  */
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
 import winston from 'winston';
 
 export type LogFormat = 'human' | 'json';
 
+const MESSAGE = Symbol.for('message');
 const started = Date.now();
 
-function elapsed(): string {
-  return ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+export function elapsedSeconds(now = Date.now()): number {
+  return (now - started) / 1000;
 }
 
-const human = winston.format.printf((info) => {
-  const level = info.level === 'info' ? '' : `${String(info.level).toUpperCase()}: `;
-  return `[${elapsed()}s] ${level}${String(info.message)}`;
+/** `[  12.3s] message`, with WARN:/ERROR: for those levels; info and debug untagged. */
+export const humanFormat = winston.format.printf((info) => {
+  const tag = info.level === 'warn' || info.level === 'error' ? `${info.level.toUpperCase()}: ` : '';
+  return `[${elapsedSeconds().toFixed(1).padStart(6)}s] ${tag}${String(info.message)}`;
 });
+
+/** One JSON object per line: time, elapsed, level, message, then any fields given with the message. */
+export const jsonFormat = winston.format.printf((info) => {
+  const { level, message, ...fields } = info;
+  return JSON.stringify({ time: new Date().toISOString(), elapsed: Number(elapsedSeconds().toFixed(3)), level, message, ...fields });
+});
+
+// ---- the live line (TTY only)
+
+let live: string | undefined;
+
+function clearLive(): void {
+  if (live !== undefined) process.stderr.write('\r\x1b[K');
+}
+
+function drawLive(): void {
+  if (live === undefined) return;
+  const cols = process.stderr.columns || 100;
+  process.stderr.write(live.length >= cols ? `${live.slice(0, cols - 2)}…` : live);
+}
+
+/** Shows (or with undefined, removes) the self-overwriting line at the bottom of a TTY stderr. */
+export function setLiveLine(text: string | undefined): void {
+  clearLive();
+  live = text;
+  drawLive();
+}
+
+/** Console transport that keeps the live line below the log lines. */
+class ConsoleAboveLive extends winston.transports.Console {
+  override log(info: unknown, next: () => void): void {
+    clearLive();
+    super.log!(info, () => undefined);
+    drawLive();
+    next();
+  }
+}
+
+// ---- the logger
+
+const consoleTransport = new ConsoleAboveLive({ stderrLevels: ['error', 'warn', 'info', 'verbose', 'debug'] });
 
 export const log = winston.createLogger({
   level: process.env.BUILDIMAGE_LOG_LEVEL ?? 'info',
-  format: human,
-  transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'verbose', 'debug'] })],
+  format: humanFormat,
+  transports: [consoleTransport],
 });
 
+let current: { format: LogFormat; file?: { path: string; stream: WriteStream; transport: winston.transport } } = { format: 'human' };
+
+export function logFormat(): LogFormat {
+  return current.format;
+}
+
+/** Whether progress may draw a live line: a TTY stderr and human logs. */
+export function liveLineAllowed(): boolean {
+  return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && process.env.BUILDIMAGE_NO_LIVE !== '1';
+}
+
 export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?: LogFormat; file?: string }): void {
-  log.level = opts.quiet ? 'warn' : opts.verbose ? 'debug' : 'info';
-  const format =
-    opts.format === 'json'
-      ? winston.format.combine(winston.format.timestamp(), winston.format.json())
-      : human;
-  log.format = format;
-  if (opts.file) {
-    log.add(new winston.transports.File({ filename: opts.file, format }));
+  const format = opts.format === 'json' ? 'json' : 'human';
+  const fmt = format === 'json' ? jsonFormat : humanFormat;
+  consoleTransport.level = opts.quiet ? 'warn' : opts.verbose ? 'debug' : (process.env.BUILDIMAGE_LOG_LEVEL ?? 'info');
+  consoleTransport.format = fmt;
+  // The logger passes everything; each transport filters by its own level.
+  log.level = 'debug';
+  if (current.file) {
+    log.remove(current.file.transport);
+    current.file.stream.end();
   }
+  current = { format };
+  if (opts.file) {
+    mkdirSync(dirname(opts.file), { recursive: true });
+    const stream = createWriteStream(opts.file, { flags: 'a' });
+    stream.on('error', (err) => {
+      // A log file that cannot be written must not take the build down with it.
+      process.stderr.write(`buildimage: warning: log file ${opts.file}: ${err.message}\n`);
+    });
+    const transport = new winston.transports.Stream({ stream, level: 'debug', format: fmt });
+    log.add(transport);
+    current.file = { path: opts.file, stream, transport };
+  }
+}
+
+/** Writes a line to the log file only (e.g. the final error, which stderr already shows). */
+export function logToFileOnly(level: 'error' | 'warn' | 'info', message: string): void {
+  const f = current.file;
+  if (!f) return;
+  const info = { level, message } as winston.Logform.TransformableInfo & { [MESSAGE]?: string };
+  const out = (f.transport.format ?? humanFormat).transform(info);
+  if (out && typeof out === 'object') f.stream.write(`${(out as { [MESSAGE]?: string })[MESSAGE]}\n`);
+}
+
+/** Flushes and closes the log file; call before process.exit. */
+export async function closeLog(): Promise<void> {
+  setLiveLine(undefined);
+  const f = current.file;
+  if (!f) return;
+  log.remove(f.transport);
+  current.file = undefined;
+  await new Promise<void>((resolve) => {
+    f.stream.end(() => resolve());
+    f.stream.once('error', () => resolve());
+  });
 }

@@ -7,6 +7,7 @@ import { lookup } from 'node:dns/promises';
 import { BuildError } from './errors.js';
 import { runInChroot } from './host/chroot.js';
 import { log } from './log.js';
+import { startProgress } from './progress.js';
 
 export const PKGIN = '/opt/local/bin/pkgin';
 export const PKG_ADD = '/opt/local/sbin/pkg_add';
@@ -80,24 +81,32 @@ export class Pkgsrc {
     private readonly timeoutMs: number,
   ) {}
 
-  private run(argv: string[], okExitCodes = [0]) {
-    return runInChroot(this.root, argv, { env: this.env, timeoutMs: this.timeoutMs, okExitCodes, echo: true });
+  /** With a label, the long ones (pkgin, pkg_add) report elapsed time and their last output line. */
+  private async run(argv: string[], okExitCodes = [0], label?: string) {
+    const p = label ? startProgress(label, { unit: 'lines', heartbeat: true }) : undefined;
+    let lines = 0;
+    const echo = p ? (line: string) => line.trim() && p.update(++lines, { note: line.trim() }) : true;
+    try {
+      return await runInChroot(this.root, argv, { env: this.env, timeoutMs: this.timeoutMs, okExitCodes, echo });
+    } finally {
+      p?.done();
+    }
   }
 
   async pkginUpdate(): Promise<void> {
     log.info('pkgin update');
-    await this.run([PKGIN, '-y', 'update']);
+    await this.run([PKGIN, '-y', 'update'], [0], 'pkgin update');
   }
 
   async pkginFullUpgrade(): Promise<void> {
     // The original appended the package list here (TOOLS-2202 bug); full-upgrade takes none.
     log.info('pkgin -y full-upgrade');
-    await this.run([PKGIN, '-y', 'full-upgrade']);
+    await this.run([PKGIN, '-y', 'full-upgrade'], [0], 'pkgin full-upgrade');
   }
 
   async pkgAdd(pkgs: string[]): Promise<void> {
     log.info(`pkg_add -U ${pkgs.join(' ')}`);
-    await this.run([PKG_ADD, '-U', ...pkgs]);
+    await this.run([PKG_ADD, '-U', ...pkgs], [0], 'pkg_add');
   }
 
   async installed(): Promise<InstalledPackage[]> {
@@ -107,7 +116,7 @@ export class Pkgsrc {
   /** The audit report; findings (exit 1) are a report, not a failure. */
   async audit(): Promise<string> {
     log.info('pkg_admin fetch-pkg-vulnerabilities');
-    await this.run([PKG_ADMIN, 'fetch-pkg-vulnerabilities']);
+    await this.run([PKG_ADMIN, 'fetch-pkg-vulnerabilities'], [0], 'fetch-pkg-vulnerabilities');
     log.info('pkg_admin audit');
     const r = await this.run([PKG_ADMIN, 'audit'], [0, 1]);
     return r.stdout;

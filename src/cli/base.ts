@@ -4,15 +4,19 @@
  */
 import { Command, Flags, Errors } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../errors.js';
-import { configureLog, log, type LogFormat } from '../log.js';
+import { closeLog, configureLog, log, logToFileOnly, type LogFormat } from '../log.js';
 
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true;
 
   static baseFlags = {
     verbose: Flags.boolean({ char: 'v', description: 'verbose: show commands and their output', default: false }),
-    'log-format': Flags.string({ description: 'log line format', options: ['human', 'json'], default: 'human' }),
-    'log-file': Flags.string({ description: 'also write the log to this file' }),
+    'log-format': Flags.string({
+      description: 'log lines on stderr (and in --log-file): human = "[ 12.3s] message", json = one object per line',
+      options: ['human', 'json'],
+      default: 'human',
+    }),
+    'log-file': Flags.string({ description: 'also append the log to this file, always with the -v detail' }),
   };
 
   protected setupLogging(flags: { verbose?: boolean; 'log-format'?: string; 'log-file'?: string }): void {
@@ -31,9 +35,11 @@ export abstract class BaseCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     let code: number;
     let message: string;
+    let hint: string | undefined;
     if (err instanceof BuildimageError) {
       code = err.exitCode;
-      message = oneLine(err) + (err.hint ? ` (${err.hint})` : '');
+      hint = err.hint;
+      message = oneLine(err);
     } else if (err instanceof Errors.ExitError) {
       code = err.oclif.exit ?? 0;
       if (code === 0) return;
@@ -41,18 +47,26 @@ export abstract class BaseCommand extends Command {
     } else if ((err as { oclif?: unknown }).oclif || err.name?.includes('Flag') || err.name?.includes('Arg')) {
       // oclif parse errors: missing/unknown/invalid flags.
       code = ExitCode.USAGE;
-      message = oneLine(err.message.replace(/^.*error occurred:\s*/s, '').replace(/See more help with --help.*$/s, '')) + ' (see --help)';
+      hint = 'see --help';
+      message = oneLine(err.message.replace(/^.*error occurred:\s*/s, '').replace(/See more help with --help.*$/s, ''));
     } else {
       code = ExitCode.BUILD_FAILED;
       message = `unexpected error: ${oneLine(err)}`;
+      hint = 'a bug: the stack is in the -v log; please report it';
       log.debug(err.stack ?? '');
     }
+    const line = message + (hint ? ` (${hint})` : '');
+    logToFileOnly('error', line);
+    await closeLog();
     if (this.jsonEnabled?.()) {
-      process.stdout.write(JSON.stringify({ ok: false, error: { message, exitCode: code } }) + '\n');
+      process.stdout.write(JSON.stringify({ ok: false, error: { message, ...(hint ? { hint } : {}), exitCode: code } }) + '\n');
     } else {
-      process.stderr.write(`buildimage: error: ${message}\n`);
+      process.stderr.write(`buildimage: error: ${line}\n`);
     }
-    await new Promise((r) => log.on('finish', r).end()).catch(() => undefined);
     process.exit(code);
+  }
+
+  protected override async finally(): Promise<void> {
+    await closeLog();
   }
 }

@@ -1,5 +1,5 @@
 /** Human renderings of results; --json prints the result objects as they are. */
-import type { BuildResult, CleanResult } from '../build.js';
+import type { BuildResult, CleanResult, FailedStage } from '../build.js';
 import { log } from '../log.js';
 
 export function renderResult(r: BuildResult): string {
@@ -11,13 +11,16 @@ export function renderResult(r: BuildResult): string {
   return `${last} done for build ${r.buildId}${r.stateFile ? ` (state: ${r.stateFile})` : ''}`;
 }
 
-export function renderTimings(r: BuildResult): void {
-  const entries = Object.entries(r.timings);
-  if (!entries.length) return;
-  const total = entries.reduce((a, [, s]) => a + s, 0);
-  log.info('stage       seconds');
-  for (const [stage, secs] of entries) log.info(`${stage.padEnd(10)} ${secs.toFixed(1).padStart(8)}`);
-  log.info(`${'total'.padEnd(10)} ${total.toFixed(1).padStart(8)}`);
+/** The per-stage timing table every build command ends with, a failed stage included. */
+export function renderTimings(timings: Record<string, number>, failed?: FailedStage): void {
+  const rows: Array<[string, number]> = Object.entries(timings);
+  if (failed) rows.push([`${failed.stage} (failed)`, failed.seconds]);
+  if (!rows.length) return;
+  const width = Math.max(10, ...rows.map(([n]) => n.length));
+  const total = rows.reduce((a, [, s]) => a + s, 0);
+  log.info(`${'stage'.padEnd(width)}  seconds`);
+  for (const [stage, secs] of rows) log.info(`${stage.padEnd(width)} ${secs.toFixed(1).padStart(8)}`);
+  log.info(`${'total'.padEnd(width)} ${total.toFixed(1).padStart(8)}`);
 }
 
 export function renderClean(r: CleanResult): string {

@@ -18,8 +18,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Exit codes that count as success (default [0]). */
   okExitCodes?: number[];
-  /** Stream the child's output lines to the debug log (-v) as they come. */
-  echo?: boolean;
+  /**
+   * Stream the child's output lines to the debug log (-v) as they come; a
+   * function also gets each line (progress).
+   */
+  echo?: boolean | ((line: string) => void);
   /** Cleanup steps must finish even after an interruption. */
   uninterruptible?: boolean;
 }
@@ -125,7 +128,10 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
       stream?.on('data', (chunk: Buffer) => {
         const lines = (pending + chunk.toString()).split('\n');
         pending = lines.pop() ?? '';
-        for (const line of lines) log.debug(`  | ${line}`);
+        for (const line of lines) {
+          log.debug(`  | ${line}`);
+          if (typeof opts.echo === 'function') opts.echo(line);
+        }
       });
     }
   }

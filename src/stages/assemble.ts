@@ -5,20 +5,17 @@ import { copyTree } from '../host/copy.js';
 import { writeFileInRoot } from '../host/rootfs.js';
 import { log } from '../log.js';
 import { renderMotd } from '../motd.js';
+import { startProgress } from '../progress.js';
 
 export async function assemble(ctx: StageContext): Promise<void> {
   const { sf } = ctx;
   const def = sf.state.definition;
   const root = join(sf.state.analog!.mountpoint, 'root');
   log.info(`copying ${def.protoDir} into ${root}`);
-  let last = Date.now();
-  const stats = await copyTree(def.protoDir, root, {
-    onProgress: (s) => {
-      if (Date.now() - last < 5000) return;
-      last = Date.now();
-      log.info(`  copied ${s.files} files, ${(s.bytes / 1e6).toFixed(1)} MB`);
-    },
-  });
+  const progress = startProgress('copy', { unit: 'files' });
+  const stats = await copyTree(def.protoDir, root, { onProgress: (s) => progress.update(s.files, { bytes: s.bytes }) }).finally(() =>
+    progress.done(),
+  );
   log.info(
     `copied ${stats.files} files (${(stats.bytes / 1e6).toFixed(1)} MB), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
   );
