@@ -43,6 +43,7 @@ const OutputsSchema = z.object({
   manifest: z.string(),
   packages: z.string().optional(),
   audit: z.string().optional(),
+  buildInfo: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;
 
