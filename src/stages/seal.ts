@@ -20,6 +20,7 @@ import { assertValidManifest, buildImageManifest, parseMinPlatformFromUname, typ
 import { writeAtomic, type BuildDefinition, type Outputs } from '../state.js';
 import { reportPaths } from './pkgadd.js';
 import { destroyAnalog } from '../cleanup.js';
+import { writeBuildInfo } from '../reports.js';
 
 export function outputPaths(def: BuildDefinition): Outputs {
   const stem = join(def.outputDir, `${def.prefix}-${def.manifest.version}`);
@@ -27,6 +28,7 @@ export function outputPaths(def: BuildDefinition): Outputs {
     image: stem + fileSuffix(def.compression),
     manifest: `${stem}.imgmanifest`,
     packages: `${stem}.packages.json`,
+    buildInfo: `${stem}.build-info.json`,
     ...(def.audit ? { audit: `${stem}.pkgaudit` } : {}),
   };
 }
@@ -96,8 +98,8 @@ export async function seal(ctx: StageContext): Promise<void> {
   const outputs = outputPaths(def);
   await mkdir(def.outputDir, { recursive: true });
   const temp = (p: string) => join(def.outputDir, `.${p.slice(def.outputDir.length + 1)}.partial-${state.buildId.slice(0, 8)}`);
-  const temps = { image: temp(outputs.image), manifest: temp(outputs.manifest) };
-  state.tempFiles.push(temps.image, temps.manifest);
+  const temps = { image: temp(outputs.image), manifest: temp(outputs.manifest), buildInfo: temp(outputs.buildInfo!) };
+  state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
   await sf.save();
 
   try {
@@ -119,20 +121,23 @@ export async function seal(ctx: StageContext): Promise<void> {
     });
     assertValidManifest(manifest, 'new image manifest', 'created');
     await writeAtomic(temps.manifest, JSON.stringify(manifest, null, 2) + '\n');
+    await writeBuildInfo(temps.buildInfo, state, manifest);
 
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
     const reports = reportPaths(ctx);
     await rename(temps.image, outputs.image);
     await rename(reports.packages, outputs.packages!);
     if (outputs.audit) await rename(reports.audit, outputs.audit);
+    await rename(temps.buildInfo, outputs.buildInfo!);
     await rename(temps.manifest, outputs.manifest);
-    state.tempFiles = state.tempFiles.filter((t) => t !== temps.image && t !== temps.manifest);
+    state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
     state.outputs = outputs;
     state.manifestUuid = manifest.uuid;
     await sf.save();
   } catch (err) {
     await rm(temps.image, { force: true });
     await rm(temps.manifest, { force: true });
+    await rm(temps.buildInfo, { force: true });
     if (err instanceof BuildimageError) throw err;
     throw new BuildError(`seal failed: ${oneLine(err)}`, { cause: err });
   }
