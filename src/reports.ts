@@ -79,7 +79,7 @@ const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_CO
 export async function gitInfo(dir: string): Promise<GitInfo | undefined> {
   // safe.directory: a root build reads a checkout owned by the Jenkins user.
   const git = async (...args: string[]) => {
-    const r = await run('git', ['-c', 'safe.directory=*', '-C', dir, ...args], { okExitCodes: [0, 1, 128], timeoutMs: 30_000 });
+    const r = await run('git', ['-c', 'safe.directory=*', '-C', dir, ...args], { okExitCodes: [0, 1, 2, 128, 129], timeoutMs: 30_000 });
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
   };
   try {

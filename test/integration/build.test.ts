@@ -71,11 +71,17 @@ describe('build on real ZFS', function () {
     const last = r.stdout.trim().split('\n').pop()!;
     const stem = join(out, 'svc-zfs-1.2.3');
     assert.match(last, /^built image [0-9a-f-]{36}: /);
-    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.packages.json']) {
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.packages.json', '.build-info.json']) {
       assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
       assert.ok((await stat(stem + suffix)).isFile());
     }
-    assert.deepEqual((await readdir(out)).sort(), ['svc-zfs-1.2.3.imgmanifest', 'svc-zfs-1.2.3.packages.json', 'svc-zfs-1.2.3.pkgaudit', 'svc-zfs-1.2.3.zfs.gz']);
+    assert.deepEqual((await readdir(out)).sort(), [
+      'svc-zfs-1.2.3.build-info.json',
+      'svc-zfs-1.2.3.imgmanifest',
+      'svc-zfs-1.2.3.packages.json',
+      'svc-zfs-1.2.3.pkgaudit',
+      'svc-zfs-1.2.3.zfs.gz',
+    ]);
 
     const manifest = JSON.parse(await readFile(`${stem}.imgmanifest`, 'utf8'));
     assert.equal(manifest.v, 2);
