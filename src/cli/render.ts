@@ -1,5 +1,6 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build.js';
+import type { DoctorResult } from './schemas.js';
 import { log } from '../log.js';
 
 export function renderResult(r: BuildResult): string {
@@ -31,4 +32,17 @@ export function renderClean(r: CleanResult): string {
   ];
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped (in use: ${r.skipped.join(', ')})`);
   return `clean: ${parts.join(', ')}`;
+}
+
+/** One line per check, the fix under each one that is not fine, then a summary. */
+export function renderDoctor(r: DoctorResult): string {
+  const width = Math.max(...r.checks.map((c) => c.id.length));
+  const lines = r.checks.flatMap((c) => {
+    const head = `${(c.status === 'ok' ? 'ok' : c.status.toUpperCase()).padEnd(5)} ${c.id.padEnd(width)}  ${c.detail}`;
+    return c.fix ? [head, `${' '.repeat(width + 8)}fix: ${c.fix}`] : [head];
+  });
+  const summary = r.failed
+    ? `doctor: ${r.failed} check${r.failed > 1 ? 's' : ''} failed${r.warnings ? `, ${r.warnings} warning${r.warnings > 1 ? 's' : ''}` : ''}: builds will not work until fixed`
+    : `doctor: ready${r.warnings ? ` (${r.warnings} warning${r.warnings > 1 ? 's' : ''})` : ''}`;
+  return [...lines, summary].join('\n');
 }

@@ -1,0 +1,159 @@
+/**
+ * The documented shape of every command's `--json` output: one object on
+ * stdout, `ok: true` with the result or `ok: false` with the error. The
+ * library's result types are checked against these at compile time, so a
+ * field added in one place and not the other fails the build.
+ */
+import { z } from 'zod';
+import type { BuildResult, CleanResult } from '../build.js';
+import type { PublishResult } from '../publish/publish.js';
+
+/** Any command that fails (exit code as in the README). */
+export const ErrorResultSchema = z
+  .object({
+    ok: z.literal(false),
+    error: z.object({ message: z.string(), hint: z.string().optional(), exitCode: z.number().int() }).strict(),
+  })
+  .strict();
+
+const Stage = z.enum(['prepare', 'assemble', 'pkgadd', 'seal']);
+
+/** build, prepare, assemble, pkgadd, seal. */
+export const BuildResultSchema = z
+  .object({
+    ok: z.literal(true),
+    buildId: z.string().uuid(),
+    /** With --state: the state file the next stage takes. */
+    stateFile: z.string().optional(),
+    completed: z.array(Stage),
+    base: z.object({ uuid: z.string(), name: z.string(), version: z.string(), imported: z.array(z.string()) }).strict().optional(),
+    /** Between stages: the zone analog dataset and where it is mounted. */
+    analog: z.object({ dataset: z.string(), mountpoint: z.string() }).strict().optional(),
+    /** After seal: the new image and its files. */
+    image: z
+      .object({
+        uuid: z.string().uuid(),
+        outputs: z
+          .object({
+            image: z.string(),
+            manifest: z.string(),
+            packages: z.string().optional(),
+            audit: z.string().optional(),
+            buildInfo: z.string().optional(),
+          })
+          .strict(),
+      })
+      .strict()
+      .optional(),
+    /** Packages in the image (after pkgadd). */
+    packages: z.number().int().optional(),
+    /** Seconds per finished stage. */
+    timings: z.record(z.number()),
+  })
+  .strict();
+
+export const CleanResultSchema = z
+  .object({
+    ok: z.literal(true),
+    destroyed: z.array(z.string()),
+    unmounted: z.array(z.string()),
+    removed: z.array(z.string()),
+    /** Left alone because a live build holds them. */
+    skipped: z.array(z.string()),
+  })
+  .strict();
+
+const PublishStep = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('stage'), path: z.string(), from: z.string() }).strict(),
+  z.object({ op: z.literal('mkdir'), path: z.string() }).strict(),
+  z.object({ op: z.literal('upload'), path: z.string(), rel: z.string(), size: z.number(), md5: z.string() }).strict(),
+  z.object({ op: z.literal('skip'), path: z.string(), rel: z.string(), reason: z.string() }).strict(),
+  z.object({ op: z.literal('conflict'), path: z.string(), rel: z.string(), reason: z.string() }).strict(),
+  z.object({ op: z.literal('put'), path: z.string(), what: z.literal('md5sums') }).strict(),
+  z.object({ op: z.literal('pointer'), path: z.string(), target: z.string(), unchanged: z.boolean() }).strict(),
+  z.object({ op: z.literal('artifacts'), path: z.string() }).strict(),
+  z.object({ op: z.literal('import'), uuid: z.string(), path: z.string(), channel: z.string(), action: z.string(), detail: z.string() }).strict(),
+]);
+
+export const PublishResultSchema = z
+  .object({
+    ok: z.literal(true),
+    dryRun: z.boolean(),
+    store: z.object({ kind: z.enum(['manta', 'local']), description: z.string() }).strict(),
+    name: z.string(),
+    stamp: z.string(),
+    branch: z.string(),
+    tryBranch: z.string().optional(),
+    channel: z.string(),
+    /** The stamp directory: <upload-dir>/<stamp>. */
+    destination: z.string(),
+    /** Every upload, skip, pointer and import, in order (the plan with --dry-run). */
+    steps: z.array(PublishStep),
+    uploaded: z.number().int(),
+    skipped: z.number().int(),
+    conflicts: z.number().int(),
+    bytes: z.number(),
+    artifactsFile: z.string(),
+    seconds: z.number(),
+  })
+  .strict();
+
+export const DoctorCheckSchema = z
+  .object({
+    /** Stable id, e.g. `zfs`, `dataset-root`. */
+    id: z.string(),
+    /** ok; warn = works, but something is worth knowing; fail = needed and broken; skip = not asked for. */
+    status: z.enum(['ok', 'warn', 'fail', 'skip']),
+    /** What was found. */
+    detail: z.string(),
+    /** How to fix it (warn and fail). */
+    fix: z.string().optional(),
+  })
+  .strict();
+
+export const DoctorResultSchema = z
+  .object({
+    /** False when any check failed (exit 1). */
+    ok: z.boolean(),
+    checks: z.array(DoctorCheckSchema),
+    failed: z.number().int(),
+    warnings: z.number().int(),
+  })
+  .strict();
+
+export const InitResultSchema = z
+  .object({
+    ok: z.literal(true),
+    dir: z.string(),
+    /** Files written, absolute. */
+    written: z.array(z.string()),
+    /** Files that already existed and were replaced (--force). */
+    overwritten: z.array(z.string()),
+    /** The commands to run next, in order. */
+    next: z.array(z.string()),
+  })
+  .strict();
+
+export type DoctorCheck = z.infer<typeof DoctorCheckSchema>;
+export type DoctorResult = z.infer<typeof DoctorResultSchema>;
+export type InitResult = z.infer<typeof InitResultSchema>;
+
+/** Which schema each command's `--json` success output follows. */
+export const COMMAND_RESULT_SCHEMAS = {
+  build: BuildResultSchema,
+  prepare: BuildResultSchema,
+  assemble: BuildResultSchema,
+  pkgadd: BuildResultSchema,
+  seal: BuildResultSchema,
+  clean: CleanResultSchema,
+  publish: PublishResultSchema,
+  doctor: DoctorResultSchema,
+  init: InitResultSchema,
+} as const;
+
+// Compile-time: the library's result types and the schemas describe the same objects.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameBuild: Same<z.infer<typeof BuildResultSchema>, BuildResult> = true;
+const sameClean: Same<z.infer<typeof CleanResultSchema>, CleanResult> = true;
+const samePublish: Same<z.infer<typeof PublishResultSchema>, PublishResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish;
