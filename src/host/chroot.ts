@@ -153,5 +153,6 @@ export interface ChrootRunOptions extends Pick<RunOptions, 'timeoutMs' | 'okExit
 /** Runs argv inside the chroot with a clean environment, stdin closed (as the original). */
 export function runInChroot(root: string, argv: string[], opts: ChrootRunOptions) {
   // Absolute: the clean environment has no PATH to search.
-  return run('/usr/sbin/chroot', [root, ...argv], { ...opts, env: opts.env, cleanEnv: true });
+  // Nothing may keep running in the image once its step is over.
+  return run('/usr/sbin/chroot', [root, ...argv], { ...opts, env: opts.env, cleanEnv: true, onChildExit: () => killProcessesIn(root) });
 }

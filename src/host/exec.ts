@@ -25,6 +25,12 @@ export interface RunOptions {
   echo?: boolean | ((line: string) => void);
   /** Cleanup steps must finish even after an interruption. */
   uninterruptible?: boolean;
+  /**
+   * Called when the child itself has exited, before its output streams
+   * close: a grandchild that inherited them (a package's @exec) would
+   * otherwise hold the step open until it ends.
+   */
+  onChildExit?: () => Promise<unknown> | void;
 }
 
 export interface RunResult {
@@ -122,6 +128,10 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     stripFinalNewline: false,
     maxBuffer: 64 * 1024 * 1024,
   });
+  if (opts.onChildExit) {
+    const onExit = opts.onChildExit;
+    child.on('exit', () => void Promise.resolve(onExit()).catch((err) => log.warn(`after ${cmd}: ${(err as Error).message}`)));
+  }
   if (opts.echo) {
     for (const stream of [child.stdout, child.stderr]) {
       let pending = '';
