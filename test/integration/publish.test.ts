@@ -280,7 +280,7 @@ describe('publish (integration)', function () {
         assert.equal(f.srv.puts(p).length, 1, `${p} stored once`);
       }
       assert.equal(f.srv.requests.filter((r) => r.method === 'PUT' && r.path === img).length, 3);
-      assert.ok(logs.lines.some((l) => /WARN: PUT .*zfs\.gz: ECONNRESET.*retrying in/.test(l)), 'retries are logged');
+      assert.ok(logs.lines.some((l) => /WARN: PUT .*zfs\.gz: (ECONNRESET|EPIPE).*retrying in/.test(l)), 'retries are logged');
       assert.ok(logs.lines.some((l) => /Stalled: no progress/.test(l)));
     });
 
