@@ -1,12 +1,12 @@
 /**
  * Compression of image streams, and the sha1/size/md5 hashing that runs in
- * the same streaming pass. Compressors are the system tools (pigz when
- * present for gzip, xz with threads); decompression follows imgadm.
+ * the same streaming pass. gzip is made in-process on every core, xz and
+ * bzip2 by their tools; decompression follows imgadm.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Compression } from './manifest.js';
-import { findInPath } from './host/platform.js';
+import { ParallelGzip } from './gzip-parallel.js';
 
 export const COMPRESSIONS: readonly Compression[] = ['gzip', 'bzip2', 'xz', 'none'];
 
@@ -19,14 +19,23 @@ export interface Tool {
   args: string[];
 }
 
-export async function compressor(c: Compression): Promise<Tool | undefined> {
+/** How a compression is made: a system tool, or an in-process stream (gzip on every core). */
+export type Compressor = ({ kind: 'tool' } & Tool) | { kind: 'stream'; name: string; create: () => Transform };
+
+/**
+ * gzip runs in-process on every core (src/gzip-parallel.ts): on the
+ * benchmark it needs less CPU than pigz (Node's zlib is the faster one) and
+ * spares a process and a pipe copy; the file is the same whether or not the
+ * host has pigz. xz uses its threads; bzip2 is its tool, single-threaded.
+ */
+export function compressor(c: Compression): Compressor | undefined {
   switch (c) {
     case 'gzip':
-      return (await findInPath('pigz')) ? { cmd: 'pigz', args: ['-c', '-6'] } : { cmd: 'gzip', args: ['-c', '-6'] };
+      return { kind: 'stream', name: 'gzip (in-process, parallel)', create: () => new ParallelGzip({ level: 6 }) };
     case 'bzip2':
-      return { cmd: 'bzip2', args: ['-c'] };
+      return { kind: 'tool', cmd: 'bzip2', args: ['-c'] };
     case 'xz':
-      return { cmd: 'xz', args: ['-c', '-T0'] };
+      return { kind: 'tool', cmd: 'xz', args: ['-c', '-T0'] };
     case 'none':
       return undefined;
   }

@@ -50,7 +50,10 @@ async function minPlatform(def: BuildDefinition): Promise<Record<string, string>
   return undefined;
 }
 
-/** zfs send [-i from] | compress | hash → file, all streaming. */
+/**
+ * zfs send [-i from] | compress | hash → file, all streaming, one pass.
+ * gzip is compressed in-process on every core; xz and bzip2 by their tools.
+ */
 export async function sendCompressed(
   zfs: Zfs,
   snapshot: string,
@@ -58,18 +61,22 @@ export async function sendCompressed(
   compression: BuildDefinition['compression'],
   path: string,
 ): Promise<ManifestFile> {
-  // Choose the tool before spawning: an await between spawning `zfs send` and
-  // attaching the pipeline can let execa drain the first bytes of the stream.
-  const tool = await compressor(compression);
+  const how = compressor(compression);
+  // Nothing may be awaited from spawning `zfs send` until its stdout is in a
+  // pipeline: execa can drain the first bytes of a stream left unattached.
   const send = zfs.send(snapshot, from);
+  const tool = how?.kind === 'tool' ? how : undefined;
   const comp = tool ? spawn(tool.cmd, tool.args, { timeoutMs: 0 }) : undefined;
   const hash = new HashCounter();
+  const out = createWriteStream(path, { mode: 0o644 });
   let sent = 0;
   send.stdout!.on('data', (chunk: Buffer) => (sent += chunk.length));
   let streamErr: unknown;
   const flows = comp
-    ? [pipeline(send.stdout!, comp.stdin!), pipeline(comp.stdout!, hash, createWriteStream(path, { mode: 0o644 }))]
-    : [pipeline(send.stdout!, hash, createWriteStream(path, { mode: 0o644 }))];
+    ? [pipeline(send.stdout!, comp.stdin!), pipeline(comp.stdout!, hash, out)]
+    : how?.kind === 'stream'
+      ? [pipeline(send.stdout!, how.create(), hash, out)]
+      : [pipeline(send.stdout!, hash, out)];
   await Promise.all(flows).catch((err) => {
     streamErr = err;
     send.kill();
