@@ -1,4 +1,5 @@
 import { BaseCommand } from '../src/cli/base.js';
+import { withConfig } from '../src/cli/config.js';
 import { definitionFromFlags } from '../src/cli/definition.js';
 import { buildFlags } from '../src/cli/flags.js';
 import { renderResult, renderTimings } from '../src/cli/render.js';
@@ -20,7 +21,7 @@ export default class Build extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Build);
     this.setupLogging(flags);
-    const def = await definitionFromFlags(flags);
+    const def = await definitionFromFlags(await withConfig(flags));
     const result = await startBuild(def, {
       statePath: flags.state,
       stages: ['prepare', 'assemble', 'pkgadd', 'seal'],

@@ -1,4 +1,6 @@
-/** The /etc/motd the original writes with -M. */
+/** The /etc/motd the original writes with -M, from templates/motd. */
+import { fill, readTemplate } from './templates.js';
+
 export interface MotdInfo {
   name: string;
   version: string;
@@ -7,8 +9,10 @@ export interface MotdInfo {
 }
 
 export function renderMotd(m: MotdInfo): string {
-  const lines = [' =  T R I T O N  =', '', `    ${m.name} (${m.version})`];
-  if (m.sourceRepo) lines.push(`    ${m.sourceRepo}`);
-  lines.push(`    ${m.origin.name}@${m.origin.version}`, '', '');
-  return lines.join('\n');
+  return fill(readTemplate('motd'), {
+    NAME: m.name,
+    VERSION: m.version,
+    SOURCE_REPO: m.sourceRepo ?? '',
+    ORIGIN: `${m.origin.name}@${m.origin.version}`,
+  });
 }

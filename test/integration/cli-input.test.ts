@@ -35,7 +35,7 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     ['bad compression', (d) => ['-i', UUID, '-d', d, '-m', MF, '--compression', 'zstd'], /compression/],
     ['bad prefix', (d) => ['-i', UUID, '-d', d, '-m', MF, '-P', '../evil'], /-P must be a file name prefix/],
     ['unknown flag', (d) => ['-i', UUID, '-d', d, '-m', MF, '--frobnicate'], /Nonexistent flag/],
-    ['missing -i', (d) => ['build', '-d', d, '-m', MF], /Missing required flag image/],
+    ['missing -i', (d) => ['build', '-d', d, '-m', MF], /missing -i \(the base image uuid\)/],
     ['bad dataset root', (d) => ['-i', UUID, '-d', d, '-m', MF, '--dataset-root', 'pool//x'], /invalid dataset root name/],
     ['bad min platform', (d) => ['-i', UUID, '-d', d, '-m', MF, '--dataset-root', 'p/x', '--min-platform', 'soon'], /--min-platform/],
     ['output dir is a file', (d) => ['-i', UUID, '-d', d, '-m', MF, '--output-dir', join(d, 'afile')], /is not a directory/],
