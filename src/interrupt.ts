@@ -13,6 +13,14 @@ export function interruptSignal(): AbortSignal {
   return controller.signal;
 }
 
+/**
+ * The signal for work starting now: undefined once interrupted, because
+ * whatever starts after an interruption is cleanup and must run to the end.
+ */
+export function cancelSignalForNewWork(): AbortSignal | undefined {
+  return controller.signal.aborted ? undefined : controller.signal;
+}
+
 export function interrupt(signal: NodeJS.Signals): void {
   if (received) return;
   received = signal;

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildError } from './errors.js';
-import { interruptSignal } from './interrupt.js';
+import { cancelSignalForNewWork } from './interrupt.js';
 
 export interface LockInfo {
   pid: number;
@@ -114,6 +114,6 @@ export async function acquireLock(path: string, opts: AcquireOptions = {}): Prom
       opts.onWait?.(await readLock(path));
     }
     if (Date.now() > deadline) throw new BuildError(`timed out waiting for lock ${path}`);
-    await sleep(opts.pollMs ?? 200, undefined, { signal: interruptSignal() });
+    await sleep(opts.pollMs ?? 200, undefined, { signal: cancelSignalForNewWork() });
   }
 }

@@ -5,7 +5,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { BuildError, InterruptedError } from '../errors.js';
-import { interruptSignal, interruptedBy } from '../interrupt.js';
+import { cancelSignalForNewWork, interruptedBy } from '../interrupt.js';
 import { log } from '../log.js';
 
 export interface RunOptions {
@@ -52,6 +52,11 @@ export function defaultTimeout(): number {
   return defaultTimeoutMs;
 }
 
+/** Interruptible unless cleanup: see cancelSignalForNewWork. */
+function cancelSignalFor(opts: RunOptions): AbortSignal | undefined {
+  return opts.uninterruptible ? undefined : cancelSignalForNewWork();
+}
+
 export function describeCommand(cmd: string, args: readonly string[]): string {
   const shown = [cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)));
   const text = shown.join(' ');
@@ -82,7 +87,7 @@ export function spawn(
     buffer: { stdout: false, stderr: true },
     stripFinalNewline: false,
     timeout: opts.timeoutMs ?? defaultTimeoutMs,
-    cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
+    cancelSignal: cancelSignalFor(opts),
     forceKillAfterDelay: 5000,
   } as const) as never;
 }
@@ -123,14 +128,17 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     stdin: opts.input === undefined ? 'ignore' : undefined,
     reject: false,
     timeout: opts.timeoutMs ?? defaultTimeoutMs,
-    cancelSignal: opts.uninterruptible ? undefined : interruptSignal(),
+    cancelSignal: cancelSignalFor(opts),
     forceKillAfterDelay: 5000,
     stripFinalNewline: false,
     maxBuffer: 64 * 1024 * 1024,
   });
+  let afterExit: Promise<unknown> = Promise.resolve();
   if (opts.onChildExit) {
     const onExit = opts.onChildExit;
-    child.on('exit', () => void Promise.resolve(onExit()).catch((err) => log.warn(`after ${cmd}: ${(err as Error).message}`)));
+    afterExit = new Promise((resolve) => {
+      child.on('exit', () => resolve(Promise.resolve(onExit()).catch((err) => log.warn(`after ${cmd}: ${(err as Error).message}`))));
+    });
   }
   if (opts.echo) {
     for (const stream of [child.stdout, child.stderr]) {
@@ -146,6 +154,8 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
     }
   }
   const result = await child;
+  // The hook must be done before the caller starts its next command.
+  await afterExit;
   checkExit(cmd, args, result, opts);
   return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0 };
 }

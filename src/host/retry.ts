@@ -1,6 +1,6 @@
 /** Bounded retry with exponential backoff, for transient host and network faults. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { interruptSignal } from '../interrupt.js';
+import { cancelSignalForNewWork } from '../interrupt.js';
 
 export interface RetryOptions {
   attempts: number;
@@ -19,7 +19,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     } catch (err) {
       if (attempt >= opts.attempts || !opts.retryable(err)) throw err;
       opts.onRetry?.(err, attempt, delay);
-      await sleep(delay, undefined, { signal: interruptSignal() }).catch(() => {
+      await sleep(delay, undefined, { signal: cancelSignalForNewWork() }).catch(() => {
         throw err;
       });
       delay = Math.min(delay * 2, opts.maxDelayMs ?? 10_000);

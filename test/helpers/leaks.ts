@@ -18,6 +18,8 @@ export interface LeakCheck {
   outputDir?: string;
   /** Datasets allowed to stay (imported images). */
   images?: string[];
+  /** Shown on failure (e.g. the build's stderr). */
+  context?: string;
 }
 
 export async function assertNoLeaks(c: LeakCheck): Promise<void> {
@@ -30,7 +32,7 @@ export async function assertNoLeaks(c: LeakCheck): Promise<void> {
     const allowed = isImageName && (!c.images || c.images.includes(name)) && (await zfs.owner(ds)) !== 'analog';
     if (!allowed) stray.push(ds);
   }
-  assert.deepEqual(stray, [], 'no stray datasets (analogs, -partial)');
+  assert.deepEqual(stray, [], `no stray datasets (analogs, -partial)${c.context ? `\n${c.context}` : ''}`);
   assert.deepEqual(await mountsUnder(c.workDir), [], 'no mounts left under the work dir');
   const builds = await readdir(join(c.workDir, 'builds')).catch(() => []);
   assert.deepEqual(builds, [], 'no build dirs left');
