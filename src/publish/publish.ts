@@ -159,7 +159,7 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
     insecure: envBool(env.MANTA_TLS_INSECURE),
     retry: o.retry,
     stallMs: o.stallMs,
-    onRetry: (what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),
+    onRetry: (_what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),
   });
   return new MantaStore(client);
 }
