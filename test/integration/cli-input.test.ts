@@ -40,6 +40,36 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     ['bad min platform', (d) => ['-i', UUID, '-d', d, '-m', MF, '--dataset-root', 'p/x', '--min-platform', 'soon'], /--min-platform/],
     ['output dir is a file', (d) => ['-i', UUID, '-d', d, '-m', MF, '--output-dir', join(d, 'afile')], /is not a directory/],
     ['source dir missing', (d) => ['-i', UUID, '-d', d, '-m', MF, '--source', join(d, 'none'), '--dataset-root', 'p/x'], /image source .* does not exist/],
+    // manifest JSON: types, unknown and builder-owned fields, sizes
+    ['manifest name is a number', (d) => ['-i', UUID, '-d', d, '-m', '{"name":1,"version":"1"}'], /"name"/],
+    ['manifest version with spaces', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1 0"}'], /"version"/],
+    ['manifest tags is an array', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","tags":[1]}'], /"tags"/],
+    ['manifest unknown field', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","colour":"red"}'], /"colour"/],
+    ['manifest sets uuid', (d) => ['-i', UUID, '-d', d, '-m', `{"name":"x","version":"1","uuid":"${UUID}"}`], /"uuid" is set by buildimage/],
+    ['manifest sets files', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","files":[]}'], /"files" is set by buildimage/],
+    ['manifest is v1', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","creator_uuid":"x"}'], /v1 image manifest/],
+    ['manifest huge description', (d) => ['-i', UUID, '-d', d, '-m', JSON.stringify({ name: 'x', version: '1', description: 'd'.repeat(20000) })], /"description"/],
+    ['manifest name too long', (d) => ['-i', UUID, '-d', d, '-m', JSON.stringify({ name: 'n'.repeat(2000), version: '1' })], /"name"/],
+    ['manifest bad requirements', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","requirements":{"min_ram":"lots"}}'], /requirements/],
+    ['manifest bad min_platform', (d) => ['-i', UUID, '-d', d, '-m', '{"name":"x","version":"1","requirements":{"min_platform":{"7.0":"yesterday"}}}'], /min_platform/],
+    ['manifest is empty', (d) => ['-i', UUID, '-d', d, '-m', ''], /manifest/],
+    ['manifest is null', (d) => ['-i', UUID, '-d', d, '-m', 'null'], /must be a JSON object/],
+    // package names with shell metacharacters and option look-alikes
+    ...[';reboot', 'a|b', 'a`id`', 'a&&b', 'a>b', 'a b', 'a\nb', '$HOME', "a'b", 'foo*'].map(
+      (p) => [`package name ${JSON.stringify(p)}`, (d: string) => ['-i', UUID, '-d', d, '-m', MF, '-p', `curl,${p}`], /invalid package name/] as [string, (d: string) => string[], RegExp],
+    ),
+    ['empty package in list', (d) => ['-i', UUID, '-d', d, '-m', MF, '-p', 'curl,,wget'], /empty|package/],
+    // uuids
+    ['uuid too short', (d) => ['-i', '41bd4100-eb86-409a-85b0', '-d', d, '-m', MF], /-i must be an image uuid/],
+    ['uuid with spaces', (d) => ['-i', ` ${UUID}`, '-d', d, '-m', MF], /-i must be an image uuid/],
+    ['uuid with a path', (d) => ['-i', `../${UUID}`, '-d', d, '-m', MF], /-i must be an image uuid/],
+    // paths and other flags
+    ['proto with a space that does not exist', (d) => ['-i', UUID, '-d', join(d, 'no such dir'), '-m', MF], /does not exist/],
+    ['timeout not a duration', (d) => ['-i', UUID, '-d', d, '-m', MF, '--timeout', 'forever'], /--timeout must be a duration/],
+    ['timeout too short', (d) => ['-i', UUID, '-d', d, '-m', MF, '--timeout', '0s'], /--timeout must be a duration/],
+    ['channel with a slash', (d) => ['-i', UUID, '-d', d, '-m', MF, '--channel', 'a/b', '--dataset-root', 'p/x'], /--channel must be a channel name/],
+    ['motd source with a newline', (d) => ['-i', UUID, '-d', d, '-m', MF, '-S', 'a\nb', '--dataset-root', 'p/x'], /-S must be a single line/],
+    ['clean with --state and --all', () => ['clean', '--all', '--state', 'x.json'], /cannot also be provided|--all|--state/],
   ];
 
   for (const [name, args, re] of cases) {
@@ -60,6 +90,35 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     const obj = JSON.parse(r.stdout.trim());
     assert.equal(obj.ok, false);
     assert.match(obj.error.message, /-i must be an image uuid/);
+  });
+
+  it('state files: missing, corrupt, not ours, a directory, or from another build', async () => {
+    const corrupt = join(dir, 'corrupt.json');
+    await writeFile(corrupt, '{"version":1,');
+    const foreign = join(dir, 'foreign.json');
+    await writeFile(foreign, JSON.stringify({ name: 'package.json', version: '1.0.0' }));
+    const other = join(dir, 'other.json');
+    const { newState } = await import('../../src/state.js');
+    const st = newState({
+      imageUuid: UUID, protoDir: dir, manifest: { name: 'x', version: '1' }, packages: [], prefix: 'x-zfs', motd: false, audit: false,
+      upgrade: false, source: dir, datasetRoot: 'nopool/images', outputDir: dir, compression: 'gzip', workDir: work, verbose: false,
+    });
+    st.completed = ['prepare'];
+    st.analog = { dataset: `nopool/images/${st.buildId}`, mountpoint: join(work, 'builds', st.buildId, 'zone') };
+    await writeFile(other, JSON.stringify(st));
+    for (const [file, re] of [
+      [join(dir, 'none.json'), /no state file at/],
+      [corrupt, /is corrupt \(not JSON\)/],
+      [foreign, /is not a buildimage state file/],
+      [dir, /cannot read state file/],
+      [other, /zone analog nopool\/images\/\S+ no longer exists/],
+    ] as const) {
+      const r = await cli(['assemble', '--state', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(errorLines(r).length, 1, r.stderr);
+      assert.match(errorLines(r)[0]!, re);
+    }
+    assert.deepEqual(await readdir(work).catch(() => []), [], 'nothing created');
   });
 
   it('stage commands refuse without a state file', async () => {
