@@ -106,7 +106,8 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
     if (!s.completed.includes('seal') || !s.outputs) {
       throw new UsageError(`build ${s.buildId} in ${o.state} has not finished (no image yet)`, 'run `buildimage seal` first');
     }
-    outputs = [s.outputs.image, s.outputs.manifest, s.outputs.packages, s.outputs.audit].filter((p): p is string => !!p);
+    // Every output file, as eng's `cp /tmp/$(NAME)-zfs-$(VERSION).* bits/$(NAME)/` takes them all.
+    outputs = Object.values(s.outputs).filter((p): p is string => typeof p === 'string' && !!p);
     for (const p of outputs) {
       await access(p).catch(() => {
         throw new UsageError(`build output ${p} is gone`, 'it may have been cleaned up; build again');

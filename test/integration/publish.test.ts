@@ -457,16 +457,18 @@ describe('publish (integration)', function () {
         image: join(out, `demo-zfs-${version}.zfs.gz`),
         manifest: join(out, `demo-zfs-${version}.imgmanifest`),
         packages: join(out, `demo-zfs-${version}.packages.json`),
+        buildInfo: join(out, `demo-zfs-${version}.build-info.json`),
       };
       await writeFile(outputs.image, randomBytes(50_000));
       await writeFile(outputs.manifest, JSON.stringify({ uuid: randomUUID(), name: 'demo', version }));
       await writeFile(outputs.packages, '[]');
+      await writeFile(outputs.buildInfo, '{}');
       const statePath = join(f.dir, 'state.json');
       await writeFile(statePath, JSON.stringify(sealedState(outputs, version, out)));
       const r = await publish(opts(f, { state: statePath }));
       assert.equal(r.name, 'demo');
       assert.equal(r.stamp, version);
-      assert.deepEqual(r.steps.filter((s) => s.op === 'stage').length, 3);
+      assert.deepEqual(r.steps.filter((s) => s.op === 'stage').length, 4, 'every output file is staged');
       assert.equal((await stat(join(f.bits, 'demo', `demo-zfs-${version}.zfs.gz`))).ino, (await stat(outputs.image)).ino);
       assert.equal(f.srv.entry(`${BASE}/${version}/demo/demo-zfs-${version}.zfs.gz`)?.type, 'object');
       const again = await publish(opts(f, { state: statePath }));
@@ -594,7 +596,7 @@ describe('publish (integration)', function () {
   });
 });
 
-function sealedState(outputs: { image: string; manifest: string; packages: string }, version: string, outDir: string) {
+function sealedState(outputs: { image: string; manifest: string; packages: string; buildInfo: string }, version: string, outDir: string) {
   const def: BuildDefinition = {
     imageUuid: '41bd4100-eb86-409a-85b0-e649aadf6f62',
     protoDir: '/tmp/proto',
