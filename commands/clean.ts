@@ -8,10 +8,15 @@ import { UsageError } from '../src/errors.js';
 export default class Clean extends BaseCommand {
   static summary = 'Remove what a failed or killed build left: zone analog, mounts, -partial datasets, mountpoints, temp files.';
   static description = 'Only datasets that carry buildimage\'s ZFS user property are ever destroyed. --all skips builds whose process is still running.';
-  static examples = ['<%= config.bin %> clean --state .buildimage/state.json', '<%= config.bin %> clean --all --dataset-root zones/$(zonename)/data'];
+  static examples = [
+    '<%= config.bin %> clean --state .buildimage/state.json',
+    '<%= config.bin %> clean --state "$WORKSPACE/.buildimage/state.json" --missing-ok',
+    '<%= config.bin %> clean --all --dataset-root zones/$(zonename)/data',
+  ];
   static flags = {
     state: Flags.string({ description: 'state file of the build to clean', default: '.buildimage/state.json', exclusive: ['all'] }),
     all: Flags.boolean({ description: 'clean every leftover under the dataset root and work dir', default: false }),
+    'missing-ok': Flags.boolean({ description: 'no state file is not an error: nothing to clean (for post { always { } })', default: false }),
     'dataset-root': Flags.string({ description: 'with --all [env: BUILDIMAGE_DATASET_ROOT]' }),
     'work-dir': Flags.string({ description: 'with --all [env: BUILDIMAGE_WORK_DIR]' }),
   };
@@ -24,7 +29,7 @@ export default class Clean extends BaseCommand {
     }
     const result = flags.all
       ? await cleanEverything(await resolveDatasetRoot(flags['dataset-root']), resolveWorkDir(flags['work-dir']))
-      : await cleanFromState(flags.state);
+      : await cleanFromState(flags.state, undefined, { missingOk: flags['missing-ok'] });
     this.result(renderClean(result));
     return result;
   }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { cleanAll, cleanBuild, buildLockPath, type CleanReport } from './cleanup.js';
+import { cleanAll, cleanBuild, buildLockPath, emptyReport, type CleanReport } from './cleanup.js';
 import { StateError, BuildError } from './errors.js';
 import { Zfs } from './host/zfs.js';
 import { lockHeld } from './lock.js';
@@ -123,7 +123,9 @@ export interface CleanResult extends CleanReport {
   ok: true;
 }
 
-export async function cleanFromState(statePath: string, zfs = new Zfs()): Promise<CleanResult> {
+/** `missingOk`: no state file means nothing to clean (a run that failed before prepare). */
+export async function cleanFromState(statePath: string, zfs = new Zfs(), opts: { missingOk?: boolean } = {}): Promise<CleanResult> {
+  if (opts.missingOk && !(await stat(statePath).catch(() => undefined))) return { ok: true, ...emptyReport() };
   const sf = await StateFile.load(statePath);
   const s = sf.state;
   if (await lockHeld(buildLockPath(s.definition.workDir, s.buildId))) {

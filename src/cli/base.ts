@@ -15,8 +15,9 @@ export abstract class BaseCommand extends Command {
       description: 'log lines on stderr (and in --log-file): human = "[ 12.3s] message", json = one object per line',
       options: ['human', 'json'],
       default: 'human',
+      env: 'BUILDIMAGE_LOG_FORMAT',
     }),
-    'log-file': Flags.string({ description: 'also append the log to this file, always with the -v detail' }),
+    'log-file': Flags.string({ description: 'also append the log to this file, always with the -v detail', env: 'BUILDIMAGE_LOG_FILE' }),
   };
 
   protected setupLogging(flags: { verbose?: boolean; 'log-format'?: string; 'log-file'?: string }): void {

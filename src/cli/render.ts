@@ -1,6 +1,6 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build.js';
-import type { DoctorResult } from './schemas.js';
+import type { DoctorResult, InitResult } from './schemas.js';
 import { log } from '../log.js';
 
 export function renderResult(r: BuildResult): string {
@@ -45,4 +45,9 @@ export function renderDoctor(r: DoctorResult): string {
     ? `doctor: ${r.failed} check${r.failed > 1 ? 's' : ''} failed${r.warnings ? `, ${r.warnings} warning${r.warnings > 1 ? 's' : ''}` : ''}: builds will not work until fixed`
     : `doctor: ready${r.warnings ? ` (${r.warnings} warning${r.warnings > 1 ? 's' : ''})` : ''}`;
   return [...lines, summary].join('\n');
+}
+
+export function renderInit(r: InitResult): string {
+  const wrote = r.written.map((p) => `  ${r.overwritten.includes(p) ? 'replaced' : 'wrote'} ${p}`);
+  return [...wrote, 'next: edit buildimage.json (packages, description), put the image\'s files in proto/, then try it:', ...r.next.map((c) => `  ${c}`)].join('\n');
 }
