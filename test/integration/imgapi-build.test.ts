@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageManifest } from '../../src/manifest.js';
-import { cli, errorLines, type CliResult } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { BIN, REPO, cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
@@ -145,6 +146,38 @@ describe('build from an IMGAPI source', function () {
     await expectOneLineFailure(r, /500|InternalError/, out);
     server.clearFaults();
   });
+
+  for (const [how, signal, code] of [['SIGINT', 'SIGINT', 130], ['kill -9', 'SIGKILL', null]] as const) {
+    it(`${how} mid-download leaves no -partial, and the next build imports the image whole`, async () => {
+      const chain = await publishChain();
+      server.addFault({ kind: 'stall', afterBytes: 30_000, route: 'GetImageFile', uuid: chain.base, times: 1 });
+      const out = await w.outDir();
+      const child = execa('node', [BIN, '-i', chain.origin, '-d', proto, '-m', mf, '--output-dir', out], {
+        cwd: REPO, env: { ...w.env, BUILDIMAGE_SOURCE: url }, reject: false, stdin: 'ignore',
+      });
+      // Wait until the stalled download is under way: the receive journal names its -partial.
+      const partial = `${w.datasetRoot}/${chain.base}-partial`;
+      const journal = join(w.workDir, 'locks', `img.${chain.base}.receiving`);
+      const started = async () => (await readFile(journal, 'utf8').catch(() => '')).trim() === partial;
+      for (let i = 0; i < 100 && !(await started()); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await started(), 'receive under way');
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill(signal);
+      const r = await child;
+      if (code) assert.equal(r.exitCode, code, String(r.stderr));
+      else {
+        // kill -9 cannot clean up; the next run (or clean --all) must.
+        const c = await cli(['clean', '--all'], { env: w.env });
+        assert.equal(c.code, 0, c.stderr);
+      }
+      assert.equal(await w.zfs.exists(partial), false, 'no -partial left');
+      assert.equal(await w.zfs.exists(`${w.datasetRoot}/${chain.base}`), false, 'never renamed into place incomplete');
+      await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: allowed() });
+      const again = await build(chain.origin);
+      assert.equal(again.r.code, 0, again.r.stderr);
+      assert.ok(await w.zfs.exists(`${w.datasetRoot}/${chain.base}@final`));
+    });
+  }
 
   it('concurrent builds import each image once', async () => {
     const chain = await publishChain();

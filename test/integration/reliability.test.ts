@@ -110,6 +110,32 @@ describe('reliability', function () {
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: images() });
   });
 
+  it('kill -9 mid-send: clean --state removes the half-written image and the analog', async () => {
+    const big = await mkdtemp(join(w.dir, 'proto-send-'));
+    for (let i = 0; i < 6; i++) await writeFile(join(big, `blob${i}`), randomBytes(8 * 1024 * 1024));
+    const out = await w.outDir();
+    const state = join(w.dir, `send-${randomUUID().slice(0, 8)}.json`);
+    for (const args of [
+      ['prepare', '-i', w.origin.uuid, '-d', big, '-m', mf, '--state', state, '--output-dir', out, '--compression', 'xz'],
+      ['assemble', '--state', state],
+      ['pkgadd', '--state', state],
+    ]) {
+      const r = await cli(args, { env: w.env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const b = start(['seal', '--state', state], w.env, /sending /);
+    await b.ready;
+    await new Promise((res) => setTimeout(res, 300));
+    b.child.kill('SIGKILL');
+    await b.child;
+    const left = await readdir(out);
+    const r = await cli(['clean', '--state', state], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await readdir(out), [], `temp outputs removed (were: ${left.join(' ')})`);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: images() });
+    await rm(big, { recursive: true, force: true });
+  });
+
   it('a step that overruns --timeout fails naming it, and cleans up', async () => {
     const out = await w.outDir();
     const r = await cli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out, '--timeout', '3s'], { env: w.env });
