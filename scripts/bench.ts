@@ -1,0 +1,518 @@
+/**
+ * `npm run bench [-- flags]`: buildimage against the original tool's
+ * command sequence, on the same pool, interleaved, with stage timings as
+ * ratios (ours / original), peak RSS, growth with proto size, the seal
+ * pass against `zfs send | pigz`, and every image checked (sha1, size,
+ * decompressed, received, tree equal to the original's). Makes its own
+ * file-backed pool, sample images and repository server, and removes them.
+ *
+ * Flags: --runs N (3: interleaved pairs at 1×) --scale-runs N (1: pairs at
+ * each larger scale) --scales 1,2,4 --seal-runs N (3) --rss-gb G (2: one
+ * build of a G GiB image for peak RSS; 0 skips) --no-other-compressions
+ * --dir DIR (/var/tmp/buildimage-bench) --write FILE (the markdown report
+ * also goes there) --keep (leave pool and files).
+ */
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createGunzip } from 'node:zlib';
+import { execa, execaSync } from 'execa';
+import { decompressor, fileSuffix } from '../src/compress.js';
+import { Zfs } from '../src/host/zfs.js';
+import { importImage } from '../src/images/import.js';
+import { openSource } from '../src/images/sources.js';
+import { pidAlive } from '../src/lock.js';
+import type { Compression } from '../src/manifest.js';
+import { makeSampleImages } from '../src/sample/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../src/sample/packages.js';
+import { destroyFilePool, ensureFilePool } from '../src/sample/pool.js';
+import { startRepoServer } from '../src/sample/repo-server.js';
+import { sendCompressed } from '../src/stages/seal.js';
+import { describeTree, diffTrees } from '../test/helpers/tree.js';
+import { writeBenchProto, type ProtoStats } from './bench-proto.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(REPO, 'bin/run.js');
+const PACKAGES = ['greeter', 'webfetch', 'daemonkit'];
+
+// ---------------------------------------------------------------- flags
+
+function parseArgs(argv: string[]) {
+  const o = {
+    runs: 3,
+    scaleRuns: 1,
+    scales: [1, 2, 4],
+    sealRuns: 3,
+    rssGb: 2,
+    otherCompressions: true,
+    dir: '/var/tmp/buildimage-bench',
+    write: undefined as string | undefined,
+    keep: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--runs') o.runs = Number(val());
+    else if (a === '--scale-runs') o.scaleRuns = Number(val());
+    else if (a === '--scales') o.scales = val().split(',').map(Number);
+    else if (a === '--seal-runs') o.sealRuns = Number(val());
+    else if (a === '--rss-gb') o.rssGb = Number(val());
+    else if (a === '--no-other-compressions') o.otherCompressions = false;
+    else if (a === '--dir') o.dir = val();
+    else if (a === '--write') o.write = val();
+    else if (a === '--keep') o.keep = true;
+    else throw new Error(`unknown flag ${a}`);
+  }
+  if (!o.scales.length || o.scales.some((s) => !Number.isInteger(s) || s < 1)) throw new Error('--scales: positive integers');
+  return o;
+}
+
+// ---------------------------------------------------------------- helpers
+
+const say = (s: string) => console.error(`bench: ${s}`);
+const now = () => performance.now() / 1000;
+
+function stats(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { min: s[0]!, median, max: s[s.length - 1]! };
+}
+const f2 = (x: number) => x.toFixed(2);
+const fmtStats = (xs: number[]) => {
+  const s = stats(xs);
+  return xs.length === 1 ? f2(s.median) : `${f2(s.min)} / **${f2(s.median)}** / ${f2(s.max)}`;
+};
+
+async function sha1File(path: string): Promise<string> {
+  const h = createHash('sha1');
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+function sh(cmd: string): string {
+  try {
+    return String(execaSync('bash', ['-c', cmd], { reject: false }).stdout).trim();
+  } catch {
+    return '';
+  }
+}
+
+let zfsFusePid: number | undefined;
+/** zfs-fuse's CPU seconds so far (utime + stime), to show where time goes; NaN without zfs-fuse. */
+function zfsFuseCpu(): number {
+  zfsFusePid ??= Number(sh('pgrep -x zfs-fuse | head -1')) || -1;
+  try {
+    const f = readFileSync(`/proc/${zfsFusePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Peak RSS (VmHWM) of a process, polled until it exits. */
+function watchPeakRss(pid: number): { stop: () => number } {
+  let peak = 0;
+  const read = () => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch {
+      /* gone */
+    }
+  };
+  const iv = setInterval(read, 25);
+  return {
+    stop: () => {
+      clearInterval(iv);
+      return peak;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the two contenders
+
+/** The original tool's sequence (as test/integration/equivalence.test.ts), with a timestamp per stage. */
+const ORIGINAL = `
+set -euo pipefail
+ROOT=$1 ORIGIN=$2 UUID=$3 MNT=$4 PROTO=$5 OUT=$6; shift 6
+t() { date +%s.%N; }
+T0=$(t)
+zfs clone -o mountpoint="$MNT" "$ROOT/$ORIGIN@final" "$ROOT/$UUID"
+T1=$(t)
+rsync -a "$PROTO/" "$MNT/root/"
+T2=$(t)
+created=()
+for d in /dev /lib /proc /sbin /usr /lib64; do
+  [[ -e $d ]] || continue
+  if [[ ! -d $MNT/root$d ]]; then mkdir "$MNT/root$d"; created+=("$MNT/root$d"); fi
+  mount --bind "$d" "$MNT/root$d"; mount -o remount,bind,ro "$MNT/root$d"
+done
+env -i PATH=/opt/local/bin:/opt/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin /usr/sbin/chroot "$MNT/root" /opt/local/sbin/pkg_add -U "$@" >/dev/null
+env -i PATH=/usr/bin:/bin /usr/sbin/chroot "$MNT/root" /opt/local/sbin/pkg_info -a >/dev/null
+env -i PATH=/usr/bin:/bin /usr/sbin/chroot "$MNT/root" rm -rf /var/db/pkgin/
+rm -rf "$MNT/config"
+for d in /lib64 /usr /sbin /proc /lib /dev; do mountpoint -q "$MNT/root$d" && umount "$MNT/root$d"; done
+for c in "\${created[@]}"; do rmdir "$c"; done
+T3=$(t)
+zfs snapshot "$ROOT/$UUID@final"
+zfs send -i "$ROOT/$ORIGIN@final" "$ROOT/$UUID@final" | gzip > "$OUT"
+sha1sum "$OUT" >/dev/null
+stat -c %s "$OUT" >/dev/null
+for i in 1 2 3 4 5 6 7 8; do zfs destroy -r "$ROOT/$UUID" && break; sleep 1; done
+T4=$(t)
+echo "$T0 $T1 $T2 $T3 $T4"
+`;
+
+interface RunResult {
+  stages: Record<string, number>;
+  total: number;
+  rss?: number;
+  zfsCpu: number;
+  image: string;
+  manifest?: Record<string, unknown>;
+}
+
+const STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
+
+async function runOriginal(w: Bench, proto: string, out: string): Promise<RunResult> {
+  const uuid = randomUUID();
+  const mnt = join(w.dir, `orig-${uuid.slice(0, 8)}`);
+  const image = join(out, 'original.zfs.gz');
+  const z0 = zfsFuseCpu();
+  const t0 = now();
+  const r = await execa('bash', ['-c', ORIGINAL, 'original', w.datasetRoot, w.originUuid, uuid, mnt, proto, image, ...PACKAGES], { reject: false });
+  const total = now() - t0;
+  if (r.exitCode !== 0) throw new Error(`original sequence failed: ${r.stderr}`);
+  await rm(mnt, { recursive: true, force: true });
+  const t = r.stdout.trim().split('\n').pop()!.split(' ').map(Number);
+  const stages = Object.fromEntries(STAGES.map((s, i) => [s, t[i + 1]! - t[i]!]));
+  return { stages, total, zfsCpu: zfsFuseCpu() - z0, image };
+}
+
+async function runOurs(w: Bench, proto: string, out: string, version: string): Promise<RunResult> {
+  const z0 = zfsFuseCpu();
+  const t0 = now();
+  const child = execa('node', [BIN, 'build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: 'benchsvc', version }), '-p', PACKAGES.join(','),
+    '--source', w.sampleDir, '--dataset-root', w.datasetRoot, '--output-dir', out, '--json'], {
+    env: { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn' },
+    reject: false,
+    stdin: 'ignore',
+  });
+  const rss = watchPeakRss(child.pid!);
+  const r = await child;
+  const total = now() - t0;
+  const peak = rss.stop();
+  if (r.exitCode !== 0) throw new Error(`buildimage failed: ${r.stderr}`);
+  const stdout = String(r.stdout);
+  const res = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
+    timings: Record<string, number>;
+    image: { outputs: { image: string; manifest: string } };
+  };
+  const manifest = JSON.parse(await readFile(res.image.outputs.manifest, 'utf8')) as Record<string, unknown>;
+  return { stages: res.timings, total, rss: peak, zfsCpu: zfsFuseCpu() - z0, image: res.image.outputs.image, manifest };
+}
+
+/** The image is what its manifest says, decompresses, receives, and its tree equals the original's. */
+async function validate(w: Bench, ours: RunResult, theirs: RunResult, tag: string): Promise<string> {
+  const file = (ours.manifest!.files as Array<{ sha1: string; size: number }>)[0]!;
+  const st = await stat(ours.image);
+  if (st.size !== file.size) throw new Error(`${tag}: size ${st.size} != manifest ${file.size}`);
+  if ((await sha1File(ours.image)) !== file.sha1) throw new Error(`${tag}: sha1 differs from the manifest`);
+  const trees = [];
+  for (const [name, img] of [['ours', ours.image], ['theirs', theirs.image]] as const) {
+    const ds = `${w.datasetRoot}/rx-${name}-${tag}`;
+    const mnt = join(w.dir, `rx-${name}-${tag}`);
+    await execa('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', img, ds]);
+    await w.zfs.set(ds, { mountpoint: mnt });
+    await w.zfs.mount(ds);
+    trees.push(await describeTree(mnt));
+    await execa('zfs', ['destroy', '-r', ds], { reject: false });
+    for (let i = 0; i < 8 && (await w.zfs.exists(ds)); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      await execa('zfs', ['destroy', '-r', ds], { reject: false });
+    }
+    await rm(mnt, { recursive: true, force: true });
+  }
+  const diffs = diffTrees(trees[0]!, trees[1]!);
+  if (diffs.length) throw new Error(`${tag}: image trees differ: ${diffs.join('; ')}`);
+  return `${tag}: sha1/size match the manifest; gzip -dc | zfs receive ok; tree equals the original's (${trees[0]!.size} entries)`;
+}
+
+// ---------------------------------------------------------------- seal pass
+
+interface SealResult {
+  scale: number;
+  rawBytes: number;
+  ours: number[];
+  pigz: number[];
+  pigzSha1: number[];
+  oursSize: number;
+  pigzSize: number;
+}
+
+/** A snapshot holding the proto, the way seal sees it. */
+async function sealSnapshot(w: Bench, proto: string, scale: number): Promise<{ snap: string; from: string; ds: string }> {
+  const ds = `${w.datasetRoot}/sealsrc-${scale}`;
+  const mnt = join(w.dir, `sealsrc-${scale}`);
+  await execa('zfs', ['clone', '-o', `mountpoint=${mnt}`, `${w.datasetRoot}/${w.originUuid}@final`, ds]);
+  await execa('rsync', ['-a', `${proto}/`, `${mnt}/root/`]);
+  await execa('zfs', ['snapshot', `${ds}@final`]);
+  return { snap: `${ds}@final`, from: `${w.datasetRoot}/${w.originUuid}@final`, ds };
+}
+
+async function rawSha1(snap: string, from: string): Promise<{ sha1: string; size: number }> {
+  const b = await execa('bash', ['-c', 'set -o pipefail; zfs send -i "$1" "$2" | tee >(wc -c >&2) | sha1sum', 'bash', from, snap]);
+  return { sha1: b.stdout.split(' ')[0]!, size: Number(b.stderr.trim()) };
+}
+
+async function checkDecompressed(path: string, c: Compression, expectSha1: string): Promise<void> {
+  const tool = decompressor(c);
+  const cmd = tool ? `${tool.cmd} ${tool.args.join(' ')} < "$1" | sha1sum` : 'sha1sum < "$1"';
+  const r = await execa('bash', ['-c', cmd, 'bash', path]);
+  if (r.stdout.split(' ')[0] !== expectSha1) throw new Error(`${path}: decompressed stream differs from zfs send's`);
+}
+
+async function benchSeal(w: Bench, proto: string, scale: number, runs: number, others: boolean, notes: string[]): Promise<SealResult> {
+  const { snap, from, ds } = await sealSnapshot(w, proto, scale);
+  const raw = await rawSha1(snap, from);
+  const out = join(w.dir, 'seal-out');
+  await mkdir(out, { recursive: true });
+  const res: SealResult = { scale, rawBytes: raw.size, ours: [], pigz: [], pigzSha1: [], oursSize: 0, pigzSize: 0 };
+  for (let i = 0; i < runs; i++) {
+    const order = i % 2 ? ['pigz', 'ours'] : ['ours', 'pigz'];
+    for (const who of order) {
+      if (who === 'ours') {
+        const t0 = now();
+        const f = await sendCompressed(w.zfs, snap, from, 'gzip', join(out, 'ours.gz'));
+        res.ours.push(now() - t0);
+        res.oursSize = f.size;
+        if (i === 0) {
+          if ((await sha1File(join(out, 'ours.gz'))) !== f.sha1) throw new Error('seal: file sha1 differs from the one computed in the pass');
+          await checkDecompressed(join(out, 'ours.gz'), 'gzip', raw.sha1);
+          const viaPigz = await execa('bash', ['-c', 'pigz -dc < "$1" | sha1sum', 'bash', join(out, 'ours.gz')]);
+          if (viaPigz.stdout.split(' ')[0] !== raw.sha1) throw new Error('seal: pigz decompresses our gzip differently');
+          const h = createHash('sha1');
+          await pipeline(createReadStream(join(out, 'ours.gz')), createGunzip(), new Writable({ write: (c: Buffer, _e, cb) => (h.update(c), cb()) }));
+          if (h.digest('hex') !== raw.sha1) throw new Error('seal: Node zlib decompresses our gzip differently');
+        }
+      } else {
+        const t0 = now();
+        await execa('bash', ['-c', 'set -o pipefail; zfs send -i "$1" "$2" | pigz -6 > "$3"', 'bash', from, snap, join(out, 'pigz.gz')]);
+        const t1 = now();
+        await sha1File(join(out, 'pigz.gz'));
+        res.pigz.push(t1 - t0);
+        res.pigzSha1.push(now() - t0);
+        res.pigzSize = (await stat(join(out, 'pigz.gz'))).size;
+      }
+    }
+  }
+  notes.push(`seal ${scale}×: our gzip decompresses (gzip, pigz, Node zlib) to zfs send's exact stream (sha1 ${raw.sha1.slice(0, 12)}…, ${raw.size} bytes)`);
+  if (others) {
+    for (const c of ['xz', 'bzip2', 'none'] as Compression[]) {
+      const path = join(out, `ours${fileSuffix(c)}`);
+      const t0 = now();
+      const f = await sendCompressed(w.zfs, snap, from, c, path);
+      const ours = now() - t0;
+      if ((await sha1File(path)) !== f.sha1) throw new Error(`seal ${c}: sha1 mismatch`);
+      await checkDecompressed(path, c, raw.sha1);
+      let tool = '';
+      if (c !== 'none') {
+        const cmd = c === 'xz' ? 'xz -c -T0' : 'bzip2 -c';
+        const t1 = now();
+        await execa('bash', ['-c', `set -o pipefail; zfs send -i "$1" "$2" | ${cmd} > "$3"`, 'bash', from, snap, join(out, `tool${fileSuffix(c)}`)]);
+        tool = `, \`zfs send | ${cmd}\` ${f2(now() - t1)} s`;
+      }
+      notes.push(`seal ${scale}× ${c}: ours ${f2(ours)} s (${(raw.size / 1e6 / ours).toFixed(0)} MB/s in, sha1+size in the pass)${tool}; decompresses to zfs send's exact stream`);
+      await rm(path, { force: true });
+    }
+  }
+  await rm(out, { recursive: true, force: true });
+  await execa('zfs', ['destroy', '-r', ds], { reject: false });
+  return res;
+}
+
+// ---------------------------------------------------------------- the world
+
+interface Bench {
+  zfs: Zfs;
+  pool: string;
+  poolFile: string;
+  datasetRoot: string;
+  dir: string;
+  sampleDir: string;
+  originUuid: string;
+}
+
+async function reapStale(): Promise<void> {
+  const r = await execa('zpool', ['list', '-H', '-o', 'name'], { reject: false });
+  for (const name of String(r.stdout).split('\n').map((s) => s.trim())) {
+    const m = /^bibench(\d+)$/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) await destroyFilePool(name, `/var/tmp/buildimage-bench/${name}.img`).catch(() => undefined);
+  }
+}
+
+function machine(): string {
+  const cpu = cpus();
+  const fuse = !Number.isNaN(zfsFuseCpu());
+  return [
+    `- CPU: ${cpu.length} × ${cpu[0]?.model ?? '?'}; RAM ${(totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    `- kernel: ${sh('uname -sr')}; Node ${process.version}`,
+    `- ZFS: ${fuse ? `zfs-fuse ${sh("dpkg-query -W -f '${Version}' zfs-fuse 2>/dev/null")}` : 'kernel ZFS'}, file-backed pool on a sparse file in /var/tmp`,
+    `- ${sh('rsync --version | head -1')}; ${sh('pigz --version 2>&1')}; ${sh('gzip --version | head -1')}`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const zfs = new Zfs();
+  const startedAt = new Date();
+  const load0 = loadavg();
+  await reapStale();
+  const maxScale = Math.max(...o.scales);
+  // Pool: the largest proto twice (a build's clone and the seal snapshot), images and received copies.
+  const poolGiB = Math.max(8, Math.ceil(maxScale * 0.3 * 5 + o.rssGb * 2.5 + 2));
+  await mkdir(o.dir, { recursive: true });
+  const df = await execa('df', ['-B1', '--output=avail', o.dir]);
+  const avail = Number(String(df.stdout).split('\n')[1]);
+  const need = (poolGiB + maxScale * 0.3 * 2 + o.rssGb) * 2 ** 30;
+  if (avail < need) throw new Error(`need ~${(need / 2 ** 30).toFixed(0)} GiB free in ${o.dir}, have ${(avail / 2 ** 30).toFixed(0)} GiB`);
+
+  const pool = `bibench${process.pid}`;
+  const poolFile = join(o.dir, `${pool}.img`);
+  const dir = join(o.dir, `run-${process.pid}`);
+  await mkdir(dir, { recursive: true });
+  say(`pool ${pool} (${poolGiB} GiB sparse) in ${o.dir}`);
+  await ensureFilePool(pool, poolFile, poolGiB);
+  const server = await startRepoServer({ dir: (writeRepository(join(dir, 'repo'), SAMPLE_PACKAGES), join(dir, 'repo')) });
+  const report: string[] = [];
+  try {
+    const datasetRoot = `${pool}/images`;
+    await zfs.create(datasetRoot);
+    const sampleDir = join(dir, 'sample');
+    const images = await makeSampleImages({ zfs, datasetRoot, outDir: sampleDir, repoUrl: server.url, tmpDir: dir });
+    const w: Bench = { zfs, pool, poolFile, datasetRoot, dir, sampleDir, originUuid: images.origin.uuid };
+    // The base is imported once, as on a build machine that built before (the original tool assumes it too).
+    await importImage({ zfs, datasetRoot, source: openSource(sampleDir), lockDir: join(dir, 'work', 'locks') }, images.origin.uuid);
+
+    const rows: Array<{ scale: number; proto: ProtoStats; ours: RunResult[]; theirs: RunResult[] }> = [];
+    const seals: SealResult[] = [];
+    const notes: string[] = [];
+    let version = 0;
+    for (const scale of o.scales) {
+      const proto = join(dir, `proto-${scale}`);
+      say(`writing the ${scale}× proto`);
+      const ps = writeBenchProto(proto, { scale });
+      say(`${scale}×: ${ps.files} files, ${(ps.bytes / 1e6).toFixed(0)} MB, ${ps.dirs} dirs, ${ps.symlinks} symlinks`);
+      const runs = scale === o.scales[0] ? o.runs : o.scaleRuns;
+      const row = { scale, proto: ps, ours: [] as RunResult[], theirs: [] as RunResult[] };
+      for (let i = 0; i < runs; i++) {
+        const out = join(dir, `out-${scale}-${i}`);
+        await mkdir(out, { recursive: true });
+        const pair: Record<string, RunResult> = {};
+        for (const who of i % 2 ? ['ours', 'original'] : ['original', 'ours']) {
+          say(`${scale}× run ${i + 1}/${runs}: ${who}`);
+          pair[who] = who === 'ours' ? await runOurs(w, proto, out, `1.0.${++version}`) : await runOriginal(w, proto, out);
+          say(`  ${f2(pair[who]!.total)} s (${STAGES.map((s) => `${s} ${f2(pair[who]!.stages[s] ?? NaN)}`).join(', ')})`);
+        }
+        row.ours.push(pair.ours!);
+        row.theirs.push(pair.original!);
+        if (i === 0) notes.push(await validate(w, pair.ours!, pair.original!, `${scale}x`));
+        await rm(out, { recursive: true, force: true });
+      }
+      rows.push(row);
+      if (o.sealRuns > 0) {
+        say(`${scale}× seal pass: ours vs zfs send | pigz`);
+        seals.push(await benchSeal(w, proto, scale, scale === o.scales[0] ? o.sealRuns : Math.min(o.sealRuns, 2), o.otherCompressions && scale === o.scales[0], notes));
+      }
+      await rm(proto, { recursive: true, force: true });
+    }
+
+    let rssLine = '';
+    if (o.rssGb > 0) {
+      const proto = join(dir, 'proto-rss');
+      say(`peak RSS: a ${o.rssGb} GiB image`);
+      writeBenchProto(proto, { scale: 1 });
+      // Big, barely compressible files so the image itself is ~rssGb GiB.
+      await mkdir(join(proto, 'opt/smartdc/benchsvc/data'), { recursive: true });
+      const chunks = Math.ceil(o.rssGb * 1024 / 256) ;
+      for (let i = 0; i < chunks; i++) {
+        await execa('bash', ['-c', `head -c ${256 * 2 ** 20} /dev/urandom > "$1"`, 'bash', join(proto, `opt/smartdc/benchsvc/data/blob${i}`)]);
+      }
+      const out = join(dir, 'out-rss');
+      await mkdir(out, { recursive: true });
+      const r = await runOurs(w, proto, out, `1.0.${++version}`);
+      const size = (await stat(r.image)).size;
+      rssLine = `| ${o.rssGb} GiB image (${(size / 2 ** 30).toFixed(2)} GiB .zfs.gz) | ${(r.rss! / 2 ** 20).toFixed(0)} MiB | ${f2(r.total)} s (${STAGES.map((s) => `${s} ${f2(r.stages[s] ?? NaN)}`).join(', ')}) |`;
+      await rm(out, { recursive: true, force: true });
+      await rm(proto, { recursive: true, force: true });
+    }
+
+    // ------------------------------------------------------------ report
+    const load1 = loadavg();
+    report.push(`## Results (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')} (other work on the machine shows as spread)`, '');
+    report.push('### Build: ours / original (ratio; min / **median** / max over runs)', '');
+    report.push('| proto | runs | prepare | assemble (copy) | pkgadd | seal | whole build | original whole (s) | ours whole (s) | ours peak RSS | zfs-fuse CPU ours / original |');
+    report.push('|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of rows) {
+      const ratio = (s: (x: RunResult) => number) => fmtStats(r.ours.map((x, i) => s(x) / s(r.theirs[i]!)));
+      report.push(
+        `| ${r.scale}× (${r.proto.files} files, ${(r.proto.bytes / 1e6).toFixed(0)} MB) | ${r.ours.length} | ` +
+          STAGES.map((s) => ratio((x) => x.stages[s]!)).join(' | ') +
+          ` | ${ratio((x) => x.total)} | ${fmtStats(r.theirs.map((x) => x.total))} | ${fmtStats(r.ours.map((x) => x.total))} | ${(Math.max(...r.ours.map((x) => x.rss!)) / 2 ** 20).toFixed(0)} MiB | ${fmtStats(r.ours.map((x, i) => x.zfsCpu / r.theirs[i]!.zfsCpu))} |`,
+      );
+    }
+    report.push('', 'Absolute seconds, median (ours vs original):', '');
+    report.push('| proto | prepare | assemble | pkgadd | seal |', '|---|---|---|---|---|');
+    for (const r of rows) {
+      const med = (xs: RunResult[], s: string) => stats(xs.map((x) => x.stages[s]!)).median;
+      report.push(`| ${r.scale}× | ${STAGES.map((s) => `${f2(med(r.ours, s))} vs ${f2(med(r.theirs, s))}`).join(' | ')} |`);
+    }
+    if (rows.length > 1) {
+      const base = rows[0]!;
+      report.push('', '### Growth with proto size (median whole build, relative to the smallest proto)', '');
+      report.push('| proto | ours | original |', '|---|---|---|');
+      for (const r of rows) {
+        const g = (xs: RunResult[], b: RunResult[]) => stats(xs.map((x) => x.total)).median / stats(b.map((x) => x.total)).median;
+        report.push(`| ${r.scale}× | ${f2(g(r.ours, base.ours))}× | ${f2(g(r.theirs, base.theirs))}× |`);
+      }
+    }
+    if (seals.length) {
+      report.push('', '### Seal pass: `zfs send -i | compress` on the same snapshot', '');
+      report.push('Throughput = raw send-stream MB / wall s. Ours = buildimage\'s `sendCompressed` (gzip in-process on every core, sha1 and size in the same pass); pigz = `zfs send | pigz -6 > file` (no hash), pigz+sha1 = the same followed by reading the file for its sha1, as the original did.', '');
+      report.push('| proto | runs | send stream | ours MB/s | pigz MB/s | ours / pigz | pigz+sha1 MB/s | ours / pigz+sha1 | file ours / pigz |', '|---|---|---|---|---|---|---|---|---|');
+      for (const s of seals) {
+        const mbps = (xs: number[]) => stats(xs.map((t) => s.rawBytes / 1e6 / t)).median;
+        report.push(
+          `| ${s.scale}× | ${s.ours.length} | ${(s.rawBytes / 1e6).toFixed(0)} MB | ${mbps(s.ours).toFixed(1)} | ${mbps(s.pigz).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigz[i]! / t))} | ${mbps(s.pigzSha1).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigzSha1[i]! / t))} | ${(s.oursSize / s.pigzSize).toFixed(3)} |`,
+        );
+      }
+    }
+    if (rssLine) report.push('', '### Peak RSS of one build (VmHWM of the buildimage process)', '', '| image | peak RSS | time |', '|---|---|---|', rssLine);
+    report.push('', '### Checks', '', ...notes.map((n) => `- ${n}`), '');
+    const text = report.join('\n');
+    console.log(text);
+    if (o.write) writeFileSync(o.write, text + '\n');
+  } finally {
+    await server.close();
+    if (!o.keep) {
+      say('cleaning up');
+      await destroyFilePool(pool, poolFile).catch((e) => say(`could not destroy ${pool}: ${(e as Error).message}`));
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+});
