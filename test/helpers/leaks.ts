@@ -16,7 +16,7 @@ export interface LeakCheck {
   datasetRoot: string;
   workDir: string;
   outputDir?: string;
-  /** Datasets allowed to stay (imported images). */
+  /** Datasets allowed to stay besides whole imported images (e.g. images received by hand). */
   images?: string[];
   /** Shown on failure (e.g. the build's stderr). */
   context?: string;
@@ -29,8 +29,10 @@ export async function assertNoLeaks(c: LeakCheck): Promise<void> {
   for (const ds of children) {
     const name = ds.slice(c.datasetRoot.length + 1);
     const isImageName = /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(name);
-    const allowed = isImageName && (!c.images || c.images.includes(name)) && (await zfs.owner(ds)) !== 'analog';
-    if (!allowed) stray.push(ds);
+    // Whole imported images are a cache and may stay (other tests import their own).
+    const wholeImage = isImageName && (await zfs.owner(ds)) === 'image' && (await zfs.exists(`${ds}@final`));
+    const listed = isImageName && !!c.images?.includes(name) && (await zfs.owner(ds)) !== 'analog';
+    if (!wholeImage && !listed) stray.push(ds);
   }
   assert.deepEqual(stray, [], `no stray datasets (analogs, -partial)${c.context ? `\n${c.context}` : ''}`);
   assert.deepEqual(await mountsUnder(c.workDir), [], 'no mounts left under the work dir');
