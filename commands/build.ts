@@ -10,6 +10,7 @@ export default class Build extends BaseCommand {
   static summary = 'Build a zone image: prepare, assemble, pkgadd and seal in one process.';
   static description = 'Also what `buildimage -i ... -d ... -m ...` (no command) runs, as eng.git\'s Makefile calls it.';
   static examples = [
+    `<%= config.bin %> build --config buildimage.json --image-version "$STAMP" --output-dir bits/imgapi`,
     `<%= config.bin %> build -i 41bd4100-eb86-409a-85b0-e649aadf6f62 -d /tmp/proto/root -m '{"name":"imgapi","version":"1.0.0"}' -p coreutils,curl -P imgapi-zfs --dataset-root zones/$(zonename)/data`,
     `<%= config.bin %> -i 41bd4100-eb86-409a-85b0-e649aadf6f62 -d proto -m '{"name":"x","version":"1"}' -P x-zfs -a -M -S https://github.com/TritonDataCenter/x`,
   ];

@@ -8,6 +8,7 @@ import { startBuild, type BuildResult } from '../src/build.js';
 export default class Prepare extends BaseCommand {
   static summary = 'Stage 1: import the base image and create the zone analog; records the build in a state file.';
   static examples = [
+    `<%= config.bin %> prepare --config buildimage.json --image-version "$STAMP" --output-dir bits/imgapi --state .buildimage/state.json`,
     `<%= config.bin %> prepare -i 41bd4100-eb86-409a-85b0-e649aadf6f62 -d proto/root -m '{"name":"imgapi","version":"1.0.0"}' -P imgapi-zfs --state .buildimage/state.json`,
   ];
   static flags = { ...buildFlags, ...stateFlag };

@@ -73,7 +73,7 @@ export const BuildInfoSchema = z.object({
 });
 export type BuildInfo = z.infer<typeof BuildInfoSchema>;
 
-const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_COMMIT', 'GIT_BRANCH', 'NODE_NAME', 'STAMP'];
+const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_COMMIT', 'GIT_BRANCH', 'NODE_NAME', 'WORKSPACE', 'STAMP'];
 
 /** `git -C dir ARGS` output, or undefined when git fails (not a repo, no such remote...). */
 async function git(dir: string, ...args: string[]): Promise<string | undefined> {

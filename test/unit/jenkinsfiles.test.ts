@@ -81,6 +81,8 @@ function commandLines(source: string, text: string, kind: Kind): CommandLine[] {
   const out: CommandLine[] = [];
   const re = kind === 'makefile' ? /\$\(BUILDIMAGE_TOOL\) / : /(?:^|[\s'"(&|;])buildimage (?=[a-z-])/;
   for (const line of codeOf(kind, text).split('\n')) {
+    // `make … buildimage …` names eng's make target, not this tool.
+    if (/^\s*make\b/.test(line)) continue;
     const g = new RegExp(re.source, 'g');
     let m: RegExpExecArray | null;
     while ((m = g.exec(line))) {
