@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { cleanAll, cleanBuild, buildLockPath, emptyReport, type CleanReport } from './cleanup.js';
 import { StateError, BuildError } from './errors.js';
 import { Zfs } from './host/zfs.js';
+import { interruptedBy } from './interrupt.js';
 import { lockHeld } from './lock.js';
 import { log } from './log.js';
 import { runStages } from './pipeline.js';
@@ -68,6 +69,8 @@ async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
 
 export interface FailedStage {
   stage: string;
+  /** Stopped by SIGINT/SIGTERM rather than failed. */
+  interrupted: boolean;
   /** Until the failure was reported, cleanup included. */
   seconds: number;
 }
@@ -89,7 +92,8 @@ async function runTimed(
     // Only a stage that ran and failed has a time; a refused one (out of order) has none.
     if (sf.state.failed) {
       const okSecs = sf.state.completed.filter((s) => !before.has(s)).reduce((a, s) => a + (sf.state.timings[s] ?? 0), 0);
-      opts.onTimings?.(sf.state.timings, { stage: sf.state.failed.stage, seconds: (Date.now() - t0) / 1000 - okSecs });
+      const failed = { stage: sf.state.failed.stage, interrupted: !!interruptedBy(), seconds: (Date.now() - t0) / 1000 - okSecs };
+      opts.onTimings?.(sf.state.timings, failed);
     }
     throw err;
   }

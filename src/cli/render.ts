@@ -15,7 +15,7 @@ export function renderResult(r: BuildResult): string {
 /** The per-stage timing table every build command ends with, a failed stage included. */
 export function renderTimings(timings: Record<string, number>, failed?: FailedStage): void {
   const rows: Array<[string, number]> = Object.entries(timings);
-  if (failed) rows.push([`${failed.stage} (failed)`, failed.seconds]);
+  if (failed) rows.push([`${failed.stage} (${failed.interrupted ? 'interrupted' : 'failed'})`, failed.seconds]);
   if (!rows.length) return;
   const width = Math.max(10, ...rows.map(([n]) => n.length));
   const total = rows.reduce((a, [, s]) => a + s, 0);
