@@ -72,6 +72,70 @@ describe('copyTree: proto dir into an image root', () => {
     assert.equal(await readFile(join(root, 'other'), 'utf8'), 'base');
   });
 
+  it('keeps modes the umask would clear, set-id and sticky bits, owners of files, dirs and links, and big files', async () => {
+    const d = join(src, 'opt/modes');
+    await mkdir(join(d, 'shared'), { recursive: true });
+    await chmod(join(d, 'shared'), 0o3777);
+    await mkdir(join(d, 'locked'));
+    await writeFile(join(d, 'locked/f'), 'x');
+    await chmod(join(d, 'locked'), 0o500);
+    await writeFile(join(d, 'open'), 'o', { mode: 0o666 });
+    await chmod(join(d, 'open'), 0o666);
+    await writeFile(join(d, 'sgid'), 's');
+    await chown(join(d, 'sgid'), 0, 5);
+    await chmod(join(d, 'sgid'), 0o2755);
+    await chown(join(d, 'locked'), 77, 88);
+    await symlink('open', join(d, 'lnk'));
+    await execFileSync('chown', ['-h', '123:456', join(d, 'lnk')]);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    await writeFile(join(d, 'big'), big);
+    await writeFile(join(d, 'empty'), '');
+    await mkdir(join(d, 'a'));
+    await link(join(d, 'big'), join(d, 'a/big-link'));
+    const old = process.umask(0o077);
+    try {
+      const stats = await copyTree(src, root);
+      assert.equal(stats.hardlinks, 2);
+    } finally {
+      process.umask(old);
+    }
+    const r = join(root, 'opt/modes');
+    assert.equal((await stat(join(r, 'shared'))).mode & 0o7777, 0o3777);
+    const locked = await stat(join(r, 'locked'));
+    assert.equal(locked.mode & 0o7777, 0o500);
+    assert.equal(`${locked.uid}:${locked.gid}`, '77:88');
+    assert.equal((await stat(join(r, 'open'))).mode & 0o7777, 0o666);
+    const sg = await stat(join(r, 'sgid'));
+    assert.equal(sg.mode & 0o7777, 0o2755);
+    assert.equal(sg.gid, 5);
+    const l = await lstat(join(r, 'lnk'));
+    assert.equal(`${l.uid}:${l.gid}`, '123:456');
+    assert.ok((await readFile(join(r, 'big'))).equals(big));
+    assert.equal((await stat(join(r, 'a/big-link'))).ino, (await stat(join(r, 'big'))).ino);
+    assert.equal((await stat(join(r, 'empty'))).size, 0);
+    // Directory mtimes survive their own entries being created (Node sets times to the microsecond).
+    assert.ok(Math.abs((await stat(join(r, 'a'))).mtimeMs - (await stat(join(d, 'a'))).mtimeMs) < 0.002);
+    const list = (dir: string) => execFileSync('find', ['.', '-printf', '%p %y %m %U %G %s %l %TY%Tm%Td%TH%TM%TS\n'], { cwd: dir }).toString().split('\n').map((l) => l.replace(/(\.\d{5})\d+$/, '$1')).sort();
+    assert.deepEqual(list(r), list(d));
+  });
+
+  it('replaces an image file or link by the proto\'s, and refuses a proto file where the image has a directory', async () => {
+    await mkdir(join(root, 'opt/smartdc/svc'), { recursive: true });
+    await writeFile(join(root, 'opt/smartdc/svc/link.js'), 'was a file');
+    await symlink('nowhere', join(root, 'opt/smartdc/svc/app.js'));
+    await copyTree(src, root);
+    assert.equal(await readlink(join(root, 'opt/smartdc/svc/link.js')), 'app.js');
+    assert.equal(await readFile(join(root, 'opt/smartdc/svc/app.js'), 'utf8'), 'console.log(1)\n');
+    await rm(join(root, 'opt/smartdc/svc/app.js'));
+    await mkdir(join(root, 'opt/smartdc/svc/app.js'));
+    await assert.rejects(copyTree(src, root), /is a directory in the image but not in the proto/);
+  });
+
+  it('refuses special files', async () => {
+    execFileSync('mkfifo', [join(src, 'opt/fifo')]);
+    await assert.rejects(copyTree(src, root), /special file/);
+  });
+
   it('fails clearly on a missing or non-directory proto', async () => {
     await assert.rejects(copyTree(join(top, 'nope'), root), /not a directory/);
     await assert.rejects(copyTree(join(src, 'opt/smartdc/svc/app.js'), root), /not a directory/);
