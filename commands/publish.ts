@@ -10,7 +10,11 @@ export default class Publish extends BaseCommand {
     '(and latest-release for release-YYYYMMDD builds) and lists what was published in <bits>/artifacts.txt. ' +
     'Files already published with the same MD5 are skipped; a different MD5 fails. Rerunning after a failure finishes the job.\n\n' +
     'Environment: MANTA_URL, MANTA_USER, MANTA_SUBUSER, MANTA_KEY_ID (MD5 or SHA256 fingerprint), MANTA_TLS_INSECURE, ' +
-    'SSH_AUTH_SOCK, BITS_UPLOAD_ALLOW_DIRTY, UPDATES_IMGADM_CHANNEL.';
+    'SSH_AUTH_SOCK, BITS_UPLOAD_ALLOW_DIRTY; with -p: UPDATES_IMGADM_URL (?channel= allowed), UPDATES_IMGADM_USER (default mg), ' +
+    'UPDATES_IMGADM_IDENTITY (RSA key file or fingerprint; default ~/.ssh/automation.id_rsa, else ~/.ssh/id_rsa), UPDATES_IMGADM_CHANNEL, ' +
+    'UPDATES_IMGADM_INSECURE.\n\n' +
+    '-p imports each image idempotently: a rerun finishes an import left unactivated, adds an image active in another channel ' +
+    'to this one, skips one already there, and fails if the uuid is on the server with another file.';
   static examples = [
     '<%= config.bin %> publish -b master -n imgapi -d /public/builds/imgapi -D bits',
     '<%= config.bin %> publish -b master -n imgapi -d /public/builds/imgapi --state .buildimage/state.json --dry-run',
@@ -31,6 +35,7 @@ export default class Publish extends BaseCommand {
     stamp: Flags.string({ char: 't', description: 'build stamp (default: <bits>/<name>/latest-build-stamp)' }),
     state: Flags.string({ description: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' }),
     channel: Flags.string({ description: 'updates IMGAPI channel (default: from the branch) [env: UPDATES_IMGADM_CHANNEL]' }),
+    'upload-file': Flags.boolean({ description: 'with -p: upload the image file to IMGAPI from here instead of IMGAPI fetching it from Manta', default: false }),
     'dry-run': Flags.boolean({ description: 'print the plan (each upload, skip and API call) and change nothing', default: false }),
   };
 
@@ -48,6 +53,7 @@ export default class Publish extends BaseCommand {
       stamp: flags.stamp,
       state: flags.state,
       channel: flags.channel,
+      uploadFile: flags['upload-file'],
       dryRun: flags['dry-run'],
       subdirs: argv as string[],
       env: process.env,

@@ -72,7 +72,7 @@ const PublishStep = z.discriminatedUnion('op', [
   z.object({ op: z.literal('put'), path: z.string(), what: z.literal('md5sums') }).strict(),
   z.object({ op: z.literal('pointer'), path: z.string(), target: z.string(), unchanged: z.boolean() }).strict(),
   z.object({ op: z.literal('artifacts'), path: z.string() }).strict(),
-  z.object({ op: z.literal('import'), uuid: z.string(), path: z.string(), channel: z.string(), action: z.string(), detail: z.string() }).strict(),
+  z.object({ op: z.literal('import'), uuid: z.string(), path: z.string(), channel: z.string(), action: z.string(), detail: z.string(), calls: z.array(z.string()).optional() }).strict(),
 ]);
 
 export const PublishResultSchema = z

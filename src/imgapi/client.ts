@@ -155,15 +155,15 @@ export function defaultUserAgent(): string {
 
 export class ImgapiClient {
   /** Scheme, host and port (with credentials, if the URL had any). */
-  private readonly origin: URL;
+  protected readonly origin: URL;
   readonly basePath: string;
   readonly channel?: string;
   /** The URL for messages: no credentials, no query. */
   readonly url: string;
-  private readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure'>> &
+  protected readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure'>> &
     Pick<ImgapiClientOptions, 'ca' | 'insecure'>;
-  private readonly userAgent: string;
-  private readonly agents: Agents;
+  protected readonly userAgent: string;
+  protected readonly agents: Agents;
   readonly proxy?: string;
 
   constructor(options: ImgapiClientOptions) {
@@ -295,16 +295,16 @@ export class ImgapiClient {
 
   // ---- internals
 
-  private headers(): Record<string, string> {
+  protected headers(): Record<string, string> {
     return { 'accept-version': '~2', accept: 'application/json', 'user-agent': this.userAgent };
   }
 
-  private httpsOptions(): { rejectUnauthorized: boolean; certificateAuthority?: string | Buffer | Array<string | Buffer> } {
+  protected httpsOptions(): { rejectUnauthorized: boolean; certificateAuthority?: string | Buffer | Array<string | Buffer> } {
     return { rejectUnauthorized: !this.opts.insecure, ...(this.opts.ca ? { certificateAuthority: this.opts.ca } : {}) };
   }
 
   /** Query built as sdc-clients' _qs: undefined/null dropped, insertion order, node querystring. */
-  private requestUrl(path: string, query: Record<string, unknown>): URL {
+  protected requestUrl(path: string, query: Record<string, unknown>): URL {
     const q: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(query)) {
       if (v === undefined || v === null) continue;
@@ -332,7 +332,7 @@ export class ImgapiClient {
     });
   }
 
-  private parseJson<T>(what: string, res: Response<Buffer>): T {
+  protected parseJson<T>(what: string, res: Response<Buffer>): T {
     const type = String(res.headers['content-type'] ?? '');
     const text = res.body.toString('utf8');
     if (isHtml(type, text)) {
@@ -353,7 +353,7 @@ export class ImgapiClient {
   }
 
   /** One line for a non-2xx answer, from an IMGAPI `{code, message}` body when there is one. */
-  private httpError(what: string, res: Response<unknown>, body: Buffer): ImgapiError {
+  protected httpError(what: string, res: Response<unknown>, body: Buffer): ImgapiError {
     const status = res.statusCode;
     const retryable = status >= 500 || status === 429 || status === 408;
     const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
@@ -397,7 +397,7 @@ export class ImgapiClient {
    * and a total time budget. Only ImgapiErrors marked retryable and network
    * errors are retried.
    */
-  private async withRetries<T>(what: string, path: string, channel: unknown, outer: AbortSignal | undefined, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  protected async withRetries<T>(what: string, path: string, channel: unknown, outer: AbortSignal | undefined, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = Date.now();
     const signal = outer ? AbortSignal.any([outer, interruptSignal()]) : interruptSignal();
     let delay = this.opts.retryDelayMs;

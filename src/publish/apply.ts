@@ -12,7 +12,7 @@ import { PublishError } from '../errors.js';
 import { throwIfInterrupted } from '../interrupt.js';
 import { log } from '../log.js';
 import { writeAtomic } from '../state.js';
-import { IMPORT_NOT_IMPLEMENTED, type ImgapiImporter, type ImportRequest } from './importer.js';
+import type { ImgapiImporter, ImportRequest } from './importer.js';
 import { md5File } from './local.js';
 import type { PlannedFile, PublishPlan } from './plan.js';
 import { formatBytes, formatRate, type ProgressFactory } from './progress.js';
@@ -27,7 +27,7 @@ export type Step =
   | { op: 'put'; path: string; what: 'md5sums' }
   | { op: 'pointer'; path: string; target: string; unchanged: boolean }
   | { op: 'artifacts'; path: string }
-  | { op: 'import'; uuid: string; path: string; channel: string; action: string; detail: string };
+  | { op: 'import'; uuid: string; path: string; channel: string; action: string; detail: string; calls?: string[] };
 
 export interface ApplyOptions {
   dryRun: boolean;
@@ -145,13 +145,12 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
         return store.signedUrl(im.image.remote);
       },
     };
-    if (!o.importer) {
-      if (!o.dryRun) throw new PublishError(IMPORT_NOT_IMPLEMENTED, { hint: 'the bits are published; run without -p' });
-      note({ op: 'import', uuid: im.uuid, path: im.image.remote, channel: plan.channel, action: 'import', detail: IMPORT_NOT_IMPLEMENTED }, `import ${im.uuid}`);
-      continue;
-    }
+    if (!o.importer) throw new PublishError('-p: no updates IMGAPI importer configured');
     const r = o.dryRun ? await o.importer.plan(req) : await o.importer.apply(req);
-    note({ op: 'import', uuid: im.uuid, path: im.image.remote, channel: plan.channel, action: r.action, detail: r.detail }, `${r.action} ${im.uuid}: ${r.detail}`);
+    note(
+      { op: 'import', uuid: im.uuid, path: im.image.remote, channel: plan.channel, action: r.action, detail: r.detail, ...(r.calls?.length ? { calls: r.calls } : {}) },
+      `${r.action} ${im.uuid}: ${r.detail}`,
+    );
   }
 
   return { steps, uploaded: toUpload.length, skipped, conflicts: conflicts.length, bytes };

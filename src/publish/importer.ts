@@ -1,9 +1,9 @@
 /**
  * The slot for `-p`: importing published images into the updates IMGAPI
  * (what bits-upload.sh did with `updates-imgadm import -m MF -f <msign URL>`).
- * Publishing plans and applies imports through this interface after the
- * bits are in Manta; no implementation exists yet, so `-p` fails with one
- * clear line once the Manta part is done.
+ * Publishing checks the importer before uploading anything, then plans and
+ * applies imports through this interface after the bits are in Manta. The
+ * implementation is UpdatesImporter (updates.ts); tests plug in fakes.
  */
 
 export interface ImportRequest {
@@ -23,18 +23,20 @@ export interface ImportRequest {
 
 export interface ImportStep {
   uuid: string;
-  /** e.g. import, skip (already in the channel), add-channel. */
+  /** Plan: import, finish, add-channel, skip, conflict. Apply: imported, finished, channel-added, already there. */
   action: string;
   detail: string;
+  /** The API calls it would make (plan) or made (apply), one line each, no credentials. */
+  calls?: string[];
 }
 
 export interface ImgapiImporter {
   /** Which IMGAPI and as whom, for messages (no credentials). */
   readonly description: string;
+  /** Optional: fail early (bad credentials, unreachable server) before anything is uploaded. */
+  check?(): Promise<void>;
   /** Read-only: what apply would do (for --dry-run). */
   plan(req: ImportRequest): Promise<ImportStep>;
   /** Idempotent: a rerun after a kill finishes the import. */
   apply(req: ImportRequest): Promise<ImportStep>;
 }
-
-export const IMPORT_NOT_IMPLEMENTED = 'importing into updates IMGAPI is not implemented yet';

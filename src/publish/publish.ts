@@ -21,6 +21,7 @@ import { MantaStore } from './manta-store.js';
 import { makePlan, type PublishPlan } from './plan.js';
 import { progressReporter, type ProgressFactory } from './progress.js';
 import type { Store } from './store.js';
+import { updatesImporterFromEnv } from './updates.js';
 
 export interface PublishOptions {
   /** -b */
@@ -42,11 +43,13 @@ export interface PublishOptions {
   /** --state: publish this finished build's outputs too. */
   state?: string;
   channel?: string;
+  /** --upload-file: -p uploads the local image file to IMGAPI instead of IMGAPI fetching it from Manta. */
+  uploadFile?: boolean;
   dryRun: boolean;
   subdirs?: string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
-  /** The updates-IMGAPI import (a later task); without one, -p fails after the Manta part. */
+  /** The updates-IMGAPI import; default with -p: UpdatesImporter configured from UPDATES_IMGADM_*. */
   importer?: ImgapiImporter;
   retry?: RetryPolicy;
   stallMs?: number;
@@ -133,8 +136,19 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
   if (isDirtyStamp(stamp) && !allowDirty) {
     throw new UsageError(`stamp ${stamp} is marked dirty: not publishing bits that cannot be traced to a commit`, 'commit first, or set BITS_UPLOAD_ALLOW_DIRTY=1');
   }
-  const channel = checkChannel(o.channel ?? (o.env.UPDATES_IMGADM_CHANNEL || channelFor(o.branch, o.tryBranch)));
+  // --channel > UPDATES_IMGADM_CHANNEL > ?channel= in UPDATES_IMGADM_URL > from the branch. bits-upload.sh
+  // exported its computed channel over the URL's, silently ignoring a channel someone asked for there.
+  const channel = checkChannel(o.channel ?? (o.env.UPDATES_IMGADM_CHANNEL || urlChannel(o.env.UPDATES_IMGADM_URL) || channelFor(o.branch, o.tryBranch)));
   return { name, stamp, channel, bitsDir, outputs };
+}
+
+function urlChannel(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).searchParams.get('channel') || undefined;
+  } catch {
+    throw new UsageError('UPDATES_IMGADM_URL is not a URL', 'e.g. https://updates.tritondatacenter.com');
+  }
 }
 
 /** Where -d points: a local directory, or /<user>/… in Manta. */
@@ -196,6 +210,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   process.on('SIGTERM', onSignal);
   try {
     const baseDir = baseDirOf(o);
+    // Credentials and server checked before anything is hashed or uploaded.
+    const importer = o.updates ? (o.importer ?? (await updatesImporterFromEnv({ env: o.env, channel: r.channel, uploadFile: o.uploadFile, sshDir: o.sshDir, retry: o.retry }))) : undefined;
+    if (importer?.check) await importer.check();
     const plan: PublishPlan = await makePlan({
       name: r.name,
       branch: o.branch!,
@@ -212,7 +229,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     log.info(
       `${o.dryRun ? 'dry run: ' : ''}publishing ${plan.files.length} files of ${r.name} ${r.stamp} (branch ${o.branch}${o.tryBranch ? `, try ${o.tryBranch}` : ''}) to ${plan.stampDir} on ${store.description}`,
     );
-    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer: o.importer, progress: o.progress ?? progressReporter() });
+    if (importer) log.info(`${o.dryRun ? 'dry run: ' : ''}then importing ${plan.imports.length} image${plan.imports.length === 1 ? '' : 's'} into ${importer.description}, channel ${r.channel}`);
+    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress ?? progressReporter() });
     return {
       ok: true,
       dryRun: o.dryRun,

@@ -22,7 +22,8 @@ function stepLine(s: Step): string {
     case 'artifacts':
       return `list      ${s.path}`;
     case 'import':
-      return `import    ${s.uuid} from ${s.path} into channel ${s.channel}: ${s.action}${s.detail ? ` (${s.detail})` : ''}`;
+      // One line per IMGAPI call it would make (or made), under the import.
+      return [`import    ${s.uuid} from ${s.path} into channel ${s.channel}: ${s.action}${s.detail ? ` (${s.detail})` : ''}`, ...(s.calls ?? []).map((c) => `            ${c}`)].join('\n  ');
   }
 }
 
@@ -38,5 +39,9 @@ export function renderPublished(r: PublishResult): string {
   const pointers = r.steps
     .filter((s): s is Extract<Step, { op: 'pointer' }> => s.op === 'pointer')
     .map((s) => `${s.path.split('/').pop()}${s.unchanged ? ' (unchanged)' : ' moved'}`);
-  return `published ${r.name} ${r.stamp} to ${r.destination}: ${r.uploaded} uploaded (${formatBytes(r.bytes)}), ${r.skipped} already there; ${pointers.join(', ')} (${r.seconds.toFixed(1)} s)`;
+  const imports = r.steps
+    .filter((s): s is Extract<Step, { op: 'import' }> => s.op === 'import')
+    .map((s) => `; updates IMGAPI: ${s.uuid} ${s.action} (channel ${s.channel})`)
+    .join('');
+  return `published ${r.name} ${r.stamp} to ${r.destination}: ${r.uploaded} uploaded (${formatBytes(r.bytes)}), ${r.skipped} already there; ${pointers.join(', ')}${imports} (${r.seconds.toFixed(1)} s)`;
 }

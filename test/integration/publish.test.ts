@@ -2,7 +2,8 @@
  * `publish` end to end against the local Manta server (and -L into a
  * directory): bits-upload.sh's layout and pointers, md5 skip/fail rules,
  * reruns after a failure at every step and after a real kill -9, faults,
- * -p's import slot, --state, --dry-run, and no secret in any log line.
+ * -p's import slot (a fake importer; the real one is in publish-updates.test),
+ * --state, --dry-run, and no secret in any log line.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
@@ -20,6 +21,8 @@ import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
 import { newState, type BuildDefinition } from '../../src/state.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
+import { mountAdminApi } from '../servers/imgapi-admin.js';
+import { startImgapiServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
 
@@ -412,9 +415,10 @@ describe('publish (integration)', function () {
       assert.equal(req.manifestFile, join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'));
     });
 
-    it('-p without an importer publishes the bits, then fails with one clear line', async () => {
-      await assert.rejects(publish(opts(f, { updates: true })), (e: PublishError) => e.exitCode === 3 && e.message === 'importing into updates IMGAPI is not implemented yet');
-      assert.equal((await f.srv.read(`${BASE}/master-latest`)).toString(), `${DEST}\n`);
+    it('-p checks the updates IMGAPI before anything is hashed or uploaded: a server that is down is one line, exit 3', async () => {
+      const env = { MANTA_URL: f.srv.url, MANTA_USER: USER, UPDATES_IMGADM_URL: 'http://127.0.0.1:9' };
+      await assert.rejects(publish(opts(f, { updates: true, env })), (e: PublishError) => e.exitCode === 3 && /^IMGAPI http:\/\/127\.0\.0\.1:9: ping: connection refused/.test(e.message));
+      assert.equal(f.srv.requests.length, 0);
     });
 
     it('-p with a manifest that has no image beside it fails before uploading anything', async () => {
@@ -553,7 +557,7 @@ describe('publish (integration)', function () {
       }
     });
 
-    it('--dry-run prints the plan; --json returns the result; -p fails with exit 3 after publishing', async () => {
+    it('--dry-run prints the plan; --json returns the result; -p with a refused IMGAPI key fails with exit 3 before publishing', async () => {
       const dry = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--dry-run'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /^plan: publish demo master-20240501T120000Z-g0123abc \(branch master, channel dev\) to \/Joyent_Dev\/public\/builds\/demo\//);
@@ -569,9 +573,19 @@ describe('publish (integration)', function () {
       assert.equal(res.uploaded, 3);
       assert.equal(res.store.kind, 'manta');
 
-      const p = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '-p'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
-      assert.equal(p.code, 3, p.stderr);
-      assert.deepEqual(errorLines(p), ['buildimage: error: importing into updates IMGAPI is not implemented yet (the bits are published; run without -p)']);
+      const imgapi = await startImgapiServer();
+      mountAdminApi(imgapi, { authkeys: { mg: [nodeRsaKey().pubLine] } });
+      const before = f.srv.requests.length;
+      try {
+        const p = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '-p'], { cwd: f.dir, env: { ...env(), UPDATES_IMGADM_URL: imgapi.url }, timeoutMs: 60_000 });
+        assert.equal(p.code, 3, p.stderr);
+        const lines = errorLines(p);
+        assert.equal(lines.length, 1, p.stderr);
+        assert.match(lines[0]!, /^buildimage: error: IMGAPI http:\/\/127\.0\.0\.1:\d+ refused user "mg" with key ([0-9a-f]{2}:){15}[0-9a-f]{2}: Unauthorized \(UnauthorizedError\) \(check UPDATES_IMGADM_USER/);
+        assert.equal(f.srv.requests.length, before, 'nothing sent to Manta');
+      } finally {
+        await imgapi.close();
+      }
     });
 
     it('a refused key is one line, exit 3', async () => {

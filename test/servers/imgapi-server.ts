@@ -72,13 +72,21 @@ export type FaultKind =
   /** A complete HTTP response whose JSON body is cut in half (Content-Length matches what is sent). */
   | { kind: 'bad-json' }
   /** Corrupt the body: byte at `at` (default the middle) is flipped. */
-  | { kind: 'wrong-bytes'; at?: number };
+  | { kind: 'wrong-bytes'; at?: number }
+  /**
+   * The handler runs to the end (a write is done), then its answer is lost:
+   * a proxy's HTML error page with `status` (default 504, haproxy giving up
+   * on a slow backend), or with status 0 the connection is just closed.
+   */
+  | { kind: 'lost-answer'; status?: number };
 
 export type Fault = FaultKind & {
   /** Only requests to these routes (default: any). */
   route?: RouteName | RouteName[];
   /** Only requests for this image uuid. */
   uuid?: string;
+  /** Only requests with this `?action=` (UpdateImage: import, activate, channel-add). */
+  action?: string;
   /** How many matching requests it applies to (default 1; Infinity for always). */
   times?: number;
 };
@@ -88,6 +96,8 @@ export interface LoggedRequest {
   url: string;
   headers: http.IncomingHttpHeaders;
   route?: string;
+  /** `?action=` of the request, if any. */
+  action?: string;
   status?: number;
   fault?: FaultKind['kind'];
 }
@@ -123,7 +133,7 @@ export interface RequestContext {
   fault?: FaultKind;
 }
 
-export type Handler = (ctx: RequestContext) => void | Promise<void> | 'next';
+export type Handler = (ctx: RequestContext) => void | 'next' | Promise<void | 'next'>;
 
 interface Route {
   method: string;
@@ -235,6 +245,8 @@ export class ImgapiTestServer {
   private readonly secure: boolean;
   /** Decides the authenticated user of a request; the write side plugs HTTP Signature in here. */
   authenticate: (req: http.IncomingMessage) => string | undefined | Promise<string | undefined> = () => undefined;
+  /** Runs after authentication and fault selection, before the handlers (e.g. to kill a client mid-call). */
+  beforeHandle?: (ctx: RequestContext) => void | Promise<void>;
 
   private readonly routes: Route[] = [];
   private readonly http: http.Server | https.Server;
@@ -406,6 +418,7 @@ export class ImgapiTestServer {
     const matches = this.routes.filter((r) => r.pattern.test(path));
     const route = matches.find((r) => r.method === req.method);
     entry.route = route?.name;
+    entry.action = url.searchParams.get('action') ?? undefined;
     const ctx: RequestContext = { req, res, server: this, url, query: parseQuery(url), params: {}, version: '~1' };
     try {
       if (!route) {
@@ -423,7 +436,7 @@ export class ImgapiTestServer {
         ctx.version = accept;
       }
       ctx.remoteUser = await this.authenticate(req);
-      ctx.fault = this.takeFault(route.name, ctx.params.uuid);
+      ctx.fault = this.takeFault(route.name, ctx.params.uuid, entry.action);
       if (ctx.fault) entry.fault = ctx.fault.kind;
       if (ctx.fault?.kind === 'status') {
         const f = ctx.fault;
@@ -431,6 +444,7 @@ export class ImgapiTestServer {
         if (f.retryAfter !== undefined) res.setHeader('Retry-After', String(f.retryAfter));
         throw new RestError(status, f.code ?? (status === 503 ? 'ServiceUnavailable' : status === 429 ? 'TooManyRequests' : 'InternalError'), f.message ?? 'boom');
       }
+      await this.beforeHandle?.(ctx);
       if (ctx.fault?.kind === 'html') {
         const page = Buffer.from('<html><head><title>Proxy</title></head><body><h1>Please log in</h1></body></html>\n');
         res.writeHead(ctx.fault.status ?? 200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length });
@@ -450,10 +464,10 @@ export class ImgapiTestServer {
     }
   }
 
-  private takeFault(route: string, uuid: string | undefined): FaultKind | undefined {
+  private takeFault(route: string, uuid: string | undefined, action: string | undefined): FaultKind | undefined {
     const i = this.faults.findIndex((f) => {
       const routes = f.route === undefined ? undefined : Array.isArray(f.route) ? f.route : [f.route];
-      return (!routes || routes.includes(route)) && (!f.uuid || f.uuid === uuid);
+      return (!routes || routes.includes(route)) && (!f.uuid || f.uuid === uuid) && (!f.action || f.action === action);
     });
     if (i < 0) return undefined;
     const f = this.faults[i]!;
@@ -466,6 +480,14 @@ export class ImgapiTestServer {
   sendJson(ctx: RequestContext, status: number, body: unknown, headers: Record<string, string> = {}): void {
     let data = Buffer.from(JSON.stringify(body, null, 2));
     const { res } = ctx;
+    if (ctx.fault?.kind === 'lost-answer') {
+      const status = ctx.fault.status ?? 504;
+      if (!status) return void res.destroy();
+      const page = Buffer.from(`<html><body><h1>${status} Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n`);
+      res.writeHead(status, { 'Content-Type': 'text/html', 'Content-Length': page.length, 'Cache-Control': 'no-cache' });
+      res.end(page);
+      return;
+    }
     res.statusCode = status;
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.setHeader('Content-Type', 'application/json');
