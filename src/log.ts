@@ -77,10 +77,6 @@ export const log = winston.createLogger({
 
 let current: { format: LogFormat; file?: { path: string; stream: WriteStream; transport: winston.transport } } = { format: 'human' };
 
-export function logFormat(): LogFormat {
-  return current.format;
-}
-
 /** Whether progress may draw a live line: a TTY stderr and human logs. */
 export function liveLineAllowed(): boolean {
   return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && process.env.BUILDIMAGE_NO_LIVE !== '1';

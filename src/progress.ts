@@ -43,7 +43,7 @@ export interface Progress {
 
 const LIVE_EVERY_MS = 200;
 
-export function mb(n: number): string {
+function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
 }
 
