@@ -5,7 +5,7 @@
  * created, so even a kill -9 leaves a list to clean from. Written atomically.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { StateError } from './errors.js';
@@ -104,6 +104,27 @@ export async function writeAtomic(path: string, content: string, mode = 0o644): 
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  }
+}
+
+/**
+ * Moves a file into place by rename; across filesystems (the work dir on
+ * /var/tmp, outputs on a tmpfs /tmp as on SmartOS) it copies to a temp name
+ * beside the destination first, so the destination still appears whole.
+ */
+export async function moveInto(src: string, dest: string): Promise<void> {
+  try {
+    await rename(src, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+      await copyFile(src, tmp);
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    await rm(src, { force: true });
   }
 }
 

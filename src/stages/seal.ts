@@ -17,7 +17,7 @@ import { isSmartOS, unameV } from '../host/platform.js';
 import type { Zfs } from '../host/zfs.js';
 import { log } from '../log.js';
 import { assertValidManifest, buildImageManifest, parseMinPlatformFromUname, type ImageManifest, type ManifestFile } from '../manifest.js';
-import { writeAtomic, type BuildDefinition, type Outputs } from '../state.js';
+import { moveInto, writeAtomic, type BuildDefinition, type Outputs } from '../state.js';
 import { reportPaths } from './pkgadd.js';
 import { destroyAnalog } from '../cleanup.js';
 import { writeBuildInfo } from '../reports.js';
@@ -133,8 +133,9 @@ export async function seal(ctx: StageContext): Promise<void> {
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
     const reports = reportPaths(ctx);
     await rename(temps.image, outputs.image);
-    await rename(reports.packages, outputs.packages!);
-    if (outputs.audit) await rename(reports.audit, outputs.audit);
+    // Reports come from the work dir, which may be another filesystem.
+    await moveInto(reports.packages, outputs.packages!);
+    if (outputs.audit) await moveInto(reports.audit, outputs.audit);
     await rename(temps.buildInfo, outputs.buildInfo!);
     await rename(temps.manifest, outputs.manifest);
     state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));

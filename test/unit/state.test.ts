@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateError } from '../../src/errors.js';
-import { newState, StateFile, type BuildDefinition } from '../../src/state.js';
+import { moveInto, newState, StateFile, type BuildDefinition } from '../../src/state.js';
 
 export const sampleDefinition: BuildDefinition = {
   imageUuid: '41bd4100-eb86-409a-85b0-e649aadf6f62',
@@ -65,5 +65,25 @@ describe('state file', () => {
     const { readdir } = await import('node:fs/promises');
     assert.deepEqual(await readdir(dir), ['s.json']);
     assert.ok(JSON.parse(await readFile(sf.path, 'utf8')).buildId);
+  });
+});
+
+describe('moveInto', () => {
+  it('moves across filesystems (work dir to a tmpfs output dir) and leaves no temp file', async function () {
+    const { stat, readdir: rd } = await import('node:fs/promises');
+    if (!(await stat('/dev/shm').catch(() => undefined))) this.skip();
+    const src = await mkdtemp(join('/var/tmp', 'bi-move-'));
+    const dst = await mkdtemp(join('/dev/shm', 'bi-move-'));
+    try {
+      assert.notEqual((await stat(src)).dev, (await stat(dst)).dev, 'two filesystems');
+      await writeFile(join(src, 'r.json'), '{"a":1}');
+      await moveInto(join(src, 'r.json'), join(dst, 'out.json'));
+      assert.equal(await readFile(join(dst, 'out.json'), 'utf8'), '{"a":1}');
+      assert.deepEqual(await rd(src), []);
+      assert.deepEqual(await rd(dst), ['out.json']);
+    } finally {
+      await rm(src, { recursive: true, force: true });
+      await rm(dst, { recursive: true, force: true });
+    }
   });
 });
