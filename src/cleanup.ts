@@ -5,7 +5,7 @@
  * build under a dataset root whose process is gone, plus stale `-partial`
  * image datasets.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BuildError, oneLine } from './errors.js';
 import { mountsUnder, teardownChroot, unmount } from './host/chroot.js';
@@ -74,6 +74,7 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
   }
   for (const f of state.tempFiles) {
     await attempt(`remove ${f}`, async () => {
+      if (!(await stat(f).catch(() => undefined))) return;
       await rm(f, { force: true });
       report.removed.push(f);
     });
@@ -83,6 +84,7 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
     const dir = buildWorkDir(state);
     // The analog's mountpoint lives here; never remove through a live mount.
     if ((await mountsUnder(dir)).length) throw new BuildError(`${dir} still has mounts`);
+    if (!(await stat(dir).catch(() => undefined))) return;
     await rm(dir, { recursive: true, force: true });
     report.removed.push(dir);
   });
