@@ -91,10 +91,21 @@ export class UpdatesImporter implements ImgapiImporter {
     const calls: string[] = [];
     const policy = this.o.retry ?? DEFAULT_RETRY;
     let failures = 0;
+    let rounds = 0;
+    let pending: Step | undefined;
     let delay = policy.firstDelayMs;
     for (;;) {
       throwIfInterrupted();
       const d = decide(image, input.want);
+      // A call whose answer was lost but whose effect a fresh read shows: done, and its retry budget spent no further.
+      if (pending && (d.kind !== 'step' || d.step !== pending.step)) {
+        done.push(pending);
+        calls.push(this.callText(pending, input, req));
+        log.info(`updates IMGAPI: ${this.doneText(pending, req)} (its answer was lost)`);
+        failures = 0;
+        delay = policy.firstDelayMs;
+      }
+      pending = undefined;
       if (d.kind === 'conflict') {
         throw new PublishError(d.reason, { hint: 'an image uuid is published once: build again (a new uuid), or delete the other image with updates-imgadm' });
       }
@@ -103,14 +114,17 @@ export class UpdatesImporter implements ImgapiImporter {
         const problem = await this.originProblem(input, req.channel);
         if (problem) throw new PublishError(problem, { hint: 'publish the origin image first' });
       }
-      if (done.length + failures > 12) throw new PublishError(`importing ${uuid} into ${this.client.url} does not settle (server state keeps changing)`);
+      if (++rounds > 16) throw new PublishError(`importing ${uuid} into ${this.client.url} does not settle (server state keeps changing)`);
       try {
         image = await this.run(d, input, req);
+        failures = 0;
+        delay = policy.firstDelayMs;
         done.push(d);
         calls.push(this.callText(d, input, req));
         log.info(`updates IMGAPI: ${this.doneText(d, req)}`);
       } catch (err) {
         if (!(err instanceof ImgapiError) || !this.recoverable(err) || ++failures >= policy.attempts) throw this.publishError(err);
+        pending = d;
         const moved = err.restCode !== undefined && STATE_MOVED.has(err.restCode);
         log.warn(`${err.message}; ${moved ? 'looking at the image again' : `looking at the image again in ${(delay / 1000).toFixed(1)} s`} (attempt ${failures + 1} of ${policy.attempts})`);
         if (!moved) {
