@@ -113,3 +113,30 @@ export async function forgetImports(w: World): Promise<void> {
   for (const ds of await w.zfs.listChildren(w.datasetRoot)) await w.zfs.destroyOwned(ds);
   await rm(join(w.workDir, 'locks'), { recursive: true, force: true });
 }
+
+export interface VerifyPool {
+  pool: string;
+  /** Receives a gzip'd image file as `<pool>/<name>`, mounted at `mountpoint` when given. */
+  receive(file: string, name: string, mountpoint?: string): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * A second pool holding only the sample origin chain, to check that an
+ * image receives onto its origins alone (as on a compute node).
+ */
+export async function verifyPoolWithChain(w: World): Promise<VerifyPool> {
+  const pool = `bitest${process.pid}rx`;
+  const file = join(TEST_TOP, `${pool}.img`);
+  await ensureFilePool(pool, file, 2);
+  const receive = async (f: string, name: string, mountpoint?: string) => {
+    await run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', f, `${pool}/${name}`]);
+    if (mountpoint) {
+      await w.zfs.set(`${pool}/${name}`, { mountpoint });
+      await w.zfs.mount(`${pool}/${name}`);
+    }
+  };
+  await receive(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), w.base.uuid);
+  await receive(join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), w.origin.uuid);
+  return { pool, receive, destroy: () => destroyFilePool(pool, file) };
+}

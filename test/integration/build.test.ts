@@ -8,11 +8,9 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../../src/host/exec.js';
-import { destroyFilePool, ensureFilePool } from '../../src/sample/pool.js';
 import { cli, errorLines } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
-import { TEST_TOP, world, type World } from '../helpers/world.js';
+import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 
 const imgmanifest = createRequire(import.meta.url)('imgmanifest');
 
@@ -29,22 +27,6 @@ async function makeProto(dir: string): Promise<void> {
 
 async function sha1(path: string): Promise<string> {
   return createHash('sha1').update(await readFile(path)).digest('hex');
-}
-
-/** Receives base, origin and the built image on a fresh pool; returns the image's mountpoint. */
-async function receiveOnFreshPool(w: World, imageFile: string, uuid: string, mnt: string): Promise<{ pool: string; file: string }> {
-  const pool = `bitest${process.pid}rx`;
-  const file = join(TEST_TOP, `${pool}.img`);
-  await ensureFilePool(pool, file, 2);
-  const recv = async (f: string, name: string) => {
-    await run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', f, `${pool}/${name}`]);
-  };
-  await recv(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), w.base.uuid);
-  await recv(join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), w.origin.uuid);
-  await recv(imageFile, uuid);
-  await w.zfs.set(`${pool}/${uuid}`, { mountpoint: mnt });
-  await w.zfs.mount(`${pool}/${uuid}`);
-  return { pool, file };
 }
 
 describe('build on real ZFS', function () {
@@ -105,7 +87,8 @@ describe('build on real ZFS', function () {
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
 
     const mnt = join(w.dir, 'rx-mnt');
-    const rx = await receiveOnFreshPool(w, `${stem}.zfs.gz`, manifest.uuid, mnt);
+    const rx = await verifyPoolWithChain(w);
+    await rx.receive(`${stem}.zfs.gz`, manifest.uuid, mnt);
     try {
       const root = join(mnt, 'root');
       assert.equal(await readFile(join(root, 'opt/smartdc/svc/server.js'), 'utf8'), 'require("http").createServer().listen(80)\n');
@@ -124,7 +107,7 @@ describe('build on real ZFS', function () {
       await assert.rejects(lstat(join(root, 'lib64')), 'no mountpoint dirs gained');
       for (const d of ['dev', 'lib', 'proc', 'sbin', 'usr']) assert.deepEqual(await readdir(join(root, d)), [], `${d} is an empty mountpoint`);
     } finally {
-      await destroyFilePool(rx.pool, rx.file);
+      await rx.destroy();
       await rm(mnt, { recursive: true, force: true });
     }
   });

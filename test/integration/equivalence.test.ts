@@ -9,10 +9,9 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/host/exec.js';
-import { destroyFilePool, ensureFilePool } from '../../src/sample/pool.js';
 import { cli } from '../helpers/cli.js';
 import { describeTree, diffTrees } from '../helpers/tree.js';
-import { TEST_TOP, world, type World } from '../helpers/world.js';
+import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 
 const ORIGINAL_SEQUENCE = `
 set -euo pipefail
@@ -84,26 +83,19 @@ describe('equivalence with the original command sequence', function () {
     const mnt = join(w.dir, `orig-${uuid.slice(0, 8)}`);
     await run('bash', ['-c', ORIGINAL_SEQUENCE, 'original', w.datasetRoot, w.origin.uuid, uuid, mnt, proto, theirs, ...pkgs], { timeoutMs: 5 * 60 * 1000 });
 
-    const pool = `bitest${process.pid}rx`;
-    const poolFile = join(TEST_TOP, `${pool}.img`);
-    await ensureFilePool(pool, poolFile, 2);
+    const rx = await verifyPoolWithChain(w);
     try {
-      const recv = (f: string, name: string) => run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', f, `${pool}/${name}`]);
-      await recv(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), w.base.uuid);
-      await recv(join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), w.origin.uuid);
       const trees = [];
       for (const [name, file] of [['ours', ours], ['theirs', theirs]] as const) {
-        await recv(file, name);
         const m = join(w.dir, `eq-${name}-${uuid.slice(0, 8)}`);
-        await w.zfs.set(`${pool}/${name}`, { mountpoint: m });
-        await w.zfs.mount(`${pool}/${name}`);
+        await rx.receive(file, name, m);
         trees.push(await describeTree(m));
       }
       const diffs = diffTrees(trees[0]!, trees[1]!);
       assert.deepEqual(diffs, [], `trees differ (packages ${pkgs.join(',')}, ${files} proto files)`);
       assert.ok(trees[0]!.size > 50, 'a real tree was compared');
     } finally {
-      await destroyFilePool(pool, poolFile);
+      await rx.destroy();
       await rm(proto, { recursive: true, force: true });
     }
   });
