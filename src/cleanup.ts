@@ -9,11 +9,10 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { BuildError, oneLine } from './errors.js';
 import { mountsUnder, teardownChroot, unmount } from './host/chroot.js';
-import type { Zfs } from './host/zfs.js';
+import { BUILD_PROPERTY, type Zfs } from './host/zfs.js';
 import { lockHeld } from './lock.js';
 import { log } from './log.js';
 import { buildWorkDir, type BuildState } from './state.js';
-import { BUILD_PROPERTY } from './stages/prepare.js';
 
 export function buildLockPath(workDir: string, buildId: string): string {
   return join(resolve(workDir), 'builds', buildId, 'lock');

@@ -7,13 +7,13 @@ import { buildLockPath, cleanBuild } from './cleanup.js';
 import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from './errors.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from './host/exec.js';
-import { Zfs } from './host/zfs.js';
+import { BUILD_PROPERTY, Zfs } from './host/zfs.js';
 import { interrupt, interruptedBy } from './interrupt.js';
 import { acquireLock, lockHeld, readLock } from './lock.js';
 import { log } from './log.js';
 import { assemble } from './stages/assemble.js';
 import { pkgadd } from './stages/pkgadd.js';
-import { BUILD_PROPERTY, prepare } from './stages/prepare.js';
+import { prepare } from './stages/prepare.js';
 import { seal } from './stages/seal.js';
 import { buildWorkDir, type StageName, type StateFile } from './state.js';
 

@@ -11,6 +11,8 @@ import { withRetry } from './retry.js';
 
 /** User property marking datasets buildimage created; its value says what for. */
 export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';
+/** On zone analogs: the id of the build that owns it. */
+export const BUILD_PROPERTY = 'com.tritondatacenter.buildimage:build';
 /** Values of OWNER_PROPERTY. */
 export type OwnerRole = 'image' | 'analog';
 

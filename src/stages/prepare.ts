@@ -7,12 +7,10 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lockDir, zoneMountpoint, type StageContext } from '../context.js';
 import { BuildError } from '../errors.js';
-import { OWNER_PROPERTY } from '../host/zfs.js';
+import { BUILD_PROPERTY, OWNER_PROPERTY } from '../host/zfs.js';
 import { openSource } from '../images/sources.js';
 import { importImage } from '../images/import.js';
 import { log } from '../log.js';
-
-export const BUILD_PROPERTY = 'com.tritondatacenter.buildimage:build';
 
 export async function prepare(ctx: StageContext): Promise<void> {
   const { zfs, sf } = ctx;
