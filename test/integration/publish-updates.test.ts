@@ -7,18 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { execa } from 'execa';
 import winston from 'winston';
 import type { PublishError } from '../../src/errors.js';
-import { md5Fingerprint, parsePublicKeyLine } from '../../src/http/signature.js';
+import { keyObjectSigner, md5Fingerprint, parsePublicKeyLine } from '../../src/http/signature.js';
+import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import { log } from '../../src/log.js';
 import type { ImageManifest } from '../../src/manifest.js';
 import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
+import { UpdatesImporter } from '../../src/publish/updates.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
 import { mountAdminApi, opOf, writes, type AdminApi } from '../servers/imgapi-admin.js';
 import { RestError, startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
@@ -268,6 +270,34 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     assert.equal((await served(w))!.state, 'active');
     assert.deepEqual(writes(w.imgapi), ['AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage'], 'no write resent');
     assert.equal(w.admin.fetches.length, 1);
+    assert.equal(importStep(r).action, 'imported');
+  });
+
+  it('a proxy gives up on a long AddImageFileFromUrl while IMGAPI keeps downloading: we wait for the file instead of asking again', async () => {
+    // haproxy's 504 goes out once IMGAPI is downloading from Manta; IMGAPI carries on and stores the file a little later.
+    let pendingRes: import('node:http').ServerResponse | undefined;
+    w.imgapi.beforeHandle = (ctx) => {
+      if (ctx.url.pathname.endsWith('/from-url')) pendingRes = ctx.res;
+    };
+    w.manta.fault({ kind: 'delay', ms: 300, method: 'GET', path: IMAGE_PATH });
+    w.manta.onRequest = (q) => {
+      if (q.presigned && pendingRes && !pendingRes.headersSent) {
+        pendingRes.writeHead(504, { 'content-type': 'text/html' }).end('<html><body><h1>504 Gateway Time-out</h1></body></html>\n');
+      }
+    };
+    const client = new ImgapiAdminClient({ url: w.imgapi.url, user: 'mg', signer: keyObjectSigner(createPrivateKey(w.imgapiKey.pem), 'test'), channel: 'dev', retries: 2, retryDelayMs: 5 });
+    const importer = new UpdatesImporter({ client, retry: FAST, pollMs: 50, fileWaitMs: 10_000 });
+    const logs = captureLogs();
+    let r: PublishResult;
+    try {
+      r = await publish(opts(w, { importer }));
+    } finally {
+      logs.stop();
+    }
+    assert.equal((await served(w))!.state, 'active');
+    assert.deepEqual(writes(w.imgapi), ['AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage'], 'the download was asked for once');
+    assert.equal(w.admin.fetches.length, 1);
+    assert.ok(logs.lines.some((l) => l.includes('waiting for the file of')));
     assert.equal(importStep(r).action, 'imported');
   });
 

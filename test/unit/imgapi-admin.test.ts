@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import sinon from 'sinon';
 import { KeyError } from '../../src/http/keys.js';
 import { keyObjectSigner, md5Fingerprint, parsePublicKeyLine, sha256Fingerprint, type Signer } from '../../src/http/signature.js';
@@ -23,7 +24,7 @@ import { decide, importBody, planSteps, type Want } from '../../src/imgapi/impor
 import type { ImageManifest } from '../../src/manifest.js';
 import { mountAdminApi, opOf, writes, type AdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
-import { nodeRsaKey, smartdcAuth } from '../servers/ssh-keys.js';
+import { haveBinary, nodeRsaKey, smartdcAuth, sshKeygen, startSshAgent } from '../servers/ssh-keys.js';
 
 const require = createRequire(import.meta.url);
 
@@ -141,6 +142,26 @@ describe('IMGAPI HTTP Signature (§3)', () => {
       await writeFile(join(sshDir, 'automation.id_rsa'), nodeRsaKey().pem, { mode: 0o600 });
       assert.equal(defaultIdentity(sshDir), join(sshDir, 'automation.id_rsa'));
       await rm(join(sshDir, 'automation.id_rsa'));
+    });
+
+    (haveBinary('ssh-agent') && haveBinary('ssh-keygen') ? it : it.skip)('a passphrase-protected key file is used through the ssh-agent; IMGAPI verifies its signature', async () => {
+      const k = await sshKeygen(dir, 'locked', 'rsa', { bits: 2048 });
+      const agent = await startSshAgent(dir);
+      const server = await startImgapiServer();
+      mountAdminApi(server, { authkeys: { mg: [k.pubLine] } });
+      try {
+        await agent.add(k.path);
+        // Locked only after ssh-add (which would prompt for the passphrase).
+        await execa('ssh-keygen', ['-q', '-p', '-P', '', '-N', 'secret-pass', '-f', k.path], { stdin: 'ignore' });
+        await assert.rejects(imgapiSigner({ identity: k.path, sshDir: join(dir, 'ssh') }), /protected by a passphrase; add it to the ssh-agent/);
+        const s = await imgapiSigner({ identity: k.path, sshDir: join(dir, 'ssh'), agentSocket: agent.socket });
+        assert.match(s.source, /^ssh-agent/);
+        const r = await fetch(`${server.url}/ping`, { headers: await imgapiAuthHeaders(s, 'mg') });
+        assert.equal(((await r.json()) as { user?: string }).user, 'mg');
+      } finally {
+        await server.close();
+        await agent.stop();
+      }
     });
 
     it('no key, an unreadable path, an unknown fingerprint: one clear KeyError', async () => {
