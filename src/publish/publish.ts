@@ -210,9 +210,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   process.on('SIGTERM', onSignal);
   try {
     const baseDir = baseDirOf(o);
-    // Credentials and server checked before anything is hashed or uploaded.
+    // The IMGAPI key is found before anything is hashed; key and server are checked before anything is uploaded.
     const importer = o.updates ? (o.importer ?? (await updatesImporterFromEnv({ env: o.env, channel: r.channel, uploadFile: o.uploadFile, sshDir: o.sshDir, retry: o.retry }))) : undefined;
-    if (importer?.check) await importer.check();
     const plan: PublishPlan = await makePlan({
       name: r.name,
       branch: o.branch!,
@@ -229,6 +228,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     log.info(
       `${o.dryRun ? 'dry run: ' : ''}publishing ${plan.files.length} files of ${r.name} ${r.stamp} (branch ${o.branch}${o.tryBranch ? `, try ${o.tryBranch}` : ''}) to ${plan.stampDir} on ${store.description}`,
     );
+    if (importer && plan.imports.length) await importer.check?.();
     if (importer) log.info(`${o.dryRun ? 'dry run: ' : ''}then importing ${plan.imports.length} image${plan.imports.length === 1 ? '' : 's'} into ${importer.description}, channel ${r.channel}`);
     const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress ?? progressReporter() });
     return {

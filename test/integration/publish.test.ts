@@ -415,7 +415,7 @@ describe('publish (integration)', function () {
       assert.equal(req.manifestFile, join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'));
     });
 
-    it('-p checks the updates IMGAPI before anything is hashed or uploaded: a server that is down is one line, exit 3', async () => {
+    it('-p checks the updates IMGAPI before anything is uploaded: a server that is down is one line, exit 3', async () => {
       const env = { MANTA_URL: f.srv.url, MANTA_USER: USER, UPDATES_IMGADM_URL: 'http://127.0.0.1:9' };
       await assert.rejects(publish(opts(f, { updates: true, env })), (e: PublishError) => e.exitCode === 3 && /^IMGAPI http:\/\/127\.0\.0\.1:9: ping: connection refused/.test(e.message));
       assert.equal(f.srv.requests.length, 0);
