@@ -348,6 +348,21 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     assert.match(mine[2]!.url, /^\/images\/[^?]+\/file\?channel=dev&compression=gzip&sha1=[0-9a-f]{40}$/);
   });
 
+  it('a base path in UPDATES_IMGADM_URL is kept (an IMGAPI behind a path-routing proxy)', async () => {
+    const prefixed = await startImgapiServer({ basePath: '/imgapi' });
+    mountAdminApi(prefixed, { authkeys: { mg: [key.pubLine] } });
+    try {
+      const c = new ImgapiAdminClient({ url: `${prefixed.url}/`, user: 'mg', signer: pemSigner(key.pem), retries: 0 });
+      const m = manifest();
+      assert.equal((await c.adminImportImage(importBody(m).body, 'dev')).uuid, m.uuid);
+      assert.equal((await c.findImage(m.uuid))!.state, 'unactivated');
+      assert.equal(c.callText(c.activateCall(m.uuid, 'dev')), `POST ${prefixed.url}/images/${m.uuid}?channel=dev&action=activate`);
+      assert.deepEqual(prefixed.requests.map((q) => q.url.split('?')[0]), ['/imgapi/images/' + m.uuid, '/imgapi/images/' + m.uuid]);
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it('ImgapiAdminClient errors: one line with code, message and errors[]; 401 names user and key, never the signature', async () => {
     const c = ours();
     const bad = { ...importBody(manifest()).body, bogus: 1 };
