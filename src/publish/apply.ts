@@ -147,10 +147,10 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
     };
     if (!o.importer) throw new PublishError('-p: no updates IMGAPI importer configured');
     const r = o.dryRun ? await o.importer.plan(req) : await o.importer.apply(req);
-    note(
-      { op: 'import', uuid: im.uuid, path: im.image.remote, channel: plan.channel, action: r.action, detail: r.detail, ...(r.calls?.length ? { calls: r.calls } : {}) },
-      `${r.action} ${im.uuid}: ${r.detail}`,
-    );
+    const step: Step = { op: 'import', uuid: im.uuid, path: im.image.remote, channel: plan.channel, action: r.action, detail: r.detail, ...(r.calls?.length ? { calls: r.calls } : {}) };
+    // A dry run's import conflict is counted with the file conflicts: "publishing would fail".
+    if (r.action === 'conflict') conflicts.push(step);
+    note(step, `${r.action} ${im.uuid}: ${r.detail}`);
   }
 
   return { steps, uploaded: toUpload.length, skipped, conflicts: conflicts.length, bytes };

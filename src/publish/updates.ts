@@ -77,7 +77,7 @@ export class UpdatesImporter implements ImgapiImporter {
     const calls = steps.map((s) => this.callText(s, input, req));
     const state = image ? `${image.state ?? 'active'} in ${(image.channels ?? []).join(', ') || 'no channel'}` : 'not on the server';
     const action = !steps.length ? 'skip' : !image ? 'import' : steps.length === 1 && steps[0]!.step === 'channel-add' ? 'add-channel' : 'finish';
-    const detail = steps.length ? `${state}: ${steps.map((s) => s.step).join(', ')}` : `already active in channel ${req.channel} with the same file (sha1 ${input.want.sha1})`;
+    const detail = steps.length ? `${state}: ${steps.map((s) => s.step).join(', ')}` : `already ${end.kind === 'done' ? end.state : 'active'} in channel ${req.channel} with the same file (sha1 ${input.want.sha1})`;
     return { uuid: req.uuid, action, detail, calls };
   }
 

@@ -353,6 +353,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     await w.imgapi.addImage({ ...w.manifest, files: [{ sha1: sha1(other), size: other.length, compression: 'gzip' }] }, other, { channels: ['dev'] });
     const dry = await publish(opts(w, { dryRun: true }));
     assert.equal(importStep(dry).action, 'conflict');
+    assert.equal(dry.conflicts, 1);
     await assert.rejects(publish(opts(w)), (e: PublishError) => {
       assert.equal(e.exitCode, 3);
       assert.equal(e.message, `image ${w.manifest.uuid} is on the server (active) with a different file: sha1 ${sha1(other)}, 1000 bytes; ours is sha1 ${sha1(w.image)}, ${w.image.length} bytes`);
