@@ -8,8 +8,10 @@
  *
  * Extending: `server.route(method, pattern, name, ...handlers)` mounts more
  * endpoints; `server.store` holds the image records; `server.authenticate`
- * is the hook that decides `ctx.remoteUser` (the write side's HTTP
- * Signature check goes there).
+ * is the hook that decides `ctx.remoteUser`. The write side (HTTP Signature,
+ * AdminImportImage, AddImageFile[FromUrl], Activate, ChannelAdd, Delete) is
+ * mountAdminApi() in imgapi-admin.ts; `beforeHandle` and the `lost-answer`
+ * fault let tests stop a client mid-call or lose an answer after the write.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
