@@ -16,10 +16,23 @@ import { gzip, type ZlibOptions } from 'node:zlib';
 export interface ParallelGzipOptions {
   /** zlib level (default 6, gzip's default). */
   level?: number;
-  /** Input bytes per member (default 4 MiB: a ~0.2% larger file than one member, and room for every core). */
+  /** Input bytes per member (default 1 MiB: a ~0.2% larger file than one member; small blocks, small RSS). */
   blockSize?: number;
-  /** Blocks compressed at once (default: the number of cores). */
+  /**
+   * Blocks in flight (default: twice the cores, at most libuv's thread pool,
+   * where zlib runs: more than one per core so no core idles while the next
+   * block fills).
+   */
   jobs?: number;
+}
+
+/** libuv's thread pool size: zlib's async work cannot use more threads than this. */
+export function threadPoolSize(): number {
+  return Number(process.env.UV_THREADPOOL_SIZE) || 4;
+}
+
+function defaultJobs(): number {
+  return Math.max(2, Math.min(2 * availableParallelism(), threadPoolSize()));
 }
 
 function gzipBlock(block: Buffer, opts: ZlibOptions): Promise<Buffer> {
@@ -39,8 +52,8 @@ export class ParallelGzip extends Transform {
 
   constructor(opts: ParallelGzipOptions = {}) {
     super();
-    this.blockSize = opts.blockSize ?? 4 * 1024 * 1024;
-    this.jobs = Math.max(1, opts.jobs ?? availableParallelism());
+    this.blockSize = opts.blockSize ?? 1024 * 1024;
+    this.jobs = Math.max(1, opts.jobs ?? defaultJobs());
     this.zopts = { level: opts.level ?? 6, memLevel: 8 };
     this.block = Buffer.allocUnsafe(this.blockSize);
   }

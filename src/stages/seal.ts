@@ -52,7 +52,8 @@ async function minPlatform(def: BuildDefinition): Promise<Record<string, string>
 
 /**
  * zfs send [-i from] | compress | hash → file, all streaming, one pass.
- * gzip is compressed in-process on every core; xz and bzip2 by their tools.
+ * gzip is compressed in-process on every core (or by pigz, see compressor());
+ * xz and bzip2 by their tools.
  */
 export async function sendCompressed(
   zfs: Zfs,
@@ -61,7 +62,7 @@ export async function sendCompressed(
   compression: BuildDefinition['compression'],
   path: string,
 ): Promise<ManifestFile> {
-  const how = compressor(compression);
+  const how = await compressor(compression);
   // Nothing may be awaited from spawning `zfs send` until its stdout is in a
   // pipeline: execa can drain the first bytes of a stream left unattached.
   const send = zfs.send(snapshot, from);
