@@ -16,7 +16,7 @@
  * also goes there) --keep (leave pool and files).
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
@@ -538,6 +538,7 @@ async function main(): Promise<void> {
       say('cleaning up');
       await destroyFilePool(pool, poolFile).catch((e) => say(`could not destroy ${pool}: ${(e as Error).message}`));
       await rm(dir, { recursive: true, force: true });
+      await rmdir(o.dir).catch(() => undefined); // only when empty: never another run's files
     }
   }
 }
