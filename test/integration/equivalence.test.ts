@@ -9,31 +9,11 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/host/exec.js';
-import { cli } from '../helpers/cli.js';
+import { REPO, cli } from '../helpers/cli.js';
 import { describeTree, diffTrees } from '../helpers/tree.js';
 import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 
-const ORIGINAL_SEQUENCE = `
-set -euo pipefail
-ROOT=$1 ORIGIN=$2 UUID=$3 MNT=$4 PROTO=$5 OUT=$6; shift 6
-zfs clone -o mountpoint="$MNT" "$ROOT/$ORIGIN@final" "$ROOT/$UUID"
-rsync -a "$PROTO/" "$MNT/root/"
-created=()
-for d in /dev /lib /proc /sbin /usr /lib64; do
-  [[ -e $d ]] || continue
-  if [[ ! -d $MNT/root$d ]]; then mkdir "$MNT/root$d"; created+=("$MNT/root$d"); fi
-  mount --bind "$d" "$MNT/root$d"; mount -o remount,bind,ro "$MNT/root$d"
-done
-env -i PATH=/opt/local/bin:/opt/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin /usr/sbin/chroot "$MNT/root" /opt/local/sbin/pkg_add -U "$@"
-env -i PATH=/usr/bin:/bin /usr/sbin/chroot "$MNT/root" /opt/local/sbin/pkg_info -a >/dev/null
-env -i PATH=/usr/bin:/bin /usr/sbin/chroot "$MNT/root" rm -rf /var/db/pkgin/
-rm -rf "$MNT/config"
-for d in /lib64 /usr /sbin /proc /lib /dev; do mountpoint -q "$MNT/root$d" && umount "$MNT/root$d"; done
-for c in "\${created[@]}"; do rmdir "$c"; done
-zfs snapshot "$ROOT/$UUID@final"
-zfs send -i "$ROOT/$ORIGIN@final" "$ROOT/$UUID@final" | gzip > "$OUT"
-for i in 1 2 3 4 5; do zfs destroy -r "$ROOT/$UUID" && break; sleep 1; done
-`;
+const ORIGINAL_SEQUENCE = join(REPO, 'scripts/original-sequence.sh');
 
 /** A proto no test has seen before: random tree, names, sizes, modes and links. */
 async function randomProto(dir: string): Promise<number> {
@@ -81,7 +61,7 @@ describe('equivalence with the original command sequence', function () {
     const theirs = join(out, 'original.zfs.gz');
     const uuid = randomUUID();
     const mnt = join(w.dir, `orig-${uuid.slice(0, 8)}`);
-    await run('bash', ['-c', ORIGINAL_SEQUENCE, 'original', w.datasetRoot, w.origin.uuid, uuid, mnt, proto, theirs, ...pkgs], { timeoutMs: 5 * 60 * 1000 });
+    await run('bash', [ORIGINAL_SEQUENCE, w.datasetRoot, w.origin.uuid, uuid, mnt, proto, theirs, ...pkgs], { timeoutMs: 5 * 60 * 1000 });
 
     const rx = await verifyPoolWithChain(w);
     try {
