@@ -129,22 +129,10 @@ export class ImgapiAdminClient extends ImgapiClient {
   }
 
   private signedGet<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
-    return this.withRetries(what, path, query.channel, undefined, async (signal) => {
-      // Signed afresh for every attempt: the Date must be within 300 s of the server's clock.
-      const res = await got(this.requestUrl(path, query), {
-        headers: await this.authHeaders(),
-        throwHttpErrors: false,
-        retry: { limit: 0 },
-        responseType: 'buffer',
-        timeout: { connect: this.opts.connectTimeoutMs, request: this.opts.timeoutMs },
-        agent: this.agents,
-        https: this.httpsOptions(),
-        signal,
-      });
-      if (res.statusCode < 200 || res.statusCode >= 300) throw this.adminError(what, res, res.body, []);
-      return this.parseJson<T>(what, res);
-    });
+    // Signed afresh for every attempt: the Date must be within 300 s of the server's clock.
+    return this.fetchJson(what, path, query, () => this.authHeaders(), (res) => this.adminError(what, res, res.body, []));
   }
+
 
   private async write(
     what: string,

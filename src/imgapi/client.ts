@@ -315,10 +315,25 @@ export class ImgapiClient {
     return u;
   }
 
-  private async getJson<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
+  private getJson<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
+    return this.fetchJson(what, path, query, async () => this.headers(), (res) => this.httpError(what, res, res.body));
+  }
+
+  /**
+   * A GET with bounded retries; `headers` is called per attempt (a signed
+   * request needs a fresh Date each time), `toError` turns a non-2xx answer
+   * into the error to throw.
+   */
+  protected fetchJson<T>(
+    what: string,
+    path: string,
+    query: Record<string, unknown>,
+    headers: () => Promise<Record<string, string>>,
+    toError: (res: Response<Buffer>) => Error,
+  ): Promise<T> {
     return this.withRetries(what, path, query.channel, undefined, async (signal) => {
       const res = await got(this.requestUrl(path, query), {
-        headers: this.headers(),
+        headers: await headers(),
         throwHttpErrors: false,
         retry: { limit: 0 },
         responseType: 'buffer',
@@ -327,10 +342,11 @@ export class ImgapiClient {
         https: this.httpsOptions(),
         signal,
       });
-      if (res.statusCode < 200 || res.statusCode >= 300) throw this.httpError(what, res, res.body);
+      if (res.statusCode < 200 || res.statusCode >= 300) throw toError(res);
       return this.parseJson<T>(what, res);
     });
   }
+
 
   protected parseJson<T>(what: string, res: Response<Buffer>): T {
     const type = String(res.headers['content-type'] ?? '');

@@ -10,7 +10,6 @@ import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { execa } from 'execa';
 import winston from 'winston';
 import type { PublishError } from '../../src/errors.js';
@@ -26,6 +25,7 @@ import { mountAdminApi, opOf, writes, type AdminApi } from '../servers/imgapi-ad
 import { RestError, startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
+import { captureLogs } from '../helpers/logs.js';
 
 const STAMP = 'master-20240501T120000Z-g0123abc';
 const USER = 'Joyent_Dev';
@@ -146,27 +146,6 @@ function importStep(r: PublishResult): { action: string; detail: string; calls?:
 async function served(w: World): Promise<ImageManifest | undefined> {
   const img = w.imgapi.store.get(w.manifest.uuid);
   return img && w.imgapi.serialize(img);
-}
-
-function captureLogs(): { lines: string[]; stop(): void } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _e, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  const t = new winston.transports.Stream({ stream, level: 'debug' });
-  const level = log.level;
-  log.level = 'debug';
-  log.add(t);
-  return {
-    lines,
-    stop() {
-      log.remove(t);
-      log.level = level;
-    },
-  };
 }
 
 describe('publish -p into the updates IMGAPI (integration)', function () {

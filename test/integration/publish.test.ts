@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import winston from 'winston';
@@ -25,6 +24,7 @@ import { mountAdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
+import { captureLogs } from '../helpers/logs.js';
 
 const STAMP = 'master-20240501T120000Z-g0123abc';
 const USER = 'Joyent_Dev';
@@ -98,27 +98,6 @@ async function published(srv: MantaTestServer): Promise<Record<string, string>> 
     out[p] = e.type === 'directory' ? 'dir' : md5hex(await srv.read(p));
   }
   return out;
-}
-
-function captureLogs(): { lines: string[]; stop(): void } {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk, _e, cb) {
-      lines.push(String(chunk));
-      cb();
-    },
-  });
-  const t = new winston.transports.Stream({ stream, level: 'debug' });
-  const level = log.level;
-  log.level = 'debug';
-  log.add(t);
-  return {
-    lines,
-    stop() {
-      log.remove(t);
-      log.level = level;
-    },
-  };
 }
 
 class FakeImporter implements ImgapiImporter {
