@@ -60,7 +60,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   const zfs = opts.zfs ?? new Zfs();
   const ctx: StageContext = { zfs, sf, stepTimeoutMs: opts.stepTimeoutMs ?? DEFAULT_TIMEOUT_MS };
   setDefaultTimeout(ctx.stepTimeoutMs);
-  for (const stage of stages.slice(0, 1)) sf.checkCanRun(stage);
+  sf.checkCanRun(stages[0]!);
   const lockPath = buildLockPath(sf.state.definition.workDir, sf.state.buildId);
   if (await lockHeld(lockPath)) {
     throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
