@@ -41,7 +41,8 @@ import { describeTree, diffTrees } from '../test/helpers/tree.js';
 import { writeBenchProto, type ProtoStats } from './bench-proto.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(REPO, 'bin/run.js');
+/** What users run (npm's `buildimage`): the sh wrapper that execs node with a small young generation. */
+const BIN = join(REPO, 'bin/buildimage');
 const PACKAGES = ['greeter', 'webfetch', 'daemonkit'];
 
 // ---------------------------------------------------------------- flags
@@ -177,7 +178,7 @@ async function runOriginal(w: Bench, proto: string, out: string): Promise<RunRes
 async function runOurs(w: Bench, proto: string, out: string, version: string): Promise<RunResult> {
   const z0 = zfsFuseCpu();
   const t0 = now();
-  const child = execa('node', [BIN, 'build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: 'benchsvc', version }), '-p', PACKAGES.join(','),
+  const child = execa(BIN, ['build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: 'benchsvc', version }), '-p', PACKAGES.join(','),
     '--source', w.sampleDir, '--dataset-root', w.datasetRoot, '--output-dir', out, '--json'], {
     env: { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn' },
     reject: false,
@@ -399,7 +400,7 @@ async function main(): Promise<void> {
     const images = await makeSampleImages({ zfs, datasetRoot, outDir: sampleDir, repoUrl: server.url, tmpDir: dir });
     const w: Bench = { zfs, pool, poolFile, datasetRoot, dir, sampleDir, originUuid: images.origin.uuid };
     // The base is imported once, as on a build machine that built before (the original tool assumes it too).
-    await importImage({ zfs, datasetRoot, source: openSource(sampleDir), lockDir: join(dir, 'work', 'locks') }, images.origin.uuid);
+    await importImage({ zfs, datasetRoot, source: await openSource(sampleDir), lockDir: join(dir, 'work', 'locks') }, images.origin.uuid);
 
     const notes: string[] = [];
     // Every compression, byte-exact, on the sample images (full and incremental streams).

@@ -57,7 +57,7 @@ async function main(): Promise<number> {
     const out = join(TOP, 'out');
     await mkdir(out, { recursive: true });
     const args = [
-      join(REPO_ROOT, 'bin/run.js'), 'build',
+      'build',
       '-i', SAMPLE_ORIGIN_UUID,
       '-d', proto,
       '-m', JSON.stringify({ name: 'hello', version: `1.0.0-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`, description: 'buildimage demo service', tags: { smartdc_service: true } }),
@@ -65,9 +65,9 @@ async function main(): Promise<number> {
       '-P', 'hello-zfs', '-M', '-S', 'https://github.com/TritonDataCenter/buildimage', '-a', '-u',
       '--source', sampleDir, '--dataset-root', datasetRoot, '--output-dir', out,
     ];
-    console.log(`demo: buildimage ${args.slice(1).map((a) => (/^[\w./:=,@-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`);
+    console.log(`demo: buildimage ${args.map((a) => (/^[\w./:=,@-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`);
     const code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, args, { stdio: 'inherit' });
+      const child = spawn(join(REPO_ROOT, 'bin/buildimage'), args, { stdio: 'inherit' });
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     if (code === 0) console.log(`demo: done; the image and its manifest are in ${out}`);

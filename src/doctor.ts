@@ -180,7 +180,7 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
       detail = `${o.source}: ${names.length} image manifests`;
     }
     if (o.image) {
-      const m = await withTimeout(ms + 1000, o.source, openSource(o.source, o.channel, o.env).getManifest(o.image));
+      const m = await withTimeout(ms + 1000, o.source, (await openSource(o.source, o.channel, o.env)).getManifest(o.image));
       detail += `; has ${o.image} (${m.name}@${m.version})`;
     }
   } catch (err) {

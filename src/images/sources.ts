@@ -1,5 +1,4 @@
 /** Picks the image source for a --source value: a directory, or an IMGAPI URL. */
-import { ImgapiSource } from '../imgapi/source.js';
 import { DirectorySource } from './dir-source.js';
 import type { ImageSource } from './source.js';
 
@@ -9,8 +8,10 @@ export function isUrl(spec: string): boolean {
   return /^https?:\/\//i.test(spec);
 }
 
-export function openSource(spec: string, channel?: string, env: NodeJS.ProcessEnv = process.env): ImageSource {
+/** The HTTP client (got and its dependencies) is loaded only for an IMGAPI source: a rebuild from a directory does not pay for it. */
+export async function openSource(spec: string, channel?: string, env: NodeJS.ProcessEnv = process.env): Promise<ImageSource> {
   if (isUrl(spec)) {
+    const { ImgapiSource } = await import('../imgapi/source.js');
     // As imgadm: IMGADM_INSECURE=1 turns TLS verification off for sources.
     return new ImgapiSource({ url: spec, channel, insecure: env.IMGADM_INSECURE === '1' || env.BUILDIMAGE_INSECURE === '1' });
   }

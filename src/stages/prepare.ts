@@ -18,7 +18,7 @@ export async function prepare(ctx: StageContext): Promise<void> {
   if (!(await zfs.exists(def.datasetRoot))) {
     throw new BuildError(`dataset root ${def.datasetRoot} does not exist`, { hint: 'create it, or pass --dataset-root' });
   }
-  const source = openSource(def.source, def.channel);
+  const source = await openSource(def.source, def.channel);
   const base = await importImage(
     { zfs, datasetRoot: def.datasetRoot, source, lockDir: lockDir(def.workDir) },
     def.imageUuid,

@@ -1,10 +1,11 @@
-/** Runs the real CLI (bin/run.js over dist/) as a child process. */
+/** Runs the real CLI (bin/buildimage → bin/run.js over dist/) as a child process. */
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 export const REPO = fileURLToPath(new URL('../../..', import.meta.url));
-export const BIN = join(REPO, 'bin/run.js');
+/** What npm links as `buildimage`: the sh wrapper that execs node on bin/run.js. */
+export const BIN = join(REPO, 'bin/buildimage');
 
 export interface CliResult {
   code: number;
@@ -13,7 +14,7 @@ export interface CliResult {
 }
 
 export async function cli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  const r = await execa('node', [BIN, ...args], {
+  const r = await execa(BIN, args, {
     cwd: opts.cwd ?? REPO,
     env: { BUILDIMAGE_LOG_LEVEL: 'info', ...opts.env },
     reject: false,

@@ -152,7 +152,7 @@ describe('build from an IMGAPI source', function () {
       const chain = await publishChain();
       server.addFault({ kind: 'stall', afterBytes: 30_000, route: 'GetImageFile', uuid: chain.base, times: 1 });
       const out = await w.outDir();
-      const child = execa('node', [BIN, '-i', chain.origin, '-d', proto, '-m', mf, '--output-dir', out], {
+      const child = execa(BIN, ['-i', chain.origin, '-d', proto, '-m', mf, '--output-dir', out], {
         cwd: REPO, env: { ...w.env, BUILDIMAGE_SOURCE: url }, reject: false, stdin: 'ignore',
       });
       // Wait until the stalled download is under way: the receive journal names its -partial.

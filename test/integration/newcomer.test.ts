@@ -25,7 +25,7 @@ import { world, type World } from '../helpers/world.js';
 
 /** Runs a printed command line as a user would paste it, with `buildimage` being this checkout. */
 async function shell(line: string, cwd: string, env: Record<string, string>) {
-  const r = await execa('bash', ['-c', `buildimage() { node "${BIN}" "$@"; }\n${line}`], { cwd, env, reject: false, timeout: 5 * 60_000 });
+  const r = await execa('bash', ['-c', `buildimage() { "${BIN}" "$@"; }\n${line}`], { cwd, env, reject: false, timeout: 5 * 60_000 });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

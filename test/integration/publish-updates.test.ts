@@ -291,7 +291,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
   it('killed with SIGKILL while IMGAPI downloads the file: a rerun only activates', async function () {
     const args = ['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', w.bits, '-p'];
     const childEnv = { ...env(w), HOME: w.home, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '', BUILDIMAGE_LOG_LEVEL: 'info' };
-    const child = execa('node', [BIN, ...args], { cwd: w.dir, env: childEnv, reject: false, stdin: 'ignore' });
+    const child = execa(BIN, args, { cwd: w.dir, env: childEnv, reject: false, stdin: 'ignore' });
     let killed = false;
     // IMGAPI's GET of the presigned URL reaching Manta: the client is waiting for AddImageFileFromUrl's answer.
     w.manta.onRequest = (q) => {

@@ -304,7 +304,7 @@ describe('publish (integration)', function () {
       const env = { HOME: f.home, MANTA_URL: f.srv.url, MANTA_USER: USER, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '' };
       const img = `${DEST}/demo/demo-zfs-1.0.zfs.gz`;
       f.srv.fault({ kind: 'stall', afterBytes: 64 * 1024, method: 'PUT', path: img });
-      const child = execa('node', [BIN, 'publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits], {
+      const child = execa(BIN, ['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits], {
         cwd: f.dir,
         env,
         reject: false,
@@ -331,7 +331,7 @@ describe('publish (integration)', function () {
       const img = `${DEST}/demo/demo-zfs-1.0.zfs.gz`;
       f.srv.fault({ kind: 'stall', afterBytes: 64 * 1024, method: 'PUT', path: img });
       const args = ['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits];
-      const child = execa('node', [BIN, ...args], { cwd: f.dir, env, reject: false, stdin: 'ignore' });
+      const child = execa(BIN, args, { cwd: f.dir, env, reject: false, stdin: 'ignore' });
       const t0 = Date.now();
       while (!f.srv.requests.some((r) => r.path === img && r.fault === 'stall') && Date.now() - t0 < 30_000) await sleep(20);
       const t1 = Date.now();

@@ -20,7 +20,7 @@ import { world, type World } from '../helpers/world.js';
 
 /** Starts the CLI without waiting; resolves `ready` when stderr matches `until`. */
 function start(args: string[], env: Record<string, string>, until: RegExp): { child: ResultPromise; ready: Promise<void>; stderr: () => string } {
-  const child = execa('node', [BIN, ...args], { cwd: REPO, env, reject: false, stdin: 'ignore' });
+  const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore' });
   let err = '';
   const ready = new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
