@@ -2,17 +2,19 @@
  * The worker side of copyTree (copy.ts): does batches of file system jobs
  * with synchronous calls, so each file costs only its system calls — on a
  * FUSE file system every call is a round trip to the daemon, and several
- * workers keep several round trips in flight. A file is created in place
- * with its mode, written, and gets owner (only when it differs), special
- * mode bits and times through its descriptor: CREATE, WRITE, SETATTR,
- * RELEASE, where `rsync -a` also renames a temp file and `fs.copyFile`
- * truncates and chmods.
+ * workers keep several round trips in flight. A proto entry is looked at
+ * here (lstat), not by the walk, so the walk's thread makes almost no
+ * garbage per file and its heap stays small however many files there are.
+ * A file is created in place with its mode, written, and gets owner (only
+ * when it differs), special mode bits and times through its descriptor:
+ * CREATE, WRITE, SETATTR, RELEASE, where `rsync -a` also renames a temp
+ * file and `fs.copyFile` truncates and chmods.
  */
 import {
-  chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync,
-  lutimesSync, openSync, readSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+  chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync,
+  lutimesSync, openSync, readSync, readlinkSync, symlinkSync, unlinkSync, utimesSync, writeSync, type Stats,
 } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 
 /** Owner, mode and times to give a path; chown/chmod only when asked. */
 export interface Meta {
@@ -27,31 +29,68 @@ export interface Meta {
   chmod: boolean;
 }
 
+/** Who the copy runs as, to know when a created entry needs chown/chmod. */
+export interface WorkerInit {
+  uid: number;
+  gid: number;
+  umask: number;
+}
+
 export type Job =
-  | ({ kind: 'file'; src: string; dest: string; replace: boolean; size: number } & Meta)
-  | ({ kind: 'symlink'; dest: string; target: string; replace: boolean } & Meta)
+  /**
+   * A proto file or symlink (the walk knows only that it is no directory).
+   * `defer`: a file with other hardlinks is handed back, not copied, so the
+   * walk can copy the first of each set once and link the rest.
+   */
+  | { kind: 'entry'; seq: number; src: string; dest: string; replace: boolean; parentSetgid: boolean; defer: boolean }
   | { kind: 'link'; dest: string; first: string; replace: boolean }
   | ({ kind: 'dir'; dest: string } & Meta);
 
+/** A file with more than one link, handed back to the walk. */
+export interface Deferred {
+  seq: number;
+  src: string;
+  dest: string;
+  replace: boolean;
+  parentSetgid: boolean;
+  /** dev:ino of the proto file. */
+  key: string;
+}
+
 export interface BatchResult {
   id: number;
-  /** The first failure: the batch stops there. */
+  /** The first failure: the batch stops there. code ESPECIAL: a device, fifo or socket in the proto. */
   error?: { path: string; message: string; code?: string; errno?: number };
   files: number;
+  symlinks: number;
   bytes: number;
+  deferred: Deferred[];
+}
+
+/** Owner and mode for an entry just created with `createMode` under `parentSetgid`. */
+export function metaFor(st: Stats, createMode: number, parentSetgid: boolean, who: WorkerInit): Meta {
+  return {
+    uid: st.uid,
+    gid: st.gid,
+    mode: st.mode & 0o7777,
+    atime: st.atimeMs / 1000,
+    mtime: st.mtimeMs / 1000,
+    chown: st.uid !== who.uid || st.gid !== who.gid || parentSetgid,
+    chmod: (st.mode & 0o7777) !== (createMode & ~who.umask),
+  };
 }
 
 const BUF_SIZE = 1024 * 1024;
 let buf: Buffer | undefined;
 
-function copyFile(j: Extract<Job, { kind: 'file' }>): number {
-  if (j.replace) unlinkSync(j.dest);
-  const out = openSync(j.dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, j.mode & 0o777);
+function copyFile(src: string, dest: string, replace: boolean, st: Stats, m: Meta): number {
+  if (replace) unlinkSync(dest);
+  const out = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, m.mode & 0o777);
   let bytes = 0;
   try {
-    if (j.size > 0) {
+    if (st.size > 0) {
       buf ??= Buffer.allocUnsafe(BUF_SIZE);
-      const inp = openSync(j.src, constants.O_RDONLY | constants.O_NOFOLLOW);
+      const inp = openSync(src, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
         for (;;) {
           const n = readSync(inp, buf, 0, BUF_SIZE, null);
@@ -64,50 +103,71 @@ function copyFile(j: Extract<Job, { kind: 'file' }>): number {
       }
     }
     // After the data (a write may clear set-id bits), chown before chmod (chown clears them).
-    if (j.chown) fchownSync(out, j.uid, j.gid);
-    if (j.chmod) fchmodSync(out, j.mode & 0o7777);
-    futimesSync(out, j.atime, j.mtime);
+    if (m.chown) fchownSync(out, m.uid, m.gid);
+    if (m.chmod) fchmodSync(out, m.mode & 0o7777);
+    futimesSync(out, m.atime, m.mtime);
   } finally {
     closeSync(out);
   }
   return bytes;
 }
 
-function runJob(j: Job): number {
+class SpecialFileError extends Error {
+  readonly code = 'ESPECIAL';
+  constructor() {
+    super('is a special file (device, fifo or socket), not supported in a proto dir');
+  }
+}
+
+function runEntry(j: Extract<Job, { kind: 'entry' }>, r: BatchResult, who: WorkerInit): void {
+  const st = lstatSync(j.src);
+  if (st.isSymbolicLink()) {
+    const m = metaFor(st, 0o777, j.parentSetgid, who);
+    if (j.replace) unlinkSync(j.dest);
+    symlinkSync(readlinkSync(j.src), j.dest);
+    if (m.chown) lchownSync(j.dest, m.uid, m.gid);
+    lutimesSync(j.dest, m.atime, m.mtime);
+    r.symlinks++;
+  } else if (st.isFile()) {
+    if (j.defer && st.nlink > 1) {
+      r.deferred.push({ seq: j.seq, src: j.src, dest: j.dest, replace: j.replace, parentSetgid: j.parentSetgid, key: `${st.dev}:${st.ino}` });
+      return;
+    }
+    r.bytes += copyFile(j.src, j.dest, j.replace, st, metaFor(st, st.mode & 0o777, j.parentSetgid, who));
+    r.files++;
+  } else {
+    throw new SpecialFileError();
+  }
+}
+
+function runJob(j: Job, r: BatchResult, who: WorkerInit): void {
   switch (j.kind) {
-    case 'file':
-      return copyFile(j);
-    case 'symlink':
-      if (j.replace) unlinkSync(j.dest);
-      symlinkSync(j.target, j.dest);
-      if (j.chown) lchownSync(j.dest, j.uid, j.gid);
-      lutimesSync(j.dest, j.atime, j.mtime);
-      return 0;
+    case 'entry':
+      return runEntry(j, r, who);
     case 'link':
       if (j.replace) unlinkSync(j.dest);
       linkSync(j.first, j.dest);
-      return 0;
+      return;
     case 'dir':
       if (j.chown) chownSync(j.dest, j.uid, j.gid);
       if (j.chmod) chmodSync(j.dest, j.mode & 0o7777);
       utimesSync(j.dest, j.atime, j.mtime);
-      return 0;
+      return;
   }
 }
 
-export function runBatch(id: number, jobs: Job[]): BatchResult {
-  const r: BatchResult = { id, files: 0, bytes: 0 };
+export function runBatch(id: number, jobs: Job[], who: WorkerInit): BatchResult {
+  const r: BatchResult = { id, files: 0, symlinks: 0, bytes: 0, deferred: [] };
   for (const j of jobs) {
     try {
-      r.bytes += runJob(j);
-      if (j.kind === 'file') r.files++;
+      runJob(j, r, who);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      r.error = { path: j.kind === 'file' ? j.src : j.dest, message: e.message, code: e.code, errno: e.errno };
+      r.error = { path: j.kind === 'entry' ? j.src : j.dest, message: e.message, code: e.code, errno: e.errno };
       break;
     }
   }
   return r;
 }
 
-parentPort?.on('message', (m: { id: number; jobs: Job[] }) => parentPort!.postMessage(runBatch(m.id, m.jobs)));
+parentPort?.on('message', (m: { id: number; jobs: Job[] }) => parentPort!.postMessage(runBatch(m.id, m.jobs, workerData as WorkerInit)));

@@ -7,19 +7,20 @@
  *
  * Speed: on a fresh clone the cost is file system round trips (each one a
  * request to the ZFS daemon under zfs-fuse), not bytes. This thread walks
- * the proto (lstat on the proto's local file system is cheap) and creates
- * the directories; worker threads (copy-worker.ts) create, fill and stamp
- * files in place with synchronous calls, several round trips in flight at
- * once. Hardlinks follow once every file exists, directory owners, modes
- * and times last (creating entries changes a directory's mtime).
+ * the proto's directories (readdir with types) and creates the directories;
+ * worker threads (copy-worker.ts) look at each file or symlink and create,
+ * fill and stamp it in place with synchronous calls, several round trips in
+ * flight at once. Files with other hardlinks come back from the workers and
+ * are copied once, then linked; directory owners, modes and times last
+ * (creating entries changes a directory's mtime).
  */
-import { lstatSync, readdirSync, readlinkSync, statSync, type Dirent, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BuildError, BuildimageError } from '../errors.js';
 import { throwIfInterrupted } from '../interrupt.js';
-import type { BatchResult, Job, Meta } from './copy-worker.js';
+import { metaFor, type BatchResult, type Deferred, type Job, type Meta, type WorkerInit } from './copy-worker.js';
 import { isUnder, resolveInRoot } from './rootfs.js';
 
 /** ENOSPC, or EDQUOT (which Node may only know by number: zfs-fuse returns it for quotas). */
@@ -49,7 +50,6 @@ export interface CopyOptions {
 
 const DEFAULT_WORKERS = 6;
 const BATCH_JOBS = 16;
-const BATCH_BYTES = 8 * 1024 * 1024;
 /** Jobs queued ahead of the workers before the walk waits (small: queued jobs and their messages are memory). */
 const MAX_QUEUED = 128;
 
@@ -64,11 +64,15 @@ class WorkerPool {
 
   constructor(
     n: number,
+    who: WorkerInit,
     private readonly onBatch: (r: BatchResult) => void,
   ) {
     for (let i = 0; i < n; i++) {
       // Small heaps: a worker holds one batch and a 1 MiB buffer.
-      const w = new Worker(new URL('./copy-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+      const w = new Worker(new URL('./copy-worker.js', import.meta.url), {
+        workerData: who,
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      });
       const slot = { w, busy: 0 };
       w.on('message', (r: BatchResult) => {
         slot.busy--;
@@ -97,13 +101,7 @@ class WorkerPool {
     if (!this.error) {
       for (const slot of this.workers) {
         while (this.queue.length && slot.busy < 2 && (final || slot.busy === 0 || this.queue.length >= BATCH_JOBS)) {
-          let bytes = 0;
-          let n = 0;
-          while (n < this.queue.length && n < BATCH_JOBS && bytes < BATCH_BYTES) {
-            const j = this.queue[n++]!;
-            if (j.kind === 'file') bytes += j.size;
-          }
-          slot.w.postMessage({ id: this.nextId++, jobs: this.queue.splice(0, n) });
+          slot.w.postMessage({ id: this.nextId++, jobs: this.queue.splice(0, BATCH_JOBS) });
           slot.busy++;
           this.outstanding++;
         }
@@ -154,26 +152,18 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   if (!srcTop?.isDirectory()) throw new BuildError(`proto directory ${src} is not a directory`);
   await mkdir(root, { recursive: true });
 
-  const umask = currentUmask();
-  const uid = process.geteuid?.() ?? -1;
-  const gid = process.getegid?.() ?? -1;
-  /** Owner and mode to set; `created` = we just made it with (mode & 0o777) as the requested mode. */
-  const meta = (st: Stats, created: boolean, createMode: number, parentSetgid: boolean): Meta => ({
-    uid: st.uid,
-    gid: st.gid,
-    mode: st.mode & 0o7777,
-    atime: st.atimeMs / 1000,
-    mtime: st.mtimeMs / 1000,
-    chown: !created || st.uid !== uid || st.gid !== gid || parentSetgid,
-    chmod: !created || (st.mode & 0o7777) !== (createMode & ~umask),
-  });
+  const who: WorkerInit = { umask: currentUmask(), uid: process.geteuid?.() ?? -1, gid: process.getegid?.() ?? -1 };
+  /** An image directory that was already there gets the proto's owner, mode and times whatever they are. */
+  const forced = (st: Stats): Meta => ({ ...metaFor(st, 0, false, who), chown: true, chmod: true });
 
-  const linked = new Map<string, string>();
-  const links: Job[] = [];
+  let seq = 0;
+  const deferred: Deferred[] = [];
   const dirMeta: Job[] = [];
-  const pool = new WorkerPool(opts.concurrency ?? DEFAULT_WORKERS, (r) => {
+  const pool = new WorkerPool(opts.concurrency ?? DEFAULT_WORKERS, who, (r) => {
     stats.files += r.files;
+    stats.symlinks += r.symlinks;
     stats.bytes += r.bytes;
+    for (const d of r.deferred) deferred.push(d);
     opts.onProgress?.(stats);
   });
   const check = () => {
@@ -185,36 +175,19 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     throwIfInterrupted();
     check();
     await pool.room();
-    const subdirs: Array<[string, string, Stats, Dirent | undefined]> = [];
-    for (const name of readdirSync(s)) {
-      const sp = join(s, name);
-      const dp = join(d, name);
-      const st = lstatSync(sp);
-      const ex = existing?.get(name);
-      if (st.isDirectory()) {
-        subdirs.push([sp, dp, st, ex]);
+    const subdirs: Array<[string, string, Dirent | undefined]> = [];
+    for (const e of readdirSync(s, { withFileTypes: true })) {
+      const sp = join(s, e.name);
+      const dp = join(d, e.name);
+      const ex = existing?.get(e.name);
+      if (e.isDirectory()) {
+        subdirs.push([sp, dp, ex]);
         continue;
       }
       if (ex?.isDirectory()) throw new BuildError(`copy failed: ${dp} is a directory in the image but not in the proto`);
-      const replace = ex !== undefined;
-      if (st.isSymbolicLink()) {
-        pool.add({ kind: 'symlink', dest: dp, target: readlinkSync(sp), replace, ...meta(st, true, 0o777, setgid) });
-        stats.symlinks++;
-      } else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1 ? linked.get(key) : undefined;
-        if (first) {
-          links.push({ kind: 'link', dest: dp, first, replace });
-          stats.hardlinks++;
-          continue;
-        }
-        if (st.nlink > 1) linked.set(key, dp);
-        pool.add({ kind: 'file', src: sp, dest: dp, replace, size: st.size, ...meta(st, true, st.mode & 0o777, setgid) });
-      } else {
-        throw new BuildError(`copy failed: ${sp} is a special file (device, fifo or socket), not supported in a proto dir`);
-      }
+      pool.add({ kind: 'entry', seq: seq++, src: sp, dest: dp, replace: ex !== undefined, parentSetgid: setgid, defer: true });
     }
-    for (const [sp, dp, st, ex] of subdirs) await copySubdir(sp, dp, st, ex, setgid);
+    for (const [sp, dp, ex] of subdirs) await copySubdir(sp, dp, lstatSync(sp), ex, setgid);
   }
 
   async function copySubdir(s: string, d: string, st: Stats, ex: Dirent | undefined, parentSetgid: boolean): Promise<void> {
@@ -229,15 +202,33 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     }
     if (ex?.isDirectory()) {
       await copyDir(s, d, listing(d), (statSync(d).mode & 0o2000) !== 0);
-      dirMeta.push({ kind: 'dir', dest: d, ...meta(st, false, 0, false) });
+      dirMeta.push({ kind: 'dir', dest: d, ...forced(st) });
     } else {
       if (ex) await rm(d);
       const createMode = (st.mode & 0o777) | 0o700;
       await mkdir(d, { mode: createMode });
       await copyDir(s, d, undefined, false);
-      dirMeta.push({ kind: 'dir', dest: d, ...meta(st, true, createMode, parentSetgid) });
+      dirMeta.push({ kind: 'dir', dest: d, ...metaFor(st, createMode, parentSetgid, who) });
     }
     stats.dirs++;
+  }
+
+  /** Of each set of hardlinked proto files, the first in walk order is copied and the others linked to it. */
+  function linkSets(): { firsts: Job[]; links: Job[] } {
+    const firsts: Job[] = [];
+    const links: Job[] = [];
+    const first = new Map<string, string>();
+    for (const f of deferred.sort((a, b) => a.seq - b.seq)) {
+      const to = first.get(f.key);
+      if (to) {
+        links.push({ kind: 'link', dest: f.dest, first: to, replace: f.replace });
+        stats.hardlinks++;
+      } else {
+        first.set(f.key, f.dest);
+        firsts.push({ kind: 'entry', seq: f.seq, src: f.src, dest: f.dest, replace: f.replace, parentSetgid: f.parentSetgid, defer: false });
+      }
+    }
+    return { firsts, links };
   }
 
   const listing = (d: string) => new Map(readdirSync(d, { withFileTypes: true }).map((e) => [e.name, e]));
@@ -245,12 +236,13 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   try {
     try {
       await copyDir(src, root, listing(root), (statSync(root).mode & 0o2000) !== 0);
-      dirMeta.push({ kind: 'dir', dest: root, ...meta(srcTop, false, 0, false) });
+      dirMeta.push({ kind: 'dir', dest: root, ...forced(srcTop) });
       stats.dirs++;
       await pool.drain();
       check();
-      // Every file exists now: hardlinks to them, then directory metadata (entries change a directory's mtime).
-      for (const phase of [links, dirMeta]) {
+      // Then the first of each hardlink set, links to them, and directory metadata last (entries change a directory's mtime).
+      const { firsts, links } = linkSets();
+      for (const phase of [firsts, links, dirMeta]) {
         for (const j of phase) pool.add(j);
         await pool.drain();
         check();
@@ -263,7 +255,8 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     }
   } catch (err) {
     if (err instanceof BuildimageError) throw err;
-    const e = err as { path?: string; message: string };
+    const e = err as { path?: string; message: string; code?: string };
+    if (e.code === 'ESPECIAL') throw new BuildError(`copy failed: ${e.path} ${e.message}`);
     if (isNoSpace(err)) {
       throw new BuildError(`no space left copying ${e.path ?? src} into the image`, { cause: err, hint: "the dataset root's pool or quota is full" });
     }
