@@ -16,7 +16,7 @@
  */
 import { lstatSync, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { lstat, mkdir, rm } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BuildError, BuildimageError } from '../errors.js';
 import { throwIfInterrupted } from '../interrupt.js';
@@ -147,6 +147,9 @@ function currentUmask(): number {
 }
 
 export async function copyTree(src: string, root: string, opts: CopyOptions = {}): Promise<CopyStats> {
+  // Absolute, no trailing slash: the walk builds paths by concatenation.
+  src = resolve(src);
+  root = resolve(root);
   const stats: CopyStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0 };
   const srcTop = await lstat(src).catch(() => undefined);
   if (!srcTop?.isDirectory()) throw new BuildError(`proto directory ${src} is not a directory`);
@@ -177,8 +180,9 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     await pool.room();
     const subdirs: Array<[string, string, Dirent | undefined]> = [];
     for (const e of readdirSync(s, { withFileTypes: true })) {
-      const sp = join(s, e.name);
-      const dp = join(d, e.name);
+      // Plain concatenation: path.join re-normalizes each path char by char, which was most of this thread's garbage.
+      const sp = `${s}/${e.name}`;
+      const dp = `${d}/${e.name}`;
       const ex = existing?.get(e.name);
       if (e.isDirectory()) {
         subdirs.push([sp, dp, ex]);
