@@ -6,6 +6,15 @@ import { Command, Flags, Errors } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../errors.js';
 import { closeLog, configureLog, log, logToFileOnly, type LogFormat } from '../log.js';
 
+/**
+ * A reader that goes away (`buildimage … | head`, a dropped log pipe) makes
+ * writes to stdout and stderr fail with EPIPE, which Node raises as an
+ * uncaught error: a build would die mid-stage and leave its mounts and zone
+ * analog behind. The output is dropped instead; the build finishes or fails
+ * as it would have, and cleans up (a --log-file still gets every line).
+ */
+for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
+
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true;
 

@@ -76,6 +76,20 @@ describe('reliability', function () {
     });
   }
 
+  it('a reader that goes away (stdout and stderr closed, as `| head` does) does not stop the build: it finishes and cleans up', async () => {
+    const out = await w.outDir();
+    const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'greeter', '--output-dir', out], { ...w.env }, /== assemble/);
+    await b.ready;
+    b.child.stdout!.destroy();
+    b.child.stderr!.destroy();
+    const r = await b.child;
+    assert.equal(r.exitCode, 0, `exit ${r.exitCode} ${r.signal ?? ''}: ${b.stderr()}`);
+    const names = await readdir(out);
+    assert.ok(names.some((n) => n.endsWith('.zfs.gz')) && names.some((n) => n.endsWith('.imgmanifest')), names.join(' '));
+    await noStrayProcesses();
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: images() });
+  });
+
   it('kill -9 mid-pkgadd: clean --state undoes it, and a new prepare on the same state works', async () => {
     const out = await w.outDir();
     const state = join(w.dir, `k9-${randomUUID().slice(0, 8)}.json`);
