@@ -36,26 +36,25 @@ export interface WorkerInit {
   umask: number;
 }
 
-export type Job =
-  /**
-   * A proto file or symlink (the walk knows only that it is no directory).
-   * `defer`: a file with other hardlinks is handed back, not copied, so the
-   * walk can copy the first of each set once and link the rest.
-   */
-  | { kind: 'entry'; seq: number; src: string; dest: string; replace: boolean; parentSetgid: boolean; defer: boolean }
-  | { kind: 'link'; dest: string; first: string; replace: boolean }
-  | ({ kind: 'dir'; dest: string } & Meta);
-
-/** A file with more than one link, handed back to the walk. */
-export interface Deferred {
+/**
+ * A proto file or symlink (the walk knows only that it is no directory).
+ * `defer`: a file with other hardlinks is handed back, not copied, so the
+ * walk can copy the first of each set once and link the rest.
+ */
+export interface EntryJob {
+  kind: 'entry';
   seq: number;
   src: string;
   dest: string;
   replace: boolean;
   parentSetgid: boolean;
-  /** dev:ino of the proto file. */
-  key: string;
+  defer: boolean;
 }
+
+export type Job = EntryJob | { kind: 'link'; dest: string; first: string; replace: boolean } | ({ kind: 'dir'; dest: string } & Meta);
+
+/** A file with more than one link, handed back to the walk; `key` is the proto file's dev:ino. */
+export type Deferred = EntryJob & { key: string };
 
 export interface BatchResult {
   id: number;
@@ -119,7 +118,7 @@ class SpecialFileError extends Error {
   }
 }
 
-function runEntry(j: Extract<Job, { kind: 'entry' }>, r: BatchResult, who: WorkerInit): void {
+function runEntry(j: EntryJob, r: BatchResult, who: WorkerInit): void {
   const st = lstatSync(j.src);
   if (st.isSymbolicLink()) {
     const m = metaFor(st, 0o777, j.parentSetgid, who);
@@ -130,7 +129,7 @@ function runEntry(j: Extract<Job, { kind: 'entry' }>, r: BatchResult, who: Worke
     r.symlinks++;
   } else if (st.isFile()) {
     if (j.defer && st.nlink > 1) {
-      r.deferred.push({ seq: j.seq, src: j.src, dest: j.dest, replace: j.replace, parentSetgid: j.parentSetgid, key: `${st.dev}:${st.ino}` });
+      r.deferred.push({ ...j, key: `${st.dev}:${st.ino}` });
       return;
     }
     r.bytes += copyFile(j.src, j.dest, j.replace, st, metaFor(st, st.mode & 0o777, j.parentSetgid, who));

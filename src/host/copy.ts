@@ -229,7 +229,7 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
         stats.hardlinks++;
       } else {
         first.set(f.key, f.dest);
-        firsts.push({ kind: 'entry', seq: f.seq, src: f.src, dest: f.dest, replace: f.replace, parentSetgid: f.parentSetgid, defer: false });
+        firsts.push({ ...f, defer: false });
       }
     }
     return { firsts, links };
