@@ -17,23 +17,10 @@ import { ImgapiSource, type ImgapiSourceOptions } from '../../src/imgapi/source.
 import { interrupt, resetInterrupt } from '../../src/interrupt.js';
 import { log } from '../../src/log.js';
 import type { ImageManifest } from '../../src/manifest.js';
+import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, startImgapiServer } from '../servers/imgapi-server.js';
 
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
-
-function manifest(data: Buffer | undefined, over: Partial<ImageManifest> = {}): ImageManifest {
-  return {
-    v: 2,
-    uuid: randomUUID(),
-    owner: '00000000-0000-0000-0000-000000000000',
-    name: 'base-64-lts',
-    version: '24.4.0',
-    type: 'zone-dataset',
-    os: 'smartos',
-    ...(data ? { files: [{ sha1: sha1(data), size: data.length, compression: 'gzip' as const }] } : {}),
-    ...over,
-  };
-}
 
 /** Reads the whole stream; `pauseMs` makes a slow consumer that pauses between chunks. */
 async function drain(stream: Readable, pauseMs = 0): Promise<Buffer> {
@@ -86,14 +73,14 @@ describe('ImgapiSource', function () {
   after(() => (log.silent = silent));
   beforeEach(async () => {
     server = await startImgapiServer();
-    m = manifest(data);
+    m = testManifest({}, data);
     await server.addImage(m, data);
   });
   afterEach(() => server.close());
 
   describe('getManifest', () => {
     it('returns the served manifest; refuses a non-active one only when asked', async () => {
-      const origin = manifest(undefined, { version: '1' });
+      const origin = testManifest({ version: '1' });
       await server.addImage(origin, undefined, { state: 'unactivated' });
       const s = source();
       assert.equal(s.description, server.url);
@@ -132,7 +119,7 @@ describe('ImgapiSource', function () {
       try {
         const path = join(dir, 'f.zfs.gz');
         await writeFile(path, data);
-        const m2 = manifest(data);
+        const m2 = testManifest({}, data);
         await server.addImage(m2, path);
         server.addFault({ kind: 'drop', afterBytes: 123_457, route: 'GetImageFile' });
         assert.equal(sha1(await drain(await source().openFile(m2))), sha1(data));
@@ -170,7 +157,7 @@ describe('ImgapiSource', function () {
 
     it('a slow consumer is not a stall (the stall clock stops while downstream is full)', async () => {
       const big = randomBytes(3 * 1024 * 1024);
-      const m2 = manifest(big);
+      const m2 = testManifest({}, big);
       await server.addImage(m2, big);
       const stream = await source({ stallTimeoutMs: 150 }).openFile(m2);
       const chunks: Buffer[] = [];
@@ -250,7 +237,7 @@ describe('ImgapiSource', function () {
     });
 
     it('an image without a file is one line from openFile', async () => {
-      const nofile = manifest(undefined);
+      const nofile = testManifest();
       await server.addImage(nofile, undefined, { state: 'unactivated' });
       await assert.rejects(source().openFile({ ...nofile, files: [{ sha1: '0'.repeat(40), size: 10, compression: 'gzip' }] }), {
         message: `IMGAPI ${server.url}: image ${nofile.uuid} file: image "${nofile.uuid}" has no file (ResourceNotFound)`,

@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { ImgapiClient, ImgapiError, noProxyMatches, parseImgapiUrl, proxyFor, redactUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
 import { log } from '../../src/log.js';
 import type { ImageManifest } from '../../src/manifest.js';
+import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
 
 const FAST: Partial<ImgapiClientOptions> = {
@@ -32,20 +33,7 @@ function client(url: string, opts: Partial<ImgapiClientOptions> = {}): ImgapiCli
 }
 
 function manifest(over: Partial<ImageManifest> = {}, data?: Buffer): ImageManifest {
-  const m: ImageManifest = {
-    v: 2,
-    uuid: randomUUID(),
-    owner: '00000000-0000-0000-0000-000000000000',
-    name: 'base-64-lts',
-    version: '24.4.0',
-    type: 'zone-dataset',
-    os: 'smartos',
-    public: false,
-    requirements: { min_platform: { '7.0': '20230101T000000Z' } },
-    ...over,
-  };
-  if (data) m.files = [{ sha1: createHash('sha1').update(data).digest('hex'), size: data.length, compression: 'gzip' }];
-  return m;
+  return testManifest({ public: false, requirements: { min_platform: { '7.0': '20230101T000000Z' } }, ...over }, data);
 }
 
 async function rejectsWith(p: Promise<unknown>): Promise<ImgapiError> {
