@@ -1,11 +1,9 @@
-import { Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base.js';
-import { DEFAULT_OUTPUT_DIR, resolveDatasetRoot, resolveWorkDir } from '../src/cli/definition.js';
+import { flagsFor } from '../src/cli/flags.js';
 import { renderDoctor } from '../src/cli/render.js';
-import type { DoctorResult } from '../src/cli/schemas.js';
-import { doctor } from '../src/doctor.js';
-import { oneLine } from '../src/errors.js';
-import { DEFAULT_SOURCE } from '../src/images/sources.js';
+import { oneLine } from '../src/core/errors.js';
+import { doctor, type DoctorResult } from '../src/setup/doctor.js';
+import { required, resolveSetting } from '../src/settings/resolve.js';
 
 export default class Doctor extends BaseCommand {
   static summary = 'Check that this machine can build (and with --publish, publish) images; print the fix for each problem.';
@@ -18,35 +16,28 @@ export default class Doctor extends BaseCommand {
     '<%= config.bin %> doctor --dataset-root zones/$(zonename)/data -i 502eeef2-8267-489f-b19c-a206906f57ef',
     '<%= config.bin %> doctor --publish --json',
   ];
-  static flags = {
-    'dataset-root': Flags.string({ description: 'dataset holding images and zone analogs [env: BUILDIMAGE_DATASET_ROOT]' }),
-    'work-dir': Flags.string({ description: 'mountpoints, locks and temp files [env: BUILDIMAGE_WORK_DIR]' }),
-    'output-dir': Flags.string({ description: 'where builds write their outputs', default: DEFAULT_OUTPUT_DIR }),
-    source: Flags.string({ description: 'image source to try: a directory or an IMGAPI URL [env: BUILDIMAGE_SOURCE]' }),
-    channel: Flags.string({ description: 'IMGAPI channel of the source' }),
-    image: Flags.string({ char: 'i', description: 'also check this base image is in the source (or already imported)' }),
-    publish: Flags.boolean({ description: 'also check Manta (MANTA_URL, MANTA_USER, MANTA_KEY_ID) and the publish credentials', default: false }),
-  };
+  static flags = flagsFor('doctor');
 
   async run(): Promise<DoctorResult> {
     const { flags } = await this.parse(Doctor);
-    this.setupLogging(flags);
+    const s = await this.settings('doctor', flags, { skip: ['dataset-root'] });
+    // A dataset root that is missing or malformed is a failed check, not a usage error.
     let datasetRoot: string | undefined;
     let datasetRootProblem: string | undefined;
     try {
-      datasetRoot = await resolveDatasetRoot(flags['dataset-root']);
+      datasetRoot = required('dataset-root', (await resolveSetting('dataset-root', 'doctor', flags, process.env)) as string | undefined);
     } catch (err) {
       datasetRootProblem = oneLine(err);
     }
     const result = await doctor({
       datasetRoot,
       datasetRootProblem,
-      workDir: resolveWorkDir(flags['work-dir']),
-      outputDir: flags['output-dir'],
-      source: flags.source ?? process.env.BUILDIMAGE_SOURCE ?? DEFAULT_SOURCE,
-      channel: flags.channel,
-      image: flags.image?.toLowerCase(),
-      publish: flags.publish,
+      workDir: s['work-dir'],
+      outputDir: s['output-dir'],
+      source: s.source,
+      channel: s.channel,
+      image: s.image,
+      publish: s.publish,
       env: process.env,
     });
     this.result(renderDoctor(result));

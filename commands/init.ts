@@ -1,8 +1,8 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base.js';
 import { renderInit } from '../src/cli/render.js';
-import type { InitResult } from '../src/cli/schemas.js';
-import { DEFAULT_BASE, DEFAULT_IMAGE_VER, DEFAULT_PI, DEFINITION_TEMPLATES, JENKINSFILE_KINDS, init, type DefinitionTemplate, type JenkinsfileKind } from '../src/init.js';
+import { flagsFor } from '../src/cli/flags.js';
+import { init, type InitResult } from '../src/setup/init.js';
 
 export default class Init extends BaseCommand {
   static summary = 'Write a starting build definition (buildimage.json) and Jenkinsfile for a component repo.';
@@ -18,30 +18,21 @@ export default class Init extends BaseCommand {
   static args = {
     dir: Args.string({ description: 'the repo to write into', default: '.' }),
   };
-  static flags = {
-    name: Flags.string({ char: 'n', description: 'image name (default: the repo\'s name without sdc-/triton-/manta-)' }),
-    description: Flags.string({ description: 'image description (default: "NAME image")' }),
-    base: Flags.string({ char: 'i', description: `base (origin) image uuid (default: triton-origin-x86_64-21.4.0, ${DEFAULT_BASE})` }),
-    template: Flags.string({ description: 'build definition: a Triton service image, or a plain one', options: [...DEFINITION_TEMPLATES], default: 'smartdc-service' }),
-    jenkinsfile: Flags.string({ description: 'which Jenkinsfile', options: [...JENKINSFILE_KINDS], default: 'stages' }),
-    'image-ver': Flags.string({ description: 'Jenkins agent image_ver label (must match the base image\'s pkgsrc)', default: DEFAULT_IMAGE_VER }),
-    pi: Flags.string({ description: 'Jenkins agent platform image label', default: DEFAULT_PI }),
-    force: Flags.boolean({ char: 'f', description: 'replace existing buildimage.json and Jenkinsfile', default: false }),
-  };
+  static flags = flagsFor('init');
 
   async run(): Promise<InitResult> {
     const { args, flags } = await this.parse(Init);
-    this.setupLogging(flags);
+    const s = await this.settings('init', flags);
     const result = await init({
       dir: args.dir,
-      name: flags.name,
-      description: flags.description,
-      base: flags.base,
-      template: flags.template as DefinitionTemplate,
-      jenkinsfile: flags.jenkinsfile as JenkinsfileKind,
-      imageVer: flags['image-ver'],
-      pi: flags.pi,
-      force: flags.force,
+      name: s['image-name'],
+      description: s.description,
+      base: s.base,
+      template: s.template,
+      jenkinsfile: s.jenkinsfile,
+      imageVer: s['image-ver'],
+      pi: s.pi,
+      force: s.force,
     });
     this.result(renderInit(result));
     return result;

@@ -1,7 +1,8 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base.js';
+import { flagsFor } from '../src/cli/flags.js';
 import { publish, type PublishResult } from '../src/publish/publish.js';
-import { renderPlan, renderPublished } from '../src/publish/render.js';
+import { renderPlan, renderPublished } from '../src/cli/render-publish.js';
 
 export default class Publish extends BaseCommand {
   static summary = 'Publish build bits to Manta (or a local directory), as eng\'s bits-upload.sh does.';
@@ -24,37 +25,24 @@ export default class Publish extends BaseCommand {
   static args = {
     subdirs: Args.string({ description: 'only these subdirectories of the bits directory', required: false }),
   };
-  static flags = {
-    branch: Flags.string({ char: 'b', description: 'branch (names the <branch>-latest pointer)' }),
-    'try-branch': Flags.string({ char: 'B', description: 'try branch: wins over -b for the pointer and channel' }),
-    'upload-dir': Flags.string({ char: 'd', description: 'upload base directory: Manta path (relative = under /<user>/stor) or, with -L, a local path' }),
-    'bits-dir': Flags.string({ char: 'D', description: 'local directory with the bits', default: 'bits' }),
-    local: Flags.boolean({ char: 'L', description: '-d is a local directory, not Manta', default: false }),
-    name: Flags.string({ char: 'n', description: 'component name (default with --state: the image name)' }),
-    'publish-updates': Flags.boolean({ char: 'p', description: 'also import images into the updates IMGAPI', default: false }),
-    stamp: Flags.string({ char: 't', description: 'build stamp (default: <bits>/<name>/latest-build-stamp)' }),
-    state: Flags.string({ description: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' }),
-    channel: Flags.string({ description: 'updates IMGAPI channel (default: from the branch) [env: UPDATES_IMGADM_CHANNEL]' }),
-    'upload-file': Flags.boolean({ description: 'with -p: upload the image file to IMGAPI from here instead of IMGAPI fetching it from Manta', default: false }),
-    'dry-run': Flags.boolean({ description: 'print the plan (each upload, skip and API call) and change nothing', default: false }),
-  };
+  static flags = flagsFor('publish');
 
   async run(): Promise<PublishResult> {
     const { flags, argv } = await this.parse(Publish);
-    this.setupLogging(flags);
+    const s = await this.settings('publish', flags);
     const result = await publish({
-      branch: flags.branch,
-      tryBranch: flags['try-branch'],
-      uploadDir: flags['upload-dir'],
-      bitsDir: flags['bits-dir'],
-      local: flags.local,
-      name: flags.name,
-      updates: flags['publish-updates'],
-      stamp: flags.stamp,
-      state: flags.state,
-      channel: flags.channel,
-      uploadFile: flags['upload-file'],
-      dryRun: flags['dry-run'],
+      branch: s.branch,
+      tryBranch: s['try-branch'],
+      uploadDir: s['upload-dir'],
+      bitsDir: s['bits-dir'],
+      local: s.local,
+      name: s.component,
+      updates: s['publish-updates'],
+      stamp: s.stamp,
+      state: s.state,
+      channel: s['updates-channel'],
+      uploadFile: s['upload-file'],
+      dryRun: s['dry-run'],
       subdirs: argv as string[],
       env: process.env,
     });

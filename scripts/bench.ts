@@ -25,18 +25,19 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import { execa, execaSync } from 'execa';
-import { decompressor, fileSuffix } from '../src/compress.js';
+import { decompressor, fileSuffix } from '../src/image/compression.js';
 import { copyTree } from '../src/host/copy.js';
 import { Zfs } from '../src/host/zfs.js';
-import { importImage } from '../src/images/import.js';
-import { openSource } from '../src/images/sources.js';
-import { pidAlive } from '../src/lock.js';
-import type { Compression } from '../src/manifest.js';
-import { makeSampleImages } from '../src/sample/images.js';
-import { SAMPLE_PACKAGES, writeRepository } from '../src/sample/packages.js';
-import { destroyFilePool, ensureFilePool } from '../src/sample/pool.js';
-import { startRepoServer } from '../src/sample/repo-server.js';
-import { sendCompressed } from '../src/stages/seal.js';
+import { installImage } from '../src/base/install.js';
+import { Layout } from '../src/core/layout.js';
+import { openSource } from '../src/base/source.js';
+import { pidAlive } from '../src/host/lock.js';
+import { COMPRESSIONS, type Compression } from '../src/image/compression.js';
+import { makeSampleImages } from '../testbed/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../testbed/packages.js';
+import { destroyFilePool, ensureFilePool } from '../testbed/pool.js';
+import { startRepoServer } from '../testbed/repo-server.js';
+import { sendCompressed } from '../src/image/streams.js';
 import { describeTree, diffTrees } from '../test/helpers/tree.js';
 import { writeBenchProto, type ProtoStats } from './bench-proto.js';
 
@@ -311,7 +312,7 @@ async function otherCompressions(w: Bench, snap: string, from: string | undefine
   const out = join(w.dir, 'other-out');
   await mkdir(out, { recursive: true });
   {
-    for (const c of ['gzip', 'xz', 'bzip2', 'none'] as Compression[]) {
+    for (const c of COMPRESSIONS) {
       if (c === 'gzip' && timeTools) continue;
       const path = join(out, `ours${fileSuffix(c)}`);
       const t0 = now();
@@ -400,7 +401,7 @@ async function main(): Promise<void> {
     const images = await makeSampleImages({ zfs, datasetRoot, outDir: sampleDir, repoUrl: server.url, tmpDir: dir });
     const w: Bench = { zfs, pool, poolFile, datasetRoot, dir, sampleDir, originUuid: images.origin.uuid };
     // The base is imported once, as on a build machine that built before (the original tool assumes it too).
-    await importImage({ zfs, datasetRoot, source: await openSource(sampleDir), lockDir: join(dir, 'work', 'locks') }, images.origin.uuid);
+    await installImage({ zfs, layout: new Layout(datasetRoot, join(dir, 'work')), source: await openSource(sampleDir) }, images.origin.uuid);
 
     const notes: string[] = [];
     // Every compression, byte-exact, on the sample images (full and incremental streams).

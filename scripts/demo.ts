@@ -10,10 +10,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Zfs } from '../src/host/zfs.js';
-import { makeSampleImages, SAMPLE_ORIGIN_UUID } from '../src/sample/images.js';
-import { SAMPLE_PACKAGES, writeRepository } from '../src/sample/packages.js';
-import { ensureFilePool } from '../src/sample/pool.js';
-import { startRepoServer } from '../src/sample/repo-server.js';
+import { makeSampleImages, SAMPLE_ORIGIN_UUID } from '../testbed/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../testbed/packages.js';
+import { ensureFilePool } from '../testbed/pool.js';
+import { startRepoServer } from '../testbed/repo-server.js';
 
 const TOP = process.env.BUILDIMAGE_DEMO_DIR ?? '/var/tmp/buildimage-demo';
 const PORT = Number(process.env.BUILDIMAGE_DEMO_PORT ?? 8991);

@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXAMPLE_VALUES, renderJenkinsfile } from '../src/init.js';
+import { EXAMPLE_VALUES, renderJenkinsfile } from '../src/setup/init.js';
 
 export const EXAMPLES = {
   'Jenkinsfile.example': 'stages',

@@ -2,9 +2,11 @@
  * What every command shares: logging flags, and turning any error into one
  * line on stderr with the right exit code (never a stack trace).
  */
-import { Command, Flags, Errors } from '@oclif/core';
-import { BuildimageError, ExitCode, oneLine } from '../errors.js';
-import { closeLog, configureLog, log, logToFileOnly, type LogFormat } from '../log.js';
+import { Command, Errors } from '@oclif/core';
+import { BuildimageError, ExitCode, oneLine } from '../core/errors.js';
+import { closeLog, configureLog, log, logToFileOnly } from '../core/log.js';
+import { resolveSettings, type Resolved } from '../settings/resolve.js';
+import type { CommandId, SettingId } from '../settings/table.js';
 
 /**
  * A reader that goes away (`buildimage … | head`, a dropped log pipe) makes
@@ -18,23 +20,14 @@ for (const out of [process.stdout, process.stderr]) out.on('error', () => undefi
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true;
 
-  static baseFlags = {
-    verbose: Flags.boolean({ char: 'v', description: 'verbose: show commands and their output', default: false }),
-    'log-format': Flags.string({
-      description: 'log lines on stderr (and in --log-file): human = "[ 12.3s] message", json = one object per line',
-      options: ['human', 'json'],
-      default: 'human',
-      env: 'BUILDIMAGE_LOG_FORMAT',
-    }),
-    'log-file': Flags.string({ description: 'also append the log to this file, always with the -v detail', env: 'BUILDIMAGE_LOG_FILE' }),
-  };
-
-  protected setupLogging(flags: { verbose?: boolean; 'log-format'?: string; 'log-file'?: string }): void {
-    configureLog({
-      verbose: flags.verbose,
-      format: flags['log-format'] as LogFormat,
-      file: flags['log-file'],
-    });
+  /**
+   * The command's settings from its parsed flags (settings/resolve.ts).
+   * Logging is set up first, so that the log file gets even a bad-input error.
+   */
+  protected async settings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: { skip?: SettingId[] } = {}): Promise<Resolved<C>> {
+    const logging = (await resolveSettings(command, flags, { only: ['verbose', 'log-format', 'log-file'] })) as Resolved<'build'>;
+    configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'] });
+    return resolveSettings(command, flags, { skip: o.skip });
   }
 
   /** The last line on success, for people and scripts that read logs. */

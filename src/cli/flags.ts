@@ -1,46 +1,36 @@
-/** Flags shared by build and prepare: the original tool's, plus buildimage's own. */
-import { Flags } from '@oclif/core';
-import { DEFAULT_OUTPUT_DIR, parseDuration } from './definition.js';
+/**
+ * oclif flags made from the settings table. They only carry the text: no
+ * defaults and no environment here, because the value comes from the
+ * command line, else the definition file, else the environment, else the
+ * default (settings/resolve.ts); help shows all of that.
+ */
+import { Flags, type Interfaces } from '@oclif/core';
+import { SETTINGS, defaultFor, flagName, helpFor, settingsOf, type CommandId, type Setting, type SettingId } from '../settings/table.js';
 
-/** `--timeout 90s|30m|2h` (a bare number is minutes): milliseconds. */
-const timeoutFlag = Flags.custom<number>({
-  description: 'how long any single step (command, send, receive) may take: 90s, 30m, 2h; a bare number is minutes',
-  default: 30 * 60_000,
-  parse: async (input) => parseDuration(input, '--timeout'),
-});
+/** The help line: what it does, then default, environment and definition-file key. */
+export function describe(id: SettingId, command: CommandId): string {
+  const s = SETTINGS[id] as Setting;
+  const d = defaultFor(id, command);
+  const shown = s.type === 'string' ? (s.shownDefault ?? (typeof d === 'string' && d !== '' ? d : undefined)) : undefined;
+  const notes = [
+    shown !== undefined ? `default: ${shown}` : undefined,
+    s.env ? `env: ${s.env}` : undefined,
+    s.config && settingsOf(command).includes('config') ? 'also in --config' : undefined,
+  ].filter(Boolean);
+  return `${helpFor(id, command)}${notes.length ? ` [${notes.join('; ')}]` : ''}`;
+}
 
-export const buildFlags = {
-  config: Flags.string({ description: 'build definition file (see `buildimage init`): defaults for these flags; the command line wins' }),
-  image: Flags.string({ char: 'i', description: 'base (origin) image uuid (required, here or in --config)' }),
-  dir: Flags.string({ char: 'd', description: 'proto directory copied into the image root (required, here or in --config)' }),
-  manifest: Flags.string({
-    char: 'm',
-    description: 'image manifest JSON with name and version (required, here or in --config; merged over the --config one)',
-  }),
-  'image-version': Flags.string({ description: 'the image\'s version (e.g. the STAMP); wins over the manifest\'s' }),
-  packages: Flags.string({ char: 'p', description: 'comma-separated pkgsrc packages to pkg_add' }),
-  prefix: Flags.string({ char: 'P', description: 'output file prefix (default: NAME-zfs)' }),
-  motd: Flags.boolean({ char: 'M', description: 'write /etc/motd' }),
-  'source-repo': Flags.string({ char: 'S', description: 'source repository URL shown in the motd' }),
-  audit: Flags.boolean({ char: 'a', description: 'run pkg_admin audit and write a .pkgaudit report' }),
-  upgrade: Flags.boolean({ char: 'u', description: 'pkgin update and full-upgrade before pkg_add' }),
-  source: Flags.string({
-    description: 'where base images come from: a directory of *.imgmanifest files, or an IMGAPI URL [env: BUILDIMAGE_SOURCE]',
-  }),
-  channel: Flags.string({ description: 'IMGAPI channel of the source' }),
-  'dataset-root': Flags.string({ description: 'dataset holding images and zone analogs [env: BUILDIMAGE_DATASET_ROOT]' }),
-  'output-dir': Flags.string({ description: `where outputs are written (default ${DEFAULT_OUTPUT_DIR}, as the original)` }),
-  compression: Flags.string({ description: 'image file compression (default gzip)', options: ['gzip', 'bzip2', 'xz', 'none'] }),
-  'min-platform': Flags.string({ description: 'requirements.min_platform stamp (default: origin\'s; on SmartOS the host\'s)' }),
-  'work-dir': Flags.string({ description: 'mountpoints, locks and temp files [env: BUILDIMAGE_WORK_DIR]' }),
-  timeout: timeoutFlag(),
-};
+/** The command line only carries text (or a switch): parsing is the setting's own. */
+type RawFlags = Interfaces.FlagInput<Record<string, string | boolean | undefined>>;
 
-export const stateFlag = {
-  state: Flags.string({ description: 'state file of a build in discrete stages', default: '.buildimage/state.json' }),
-};
+function flagFor(id: SettingId, command: CommandId): RawFlags[string] {
+  const s = SETTINGS[id] as Setting;
+  const common = { description: describe(id, command), ...(s.char ? { char: s.char as 'a' } : {}) };
+  if (s.type === 'boolean') return Flags.boolean(common) as RawFlags[string];
+  return Flags.string({ ...common, ...(s.options ? { options: [...s.options] } : {}) }) as RawFlags[string];
+}
 
-export const stageFlags = {
-  ...stateFlag,
-  timeout: timeoutFlag(),
-};
+/** Every flag `command` takes, keyed by long flag name. */
+export function flagsFor(command: CommandId): RawFlags {
+  return Object.fromEntries(settingsOf(command).map((id) => [flagName(id), flagFor(id, command)]));
+}

@@ -1,7 +1,8 @@
 /** Human renderings of results; --json prints the result objects as they are. */
-import type { BuildResult, CleanResult, FailedStage } from '../build.js';
-import type { DoctorResult, InitResult } from './schemas.js';
-import { log } from '../log.js';
+import type { BuildResult, CleanResult, FailedStage } from '../build/runner.js';
+import type { DoctorResult } from '../setup/doctor.js';
+import type { InitResult } from '../setup/init.js';
+import { log } from '../core/log.js';
 
 export function renderResult(r: BuildResult): string {
   if (r.image) {

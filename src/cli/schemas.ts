@@ -5,8 +5,11 @@
  * field added in one place and not the other fails the build.
  */
 import { z } from 'zod';
-import type { BuildResult, CleanResult } from '../build.js';
+import type { BuildResult, CleanResult } from '../build/runner.js';
+import { STAGES } from '../build/state.js';
 import type { PublishResult } from '../publish/publish.js';
+import type { DoctorResult } from '../setup/doctor.js';
+import type { InitResult } from '../setup/init.js';
 
 /** Any command that fails (exit code as in the README). */
 export const ErrorResultSchema = z
@@ -16,7 +19,7 @@ export const ErrorResultSchema = z
   })
   .strict();
 
-const Stage = z.enum(['prepare', 'assemble', 'pkgadd', 'seal']);
+const Stage = z.enum(STAGES);
 
 /** build, prepare, assemble, pkgadd, seal. */
 export const BuildResultSchema = z
@@ -99,44 +102,16 @@ export const PublishResultSchema = z
   .strict();
 
 export const DoctorCheckSchema = z
-  .object({
-    /** Stable id, e.g. `zfs`, `dataset-root`. */
-    id: z.string(),
-    /** ok; warn = works, but something is worth knowing; fail = needed and broken; skip = not asked for. */
-    status: z.enum(['ok', 'warn', 'fail', 'skip']),
-    /** What was found. */
-    detail: z.string(),
-    /** How to fix it (warn and fail). */
-    fix: z.string().optional(),
-  })
+  .object({ id: z.string(), status: z.enum(['ok', 'warn', 'fail', 'skip']), detail: z.string(), fix: z.string().optional() })
   .strict();
 
 export const DoctorResultSchema = z
-  .object({
-    /** False when any check failed (exit 1). */
-    ok: z.boolean(),
-    checks: z.array(DoctorCheckSchema),
-    failed: z.number().int(),
-    warnings: z.number().int(),
-  })
+  .object({ ok: z.boolean(), checks: z.array(DoctorCheckSchema), failed: z.number().int(), warnings: z.number().int() })
   .strict();
 
 export const InitResultSchema = z
-  .object({
-    ok: z.literal(true),
-    dir: z.string(),
-    /** Files written, absolute. */
-    written: z.array(z.string()),
-    /** Files that already existed and were replaced (--force). */
-    overwritten: z.array(z.string()),
-    /** The commands to run next, in order. */
-    next: z.array(z.string()),
-  })
+  .object({ ok: z.literal(true), dir: z.string(), written: z.array(z.string()), overwritten: z.array(z.string()), next: z.array(z.string()) })
   .strict();
-
-export type DoctorCheck = z.infer<typeof DoctorCheckSchema>;
-export type DoctorResult = z.infer<typeof DoctorResultSchema>;
-export type InitResult = z.infer<typeof InitResultSchema>;
 
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
@@ -156,4 +131,6 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameBuild: Same<z.infer<typeof BuildResultSchema>, BuildResult> = true;
 const sameClean: Same<z.infer<typeof CleanResultSchema>, CleanResult> = true;
 const samePublish: Same<z.infer<typeof PublishResultSchema>, PublishResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish;
+const sameDoctor: Same<z.infer<typeof DoctorResultSchema>, DoctorResult> = true;
+const sameInit: Same<z.infer<typeof InitResultSchema>, InitResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit;

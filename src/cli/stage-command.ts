@@ -1,18 +1,18 @@
 /** The three stage commands that continue a build from its state file differ only in the stage they run. */
+import { continueBuild, type BuildResult } from '../build/runner.js';
+import type { StageName } from '../build/state.js';
 import { BaseCommand } from './base.js';
-import { stageFlags } from './flags.js';
 import { renderResult, renderTimings } from './render.js';
-import { continueBuild, type BuildResult } from '../build.js';
-import type { StageName } from '../state.js';
+
+type Stage = Exclude<StageName, 'prepare'>;
 
 export abstract class StageCommand extends BaseCommand {
-  static flags = stageFlags;
-  protected abstract readonly stage: Exclude<StageName, 'prepare'>;
+  protected abstract readonly stage: Stage;
 
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(this.constructor as typeof StageCommand);
-    this.setupLogging(flags);
-    const result = await continueBuild(flags.state, this.stage, { stepTimeoutMs: flags.timeout, onTimings: renderTimings });
+    const s = await this.settings(this.stage, flags);
+    const result = await continueBuild(s.state, this.stage, { stepTimeoutMs: s.timeout, onTimings: renderTimings });
     this.result(renderResult(result));
     return result;
   }

@@ -7,11 +7,11 @@
 import { readFile, readdir, readlink, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { BuildError } from '../errors.js';
-import { log } from '../log.js';
+import { BuildError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import { run, type RunOptions } from './exec.js';
 import { isSmartOS } from './platform.js';
-import { withRetry } from './retry.js';
+import { withRetry } from '../core/retry.js';
 
 /** What the original mounts: the platform parts a zone gets from the global zone. */
 export const HOST_DIRS = ['/dev', '/lib', '/proc', '/sbin', '/usr'];

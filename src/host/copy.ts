@@ -18,8 +18,8 @@ import { lstatSync, readdirSync, statSync, type Dirent, type Stats } from 'node:
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { BuildError, BuildimageError } from '../errors.js';
-import { throwIfInterrupted } from '../interrupt.js';
+import { BuildError, BuildimageError } from '../core/errors.js';
+import { throwIfInterrupted } from '../core/interrupt.js';
 import { metaFor, type BatchResult, type Deferred, type Job, type Meta, type WorkerInit } from './copy-worker.js';
 import { isUnder, resolveInRoot } from './rootfs.js';
 

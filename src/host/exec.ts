@@ -4,9 +4,9 @@
  * with the last line of its stderr.
  */
 import { execa, type ResultPromise } from 'execa';
-import { BuildError, InterruptedError } from '../errors.js';
-import { cancelSignalForNewWork, interruptedBy } from '../interrupt.js';
-import { log } from '../log.js';
+import { BuildError, InterruptedError } from '../core/errors.js';
+import { cancelSignalForNewWork, interruptedBy } from '../core/interrupt.js';
+import { log } from '../core/log.js';
 
 export interface RunOptions {
   cwd?: string;

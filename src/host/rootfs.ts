@@ -6,7 +6,7 @@
  */
 import { lstat, mkdir, open, readlink, rm } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative } from 'node:path';
-import { BuildError } from '../errors.js';
+import { BuildError } from '../core/errors.js';
 
 const MAX_LINKS = 40;
 

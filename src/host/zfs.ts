@@ -4,10 +4,10 @@
  * `destroy` refuses any dataset without it, so buildimage never destroys
  * what it did not create.
  */
-import { BuildError } from '../errors.js';
-import { log } from '../log.js';
+import { BuildError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import { run, spawn, type RunOptions } from './exec.js';
-import { withRetry } from './retry.js';
+import { withRetry } from '../core/retry.js';
 
 /** User property marking datasets buildimage created; its value says what for. */
 export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';

@@ -9,7 +9,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { SshAgent, SSH_AGENT_RSA_SHA2_256 } from './agent.js';
+import { SshAgent, SSH_AGENT_RSA_SHA2_256 } from './ssh-agent.js';
 import {
   algorithmFor,
   fromSshSignature,

@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM. What is safe to retry is the caller's decision.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { interruptSignal } from '../interrupt.js';
+import { interruptSignal } from '../core/interrupt.js';
 
 export interface RetryPolicy {
   /** Total tries, the first included. */

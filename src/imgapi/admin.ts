@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import got, { type Response } from 'got';
 import type { Signer } from '../http/signature.js';
-import { interruptSignal } from '../interrupt.js';
-import { log } from '../log.js';
-import type { ImageManifest } from '../manifest.js';
+import { interruptSignal } from '../core/interrupt.js';
+import { log } from '../core/log.js';
+import type { Compression, ImageManifest } from '../image/manifest/types.js';
 import { imgapiAuthHeaders } from './auth.js';
 import { ImgapiClient, ImgapiError, redactUrl, type ImgapiClientOptions } from './client.js';
 
@@ -24,7 +24,6 @@ export interface ImgapiAdminOptions extends ImgapiClientOptions {
   fileTimeoutMs?: number;
 }
 
-export type Compression = 'gzip' | 'bzip2' | 'xz' | 'none';
 
 export interface FileParams {
   compression: Compression;

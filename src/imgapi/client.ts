@@ -7,7 +7,6 @@
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
  * Proxies come from http_proxy/https_proxy/no_proxy (got has none built in).
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net, { isIP, type Socket } from 'node:net';
@@ -16,10 +15,11 @@ import type { Duplex, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import got, { RequestError, TimeoutError, type Agents, type Response } from 'got';
-import { BuildError } from '../errors.js';
-import { interruptSignal } from '../interrupt.js';
-import { log } from '../log.js';
-import type { ImageManifest } from '../manifest.js';
+import { BuildError } from '../core/errors.js';
+import { interruptSignal } from '../core/interrupt.js';
+import { log } from '../core/log.js';
+import { userAgent } from '../core/package.js';
+import type { ImageManifest } from '../image/manifest/types.js';
 
 export interface ImgapiClientOptions {
   /** IMGAPI base URL; a `?channel=` in it is taken as the channel, a path is kept as a base path. */
@@ -133,26 +133,6 @@ export function redactUrl(spec: string | URL): string {
   }
 }
 
-let version: string | undefined;
-function ownVersion(): string {
-  if (version) return version;
-  version = '0.0.0';
-  // dist/src/imgapi/client.js or src/imgapi/client.ts: package.json is 2 or 3 levels up.
-  for (const rel of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'buildimage' && pkg.version) return (version = pkg.version);
-    } catch {
-      // try the next
-    }
-  }
-  return version;
-}
-
-export function defaultUserAgent(): string {
-  return `buildimage/${ownVersion()} (node/${process.versions.node})`;
-}
-
 export class ImgapiClient {
   /** Scheme, host and port (with credentials, if the URL had any). */
   protected readonly origin: URL;
@@ -172,7 +152,7 @@ export class ImgapiClient {
     this.basePath = parsed.basePath;
     this.channel = options.channel || parsed.channel;
     this.url = redactUrl(new URL(this.basePath || '/', this.origin));
-    this.userAgent = options.userAgent ?? defaultUserAgent();
+    this.userAgent = options.userAgent ?? userAgent();
     this.opts = {
       url: options.url,
       timeoutMs: options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs,

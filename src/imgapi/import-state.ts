@@ -6,7 +6,7 @@
  * updates-imgadm had no resume at all (an unactivated leftover was a
  * permanent 409); here every rerun continues from wherever the last stopped.
  */
-import type { ImageManifest } from '../manifest.js';
+import type { ImageManifest } from '../image/manifest/types.js';
 
 export interface Want {
   uuid: string;

@@ -12,7 +12,7 @@ import https from 'node:https';
 import { posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { interruptSignal } from '../interrupt.js';
+import { interruptSignal } from '../core/interrupt.js';
 import { DEFAULT_RETRY, retrying, type RetryPolicy, type Verdict } from '../http/retry-policy.js';
 import { mantaKeyId, signDateHeader, type Signer } from '../http/signature.js';
 

@@ -8,12 +8,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { copyFile, link, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
-import { PublishError } from '../errors.js';
-import { throwIfInterrupted } from '../interrupt.js';
-import { log } from '../log.js';
-import { writeAtomic } from '../state.js';
+import { PublishError } from '../core/errors.js';
+import { throwIfInterrupted } from '../core/interrupt.js';
+import { log } from '../core/log.js';
+import { md5File, writeAtomic } from '../core/files.js';
 import type { ImgapiImporter, ImportRequest } from './importer.js';
-import { md5File } from './local.js';
 import type { PlannedFile, PublishPlan } from './plan.js';
 import { formatBytes, formatRate, type ProgressFactory } from './progress.js';
 import type { Store } from './store.js';

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 
 /** Branch, stamp and name become path segments: no slashes, nothing odd. */
 const SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;

@@ -7,9 +7,9 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
-import { PublishError, UsageError } from '../errors.js';
+import { PublishError, UsageError } from '../core/errors.js';
 import { contentTypeFor, pointerNames } from './bits.js';
-import { md5File } from './local.js';
+import { md5File } from '../core/files.js';
 
 export interface PlannedFile {
   /** Path relative to the bits dir (and to the stamp directory), with `/`. */

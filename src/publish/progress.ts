@@ -3,7 +3,7 @@
  * otherwise a log line every few seconds (Jenkins consoles are not TTYs,
  * and a silent 10-minute upload looks like a hang).
  */
-import { log } from '../log.js';
+import { log } from '../core/log.js';
 
 export interface Progress {
   update(bytes: number): void;

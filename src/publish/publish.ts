@@ -6,17 +6,17 @@
  */
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { BuildimageError, PublishError, UsageError } from '../errors.js';
+import { BuildimageError, PublishError, UsageError } from '../core/errors.js';
 import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
-import { interrupt, interruptSignal } from '../interrupt.js';
-import { log } from '../log.js';
+import { interrupt, interruptSignal } from '../core/interrupt.js';
+import { log } from '../core/log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
-import { StateFile } from '../state.js';
+import { StateFile } from '../build/state.js';
 import { runPlan, type Step } from './apply.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
 import type { ImgapiImporter } from './importer.js';
-import { LocalStore } from './local.js';
+import { LocalStore } from './local-store.js';
 import { MantaStore } from './manta-store.js';
 import { makePlan, type PublishPlan } from './plan.js';
 import { progressReporter, type ProgressFactory } from './progress.js';

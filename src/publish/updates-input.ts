@@ -4,15 +4,13 @@
  * here rather than trusting the manifest, so a manifest that does not match
  * its file fails before IMGAPI downloads gigabytes to find out.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { PublishError } from '../errors.js';
-import type { Compression } from '../imgapi/admin.js';
+import { PublishError } from '../core/errors.js';
+import { COMPRESSIONS, type Compression } from '../image/compression.js';
 import { importBody, type Want } from '../imgapi/import-state.js';
-import { interruptSignal } from '../interrupt.js';
-import type { ImageManifest } from '../manifest.js';
+import { sha1File } from '../core/files.js';
+import type { ImageManifest } from '../image/manifest/types.js';
 import type { ImportRequest } from './importer.js';
 
 export interface ImportInput {
@@ -24,23 +22,11 @@ export interface ImportInput {
   compression: Compression;
 }
 
-const COMPRESSIONS: readonly Compression[] = ['gzip', 'bzip2', 'xz', 'none'];
-
-export async function sha1File(path: string): Promise<{ sha1: string; size: number }> {
-  const h = createHash('sha1');
-  let size = 0;
-  for await (const c of createReadStream(path, { signal: interruptSignal() })) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
-  }
-  return { sha1: h.digest('hex'), size };
-}
-
 /** updates-imgadm's rule: -c, else files[0].compression, else the file name's extension. */
 function compressionOf(req: ImportRequest, m: ImageManifest): Compression {
   const c = req.compression ?? m.files?.[0]?.compression ?? extCompression(req.imageFile);
   if (!c) throw new PublishError(`cannot tell the compression of ${basename(req.imageFile)}: the manifest has no files[0].compression`);
-  if (!COMPRESSIONS.includes(c)) throw new PublishError(`${req.manifestFile}: files[0].compression "${c}" is not one of ${COMPRESSIONS.join(', ')}`);
+  if (!(COMPRESSIONS as readonly string[]).includes(c)) throw new PublishError(`${req.manifestFile}: files[0].compression "${c}" is not one of ${COMPRESSIONS.join(', ')}`);
   return c;
 }
 

@@ -9,16 +9,16 @@
  * and the next call decided from what the server really has.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PublishError } from '../errors.js';
+import { PublishError } from '../core/errors.js';
 import { KeyError } from '../http/keys.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../http/retry-policy.js';
 import { ImgapiAdminClient, type CallLine, type FileParams } from '../imgapi/admin.js';
 import { imgapiSigner } from '../imgapi/auth.js';
 import { ImgapiError } from '../imgapi/client.js';
 import { decide, planSteps, type Decision } from '../imgapi/import-state.js';
-import { interruptSignal, throwIfInterrupted } from '../interrupt.js';
-import { log } from '../log.js';
-import type { ImageManifest } from '../manifest.js';
+import { interruptSignal, throwIfInterrupted } from '../core/interrupt.js';
+import { log } from '../core/log.js';
+import type { ImageManifest } from '../image/manifest/types.js';
 import type { ImgapiImporter, ImportRequest, ImportStep } from './importer.js';
 import { readImportInput, type ImportInput } from './updates-input.js';
 

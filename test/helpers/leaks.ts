@@ -1,8 +1,9 @@
 /** Checks that a build left nothing behind: datasets, mounts, build dirs, temp outputs. */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { Layout } from '../../src/core/layout.js';
 import { Zfs } from '../../src/host/zfs.js';
+import { isUuid } from '../../src/image/manifest/types.js';
 
 export async function mountsUnder(dir: string): Promise<string[]> {
   const table = await readFile('/proc/self/mounts', 'utf8');
@@ -28,7 +29,7 @@ export async function assertNoLeaks(c: LeakCheck): Promise<void> {
   const stray: string[] = [];
   for (const ds of children) {
     const name = ds.slice(c.datasetRoot.length + 1);
-    const isImageName = /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(name);
+    const isImageName = isUuid(name);
     // Whole imported images are a cache and may stay (other tests import their own).
     const wholeImage = isImageName && (await zfs.owner(ds)) === 'image' && (await zfs.exists(`${ds}@final`));
     const listed = isImageName && !!c.images?.includes(name) && (await zfs.owner(ds)) !== 'analog';
@@ -36,7 +37,7 @@ export async function assertNoLeaks(c: LeakCheck): Promise<void> {
   }
   assert.deepEqual(stray, [], `no stray datasets (analogs, -partial)${c.context ? `\n${c.context}` : ''}`);
   assert.deepEqual(await mountsUnder(c.workDir), [], 'no mounts left under the work dir');
-  const builds = await readdir(join(c.workDir, 'builds')).catch(() => []);
+  const builds = await readdir(new Layout(c.datasetRoot, c.workDir).buildsDir).catch(() => []);
   assert.deepEqual(builds, [], 'no build dirs left');
   if (c.outputDir) {
     const temps = (await readdir(c.outputDir).catch(() => [])).filter((n) => n.includes('.partial-') || n.includes('.tmp-'));

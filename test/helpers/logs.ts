@@ -1,7 +1,7 @@
 /** Captures everything the logger writes (debug included) while a test runs. */
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { log } from '../../src/log.js';
+import { log } from '../../src/core/log.js';
 
 export function captureLogs(): { lines: string[]; stop(): void } {
   const lines: string[] = [];

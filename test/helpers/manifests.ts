@@ -1,6 +1,6 @@
 /** A minimal valid v2 image manifest for client and source tests; `data` becomes its one gzip file. */
 import { createHash, randomUUID } from 'node:crypto';
-import type { ImageManifest } from '../../src/manifest.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 
 export function testManifest(over: Partial<ImageManifest> = {}, data?: Buffer): ImageManifest {
   return {

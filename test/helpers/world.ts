@@ -6,14 +6,15 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Layout } from '../../src/core/layout.js';
 import { run } from '../../src/host/exec.js';
 import { Zfs } from '../../src/host/zfs.js';
-import { pidAlive } from '../../src/lock.js';
-import type { ImageManifest } from '../../src/manifest.js';
-import { makeSampleImages } from '../../src/sample/images.js';
-import { SAMPLE_PACKAGES, writeRepository } from '../../src/sample/packages.js';
-import { destroyFilePool, ensureFilePool } from '../../src/sample/pool.js';
-import { startRepoServer, type RepoServer } from '../../src/sample/repo-server.js';
+import { pidAlive } from '../../src/host/lock.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
+import { makeSampleImages } from '../../testbed/images.js';
+import { SAMPLE_PACKAGES, writeRepository } from '../../testbed/packages.js';
+import { destroyFilePool, ensureFilePool } from '../../testbed/pool.js';
+import { startRepoServer, type RepoServer } from '../../testbed/repo-server.js';
 
 export const TEST_TOP = '/var/tmp/buildimage-test';
 
@@ -111,7 +112,7 @@ export async function teardownWorld(): Promise<void> {
 /** Removes every imported image so the next build imports again. */
 export async function forgetImports(w: World): Promise<void> {
   for (const ds of await w.zfs.listChildren(w.datasetRoot)) await w.zfs.destroyOwned(ds);
-  await rm(join(w.workDir, 'locks'), { recursive: true, force: true });
+  await rm(new Layout(w.datasetRoot, w.workDir).lockDir, { recursive: true, force: true });
 }
 
 export interface VerifyPool {

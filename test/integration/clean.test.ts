@@ -8,9 +8,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupChroot } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
-import { withRetry } from '../../src/host/retry.js';
+import { withRetry } from '../../src/core/retry.js';
 import { isBusyError } from '../../src/host/zfs.js';
-import { StateFile } from '../../src/state.js';
+import { StateFile } from '../../src/build/state.js';
 import { cli } from '../helpers/cli.js';
 import { assertNoLeaks, mountsUnder } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
@@ -94,9 +94,9 @@ describe('clean', function () {
     const statePath = join(w.dir, `busy-${randomUUID().slice(0, 8)}.json`);
     const out = await w.outDir();
     const sf = await killedBuild(statePath, out);
-    const { acquireLock } = await import('../../src/lock.js');
-    const { buildLockPath } = await import('../../src/cleanup.js');
-    const lock = await acquireLock(buildLockPath(w.workDir, sf.state.buildId));
+    const { acquireLock } = await import('../../src/host/lock.js');
+    const { Layout } = await import('../../src/core/layout.js');
+    const lock = await acquireLock(new Layout(w.datasetRoot, w.workDir).buildLock(sf.state.buildId));
     try {
       const r = await cli(['clean', '--state', statePath], { env: w.env });
       assert.equal(r.code, 1);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Layout } from '../../src/core/layout.js';
 import { cli, errorLines } from '../helpers/cli.js';
 
 const UUID = '41bd4100-eb86-409a-85b0-e649aadf6f62';
@@ -98,13 +99,13 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     const foreign = join(dir, 'foreign.json');
     await writeFile(foreign, JSON.stringify({ name: 'package.json', version: '1.0.0' }));
     const other = join(dir, 'other.json');
-    const { newState } = await import('../../src/state.js');
+    const { newState } = await import('../../src/build/state.js');
     const st = newState({
       imageUuid: UUID, protoDir: dir, manifest: { name: 'x', version: '1' }, packages: [], prefix: 'x-zfs', motd: false, audit: false,
-      upgrade: false, source: dir, datasetRoot: 'nopool/images', outputDir: dir, compression: 'gzip', workDir: work, verbose: false,
+      upgrade: false, source: dir, datasetRoot: 'nopool/images', outputDir: dir, compression: 'gzip', workDir: work,
     });
     st.completed = ['prepare'];
-    st.analog = { dataset: `nopool/images/${st.buildId}`, mountpoint: join(work, 'builds', st.buildId, 'zone') };
+    st.analog = { dataset: `nopool/images/${st.buildId}`, mountpoint: new Layout('nopool/images', work).zoneMountpoint(st.buildId) };
     await writeFile(other, JSON.stringify(st));
     for (const [file, re] of [
       [join(dir, 'none.json'), /no state file at/],

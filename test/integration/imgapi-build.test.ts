@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageManifest } from '../../src/manifest.js';
+import { Layout } from '../../src/core/layout.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { execa } from 'execa';
 import { BIN, REPO, cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
@@ -156,8 +157,9 @@ describe('build from an IMGAPI source', function () {
         cwd: REPO, env: { ...w.env, BUILDIMAGE_SOURCE: url }, reject: false, stdin: 'ignore',
       });
       // Wait until the stalled download is under way: the receive journal names its -partial.
-      const partial = `${w.datasetRoot}/${chain.base}-partial`;
-      const journal = join(w.workDir, 'locks', `img.${chain.base}.receiving`);
+      const layout = new Layout(w.datasetRoot, w.workDir);
+      const partial = layout.partialDataset(chain.base);
+      const journal = layout.receiveJournal(chain.base);
       const started = async () => (await readFile(journal, 'utf8').catch(() => '')).trim() === partial;
       for (let i = 0; i < 100 && !(await started()); i++) await new Promise((r) => setTimeout(r, 100));
       assert.ok(await started(), 'receive under way');

@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { VerifyingStream } from '../../src/compress.js';
-import { BuildError, InterruptedError } from '../../src/errors.js';
-import { ImgapiSource, type ImgapiSourceOptions } from '../../src/imgapi/source.js';
-import { interrupt, resetInterrupt } from '../../src/interrupt.js';
-import { log } from '../../src/log.js';
-import type { ImageManifest } from '../../src/manifest.js';
+import { VerifyingStream } from '../../src/image/streams.js';
+import { BuildError, InterruptedError } from '../../src/core/errors.js';
+import { ImgapiSource, type ImgapiSourceOptions } from '../../src/base/imgapi-source.js';
+import { interrupt, resetInterrupt } from '../../src/core/interrupt.js';
+import { log } from '../../src/core/log.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, startImgapiServer } from '../servers/imgapi-server.js';
 

@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import winston from 'winston';
-import { PublishError, UsageError } from '../../src/errors.js';
-import { log } from '../../src/log.js';
+import { PublishError, UsageError } from '../../src/core/errors.js';
+import { log } from '../../src/core/log.js';
 import { parsePublicKeyLine, sha256Fingerprint } from '../../src/http/signature.js';
 import type { ImgapiImporter, ImportRequest } from '../../src/publish/importer.js';
 import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
-import { newState, type BuildDefinition } from '../../src/state.js';
+import { newState, type BuildDefinition } from '../../src/build/state.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
 import { mountAdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer } from '../servers/imgapi-server.js';
@@ -604,7 +604,6 @@ function sealedState(outputs: { image: string; manifest: string; packages: strin
     outputDir: outDir,
     compression: 'gzip',
     workDir: '/var/tmp/buildimage',
-    verbose: false,
   };
   const s = newState(def);
   s.completed = ['prepare', 'assemble', 'pkgadd', 'seal'];

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/host/exec.js';
-import { BuildInfoSchema } from '../../src/reports.js';
+import { BuildInfoSchema } from '../../src/build/build-info.js';
 import { cli, errorLines } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';

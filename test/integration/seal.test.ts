@@ -4,9 +4,9 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { decompressor } from '../../src/compress.js';
-import type { Compression } from '../../src/manifest.js';
-import { sendCompressed } from '../../src/stages/seal.js';
+import { decompressor } from '../../src/image/compression.js';
+import { COMPRESSIONS } from '../../src/image/compression.js';
+import { sendCompressed } from '../../src/image/streams.js';
 import { world, type World } from '../helpers/world.js';
 
 describe('seal: zfs send | compress | hash', function () {
@@ -25,7 +25,7 @@ describe('seal: zfs send | compress | hash', function () {
     reference = createHash('sha1').update(direct.stdout).digest('hex');
   });
 
-  for (const compression of ['gzip', 'bzip2', 'xz', 'none'] as Compression[]) {
+  for (const compression of COMPRESSIONS) {
     it(`${compression}: every run yields the whole stream, and files[0] describes the file`, async () => {
       const path = join(w.dir, `seal-${compression}`);
       for (let i = 0; i < 5; i++) {

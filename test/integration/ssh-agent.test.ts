@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { SshAgent } from '../../src/http/agent.js';
+import { SshAgent } from '../../src/http/ssh-agent.js';
 import { findSigner, KeyError, parsePrivateKey } from '../../src/http/keys.js';
 import { keyObjectSigner, mantaKeyId, parsePublicKeyLine, sha256Fingerprint, signDateHeader } from '../../src/http/signature.js';
 import { presignUrl } from '../../src/manta/presign.js';

@@ -21,7 +21,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ImageManifest } from '../../src/manifest.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 
 // ---- types
 

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { ParallelGzip, type ParallelGzipOptions } from '../../src/gzip-parallel.js';
+import { ParallelGzip, type ParallelGzipOptions } from '../../src/image/gzip.js';
 
 const BLOCK = 64 * 1024;
 

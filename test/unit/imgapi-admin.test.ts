@@ -21,7 +21,7 @@ import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import { checkImgapiKey, defaultIdentity, imgapiAuthHeaders, imgapiSigner } from '../../src/imgapi/auth.js';
 import type { ImgapiError } from '../../src/imgapi/client.js';
 import { decide, importBody, planSteps, type Want } from '../../src/imgapi/import-state.js';
-import type { ImageManifest } from '../../src/manifest.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { mountAdminApi, opOf, writes, type AdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 import { haveBinary, nodeRsaKey, smartdcAuth, sshKeygen, startSshAgent } from '../servers/ssh-keys.js';

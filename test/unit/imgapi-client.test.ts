@@ -14,8 +14,8 @@ import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { ImgapiClient, ImgapiError, noProxyMatches, parseImgapiUrl, proxyFor, redactUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
-import { log } from '../../src/log.js';
-import type { ImageManifest } from '../../src/manifest.js';
+import { log } from '../../src/core/log.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
 

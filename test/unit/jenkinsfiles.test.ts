@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Config } from '@oclif/core';
-import { DEFAULT_BASE, EXAMPLE_VALUES, init, renderJenkinsfile } from '../../src/init.js';
+import { DEFAULT_BASE, EXAMPLE_VALUES, init, renderJenkinsfile } from '../../src/setup/init.js';
 import { EXAMPLES, REPO_ROOT } from '../../scripts/render-examples.js';
 
 interface CommandLine {

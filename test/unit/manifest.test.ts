@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { BuildError, ExitCode, UsageError } from '../../src/errors.js';
-import {
-  LIMITS,
-  UNSET_OWNER_UUID,
-  assertValidManifest,
-  buildImageManifest,
-  isPlatformStamp,
-  parseManifestInput,
-  parseMinPlatformFromUname,
-  validateManifest,
-  type BuildManifestOptions,
-  type ImageManifest,
-  type ManifestFile,
-  type ManifestInput,
-} from '../../src/manifest.js';
+import { BuildError, ExitCode, UsageError } from '../../src/core/errors.js';
+import { buildImageManifest, parseMinPlatformFromUname, type BuildManifestOptions } from '../../src/image/manifest/create.js';
+import { parseManifestInput } from '../../src/image/manifest/input.js';
+import { UNSET_OWNER_UUID, isPlatformStamp, type ImageManifest, type ManifestFile, type ManifestInput } from '../../src/image/manifest/types.js';
+import { LIMITS, assertValidManifest, validateManifest } from '../../src/image/manifest/validate.js';
 
 // ---- the official validator, as oracle
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { ExitCode, UsageError } from '../../src/errors.js';
-import { MAX_PACKAGES, MAX_PACKAGE_NAME_LENGTH, parsePackageList } from '../../src/pkgsrc-names.js';
+import { ExitCode, UsageError } from '../../src/core/errors.js';
+import { MAX_PACKAGES, MAX_PACKAGE_NAME_LENGTH, parsePackageList } from '../../src/pkgsrc/names.js';
 
 function usageError(flag: string): UsageError {
   try {

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HashCounter, VerifyingStream } from '../../src/compress.js';
-import { acquireLock, lockHeld } from '../../src/lock.js';
-import { chrootProxyEnv, parsePkgInfo } from '../../src/pkgsrc.js';
-import { renderMotd } from '../../src/motd.js';
-import { parseMinPlatformFlag } from '../../src/cli/definition.js';
-import { withRetry } from '../../src/host/retry.js';
+import { HashCounter, VerifyingStream } from '../../src/image/streams.js';
+import { acquireLock, lockHeld } from '../../src/host/lock.js';
+import { chrootProxyEnv, parsePkgInfo } from '../../src/pkgsrc/tools.js';
+import { renderMotd } from '../../src/build/stages/assemble.js';
+import { parseMinPlatform } from '../../src/settings/table.js';
+import { withRetry } from '../../src/core/retry.js';
 
 function sink(): { stream: Writable; chunks: Buffer[] } {
   const chunks: Buffer[] = [];
@@ -111,9 +111,9 @@ describe('pkgsrc helpers', () => {
   });
 
   it('parses --min-platform', () => {
-    assert.deepEqual(parseMinPlatformFlag('20210826T002459Z'), { '7.0': '20210826T002459Z' });
-    assert.deepEqual(parseMinPlatformFlag('7.0=20210826T002459Z'), { '7.0': '20210826T002459Z' });
-    assert.throws(() => parseMinPlatformFlag('yesterday'), /platform stamp/);
+    assert.deepEqual(parseMinPlatform('20210826T002459Z'), { '7.0': '20210826T002459Z' });
+    assert.deepEqual(parseMinPlatform('7.0=20210826T002459Z'), { '7.0': '20210826T002459Z' });
+    assert.throws(() => parseMinPlatform('yesterday'), /platform stamp/);
   });
 });
 

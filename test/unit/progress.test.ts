@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import sinon from 'sinon';
 import winston from 'winston';
-import { humanFormat, jsonFormat, log, setLiveLine } from '../../src/log.js';
-import { byteProgress, formatProgress, startProgress } from '../../src/progress.js';
+import { humanFormat, jsonFormat, log, setLiveLine } from '../../src/core/log.js';
+import { byteProgress, formatProgress, startProgress } from '../../src/core/progress.js';
 
 interface Captured {
   infos: Array<Record<string, unknown>>;

@@ -1,6 +1,6 @@
 /** eng's branch/stamp/channel/layout rules, content types, and which Manta errors are retried. */
 import assert from 'node:assert/strict';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../src/core/errors.js';
 import { encodeMantaPath, mantaRetryable, MantaError } from '../../src/manta/client.js';
 import {
   channelFor,

@@ -21,8 +21,8 @@ import {
   vulnerabilitiesFile,
   writeRepository,
   type PackageSpec,
-} from '../../src/sample/packages.js';
-import { standinsDir } from '../../src/sample/zoneroot.js';
+} from '../../testbed/packages.js';
+import { standinsDir } from '../../testbed/zoneroot.js';
 
 interface StandinLib {
   pkgMatch(pattern: string, pkg: string): boolean;

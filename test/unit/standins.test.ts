@@ -29,9 +29,9 @@ import {
   vulnerabilitiesFile,
   writeRepository,
   type PackageSpec,
-} from '../../src/sample/packages.js';
-import { startRepoServer, type RepoServer } from '../../src/sample/repo-server.js';
-import { STANDIN_PATHS, writeOriginLayer, writeZoneDataset, type StandinTool } from '../../src/sample/zoneroot.js';
+} from '../../testbed/packages.js';
+import { startRepoServer, type RepoServer } from '../../testbed/repo-server.js';
+import { STANDIN_PATHS, writeOriginLayer, writeZoneDataset, type StandinTool } from '../../testbed/zoneroot.js';
 
 interface Result {
   code: number;

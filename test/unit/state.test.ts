@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StateError } from '../../src/errors.js';
-import { moveInto, newState, StateFile, type BuildDefinition } from '../../src/state.js';
+import { StateError } from '../../src/core/errors.js';
+import { moveInto } from '../../src/core/files.js';
+import { newState, StateFile, type BuildDefinition } from '../../src/build/state.js';
 
 export const sampleDefinition: BuildDefinition = {
   imageUuid: '41bd4100-eb86-409a-85b0-e649aadf6f62',
@@ -19,7 +20,6 @@ export const sampleDefinition: BuildDefinition = {
   outputDir: '/tmp',
   compression: 'gzip',
   workDir: '/var/tmp/buildimage',
-  verbose: false,
 };
 
 describe('state file', () => {

@@ -1,0 +1,162 @@
+/**
+ * Installing a base image and its origin chain into `<root>/<uuid>@final`,
+ * as `imgadm import` does (imgapi.md §5; "import" is kept for IMGAPI's
+ * AdminImportImage in publish): origins first, a lock per image,
+ * size and sha1 checked while the bytes flow, `zfs receive` into
+ * `<uuid>-partial`, exactly one snapshot normalized to `@final`, then the
+ * rename. An image is only ever renamed into place whole.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { BuildError, BuildimageError, oneLine } from '../core/errors.js';
+import { Zfs } from '../host/zfs.js';
+import { acquireLock, type Lock } from '../host/lock.js';
+import type { Layout } from '../core/layout.js';
+import { log } from '../core/log.js';
+import { byteProgress } from '../core/progress.js';
+import type { Compression } from '../image/compression.js';
+import type { ImageManifest } from '../image/manifest/types.js';
+import { assertValidManifest } from '../image/manifest/validate.js';
+import { receiveStream } from '../image/streams.js';
+import type { ImageSource } from './source.js';
+
+export interface InstallContext {
+  zfs: Zfs;
+  /** Where images, their locks and receive journals live. */
+  layout: Layout;
+  source: ImageSource;
+}
+
+export interface InstallResult {
+  /** The top image's manifest. */
+  manifest: ImageManifest;
+  dataset: string;
+  /** Uuids received by this run, base first (empty when all were there). */
+  imported: string[];
+}
+
+const MAX_ORIGIN_DEPTH = 100;
+
+/** Installed = `<root>/<uuid>` exists with an `@final` snapshot. */
+export async function isInstalled(zfs: Zfs, layout: Layout, uuid: string): Promise<boolean> {
+  const ds = layout.imageDataset(uuid);
+  return (await zfs.exists(ds)) && (await zfs.exists(`${ds}@final`));
+}
+
+export async function installImage(ctx: InstallContext, uuid: string): Promise<InstallResult> {
+  const { zfs, layout } = ctx;
+  const top = await ctx.source.getManifest(uuid, { requireActive: true });
+  assertValidManifest(top, `image ${uuid} manifest from ${ctx.source.description}`, 'import');
+  if (top.uuid !== uuid) throw new BuildError(`source ${ctx.source.description} answered image ${top.uuid} when asked for ${uuid}`);
+  if (await isInstalled(zfs, layout, uuid)) {
+    log.info(`image ${uuid} (${top.name}@${top.version}) already imported`);
+    return { manifest: top, dataset: layout.imageDataset(uuid), imported: [] };
+  }
+
+  // Walk the origin chain until an installed ancestor; install base first.
+  const chain: ImageManifest[] = [top];
+  for (let m = top; m.origin; ) {
+    if (chain.length > MAX_ORIGIN_DEPTH) throw new BuildError(`image ${uuid}: origin chain deeper than ${MAX_ORIGIN_DEPTH}`);
+    if (await isInstalled(zfs, layout, m.origin)) break;
+    const origin = await ctx.source.getManifest(m.origin);
+    assertValidManifest(origin, `origin image ${m.origin} manifest from ${ctx.source.description}`, 'import');
+    chain.push(origin);
+    m = origin;
+  }
+
+  // Locks are taken top to base, in one order for everyone, so waiters cannot deadlock.
+  const locks: Lock[] = [];
+  const imported: string[] = [];
+  try {
+    for (const m of chain) {
+      locks.push(
+        await acquireLock(layout.importLock(m.uuid), {
+          purpose: `import ${m.uuid}`,
+          onWait: (h) => log.info(`waiting for image ${m.uuid} import lock (held by pid ${h?.pid ?? '?'})`),
+        }),
+      );
+    }
+    if (await isInstalled(zfs, layout, uuid)) {
+      log.info(`image ${uuid} was imported meanwhile by another build`);
+      return { manifest: top, dataset: layout.imageDataset(uuid), imported };
+    }
+    for (const m of [...chain].reverse()) {
+      if (await isInstalled(zfs, layout, m.uuid)) continue;
+      await installWithRetry(ctx, m);
+      imported.push(m.uuid);
+    }
+  } finally {
+    for (const l of locks.reverse()) await l.release();
+  }
+  return { manifest: top, dataset: layout.imageDataset(uuid), imported };
+}
+
+/** Whole-image attempts when a download broke in a way the source could not resume. */
+const INSTALL_ATTEMPTS = 3;
+
+function isRetryable(err: unknown): boolean {
+  return (err as { retryable?: unknown }).retryable === true;
+}
+
+/**
+ * The file streams straight into decompress → `zfs receive`: no second copy
+ * on disk, and a source that can resume (Range) hides dropped connections.
+ * When it cannot, the partial dataset is destroyed and the image starts over.
+ */
+async function installWithRetry(ctx: InstallContext, m: ImageManifest): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await installSingle(ctx, m);
+    } catch (err) {
+      if (attempt >= INSTALL_ATTEMPTS || !isRetryable(err)) throw err;
+      log.warn(`image ${m.uuid}: ${oneLine(err)}; starting the import over (attempt ${attempt + 1} of ${INSTALL_ATTEMPTS})`);
+    }
+  }
+}
+
+/** Destroys `<uuid>-partial` if it is ours (our property, or our receive journal names it). */
+export async function removePartial(ctx: InstallContext, uuid: string): Promise<void> {
+  const partial = ctx.layout.partialDataset(uuid);
+  if (!(await ctx.zfs.exists(partial))) {
+    await rm(ctx.layout.receiveJournal(uuid), { force: true });
+    return;
+  }
+  const journaled = (await readFile(ctx.layout.receiveJournal(uuid), 'utf8').catch(() => '')).trim() === partial;
+  if (journaled && !(await ctx.zfs.owner(partial))) await ctx.zfs.markOwned(partial, 'image');
+  if (!(await ctx.zfs.owner(partial))) {
+    throw new BuildError(`${partial} exists but was not created by buildimage`, {
+      hint: 'another tool (imgadm?) may be importing it; remove it yourself if it is stale',
+    });
+  }
+  await ctx.zfs.destroyOwned(partial);
+  await rm(ctx.layout.receiveJournal(uuid), { force: true });
+}
+
+async function installSingle(ctx: InstallContext, m: ImageManifest): Promise<void> {
+  const { zfs } = ctx;
+  const dataset = ctx.layout.imageDataset(m.uuid);
+  const partial = ctx.layout.partialDataset(m.uuid);
+  const file = m.files![0]!;
+  await mkdir(ctx.layout.lockDir, { recursive: true });
+  await removePartial(ctx, m.uuid); // a crash may have left one
+  log.info(`importing image ${m.uuid} (${m.name}@${m.version}, ${file.size} bytes ${file.compression}) from ${ctx.source.description}`);
+  await writeFile(ctx.layout.receiveJournal(m.uuid), partial + '\n');
+  try {
+    const input = await ctx.source.openFile(m, { onProgress: byteProgress(`  image ${m.uuid}`, file.size) });
+    await receiveStream(zfs, partial, input, file.compression as Compression, { sha1: file.sha1, size: file.size }, m.uuid);
+    await zfs.markOwned(partial, 'image');
+    const snaps = await zfs.snapshots(partial);
+    if (snaps.length !== 1) {
+      throw new BuildError(`image ${m.uuid}: received dataset has ${snaps.length} snapshots, expected exactly 1`);
+    }
+    if (snaps[0] !== `${partial}@final`) await zfs.renameSnapshot(snaps[0]!, `${partial}@final`);
+    await zfs.rename(partial, dataset);
+    await rm(ctx.layout.receiveJournal(m.uuid), { force: true });
+  } catch (err) {
+    await removePartial(ctx, m.uuid).catch((e) => log.warn(`could not remove ${partial}: ${oneLine(e)}`));
+    if (err instanceof BuildimageError && (isRetryable(err) || err.message.startsWith(`image ${m.uuid}`) || !(err instanceof BuildError))) throw err;
+    const hint = /invalid stream|bad magic|corrupt/i.test(oneLine(err))
+      ? `the file is damaged or not ${file.compression}-compressed as its manifest says`
+      : undefined;
+    throw new BuildError(`import of image ${m.uuid} failed: ${oneLine(err)}`, { cause: err, hint });
+  }
+}

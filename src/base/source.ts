@@ -1,0 +1,46 @@
+/**
+ * Where base images come from. `prepare` asks a source for manifests
+ * (walking the origin chain) and for the raw, still-compressed image file
+ * bytes; it checks size and sha1 itself while they flow into `zfs receive`.
+ */
+import type { Readable } from 'node:stream';
+import type { ImageManifest } from '../image/manifest/types.js';
+import { DirectorySource } from './dir-source.js';
+
+export interface OpenFileOptions {
+  /** Progress callback: bytes received so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface GetManifestOptions {
+  /** Refuse an image that is not `active` (imgadm: the top image only; origins need not be). */
+  requireActive?: boolean;
+}
+
+export interface ImageSource {
+  /** For messages and the state file, e.g. a directory path or an IMGAPI URL (no credentials). */
+  readonly description: string;
+  /**
+   * The manifest of image `uuid`. Throws BuildError naming the uuid and the
+   * source when it is not there.
+   */
+  getManifest(uuid: string, opts?: GetManifestOptions): Promise<ImageManifest>;
+  /** The image's file (files[0]) exactly as published: compressed bytes. */
+  openFile(manifest: ImageManifest, opts?: OpenFileOptions): Promise<Readable>;
+}
+
+export const DEFAULT_SOURCE = 'https://updates.tritondatacenter.com';
+
+export function isUrl(spec: string): boolean {
+  return /^https?:\/\//i.test(spec);
+}
+
+/** The HTTP client (got and its dependencies) is loaded only for an IMGAPI source: a rebuild from a directory does not pay for it. */
+export async function openSource(spec: string, channel?: string, env: NodeJS.ProcessEnv = process.env): Promise<ImageSource> {
+  if (isUrl(spec)) {
+    const { ImgapiSource } = await import('./imgapi-source.js');
+    // As imgadm: IMGADM_INSECURE=1 turns TLS verification off for sources.
+    return new ImgapiSource({ url: spec, channel, insecure: env.IMGADM_INSECURE === '1' || env.BUILDIMAGE_INSECURE === '1' });
+  }
+  return new DirectorySource(spec);
+}

@@ -1,0 +1,104 @@
+/**
+ * The build-info report (`<prefix>-<version>.build-info.json`) beside the
+ * image: what went in (base image, proto and its git commit, packages,
+ * flags), what made it (tool, host) and how long it took, so an image in
+ * IMGAPI can be traced back to its build.
+ */
+import { arch, hostname, platform, release } from 'node:os';
+import { z } from 'zod';
+import { toolVersion } from '../core/package.js';
+import { GitInfoSchema, gitInfo } from '../host/git.js';
+import { isSmartOS, unameV } from '../host/platform.js';
+import type { ImageManifest } from '../image/manifest/types.js';
+import { writeAtomic } from '../core/files.js';
+import type { BuildState } from './state.js';
+
+
+
+export const BuildInfoSchema = z.object({
+  buildInfoVersion: z.literal(1),
+  image: z.object({
+    uuid: z.string(),
+    name: z.string(),
+    version: z.string(),
+    file: z.object({ sha1: z.string(), size: z.number(), compression: z.string() }),
+  }),
+  base: z.object({
+    uuid: z.string(),
+    name: z.string(),
+    version: z.string(),
+    sha1: z.string().optional(),
+    /** Images imported for this build (the base and any missing origins). */
+    imported: z.array(z.string()),
+  }),
+  proto: z.object({ path: z.string(), git: GitInfoSchema.optional() }),
+  /** The build definition's choices (the flags). */
+  inputs: z.object({
+    packages: z.array(z.string()),
+    upgrade: z.boolean(),
+    audit: z.boolean(),
+    motd: z.boolean(),
+    compression: z.string(),
+    source: z.string(),
+    channel: z.string().optional(),
+    minPlatform: z.record(z.string()).optional(),
+  }),
+  /** What pkg_info -a listed in the image. */
+  packages: z.array(z.object({ name: z.string(), comment: z.string() })),
+  tool: z.object({ name: z.literal('buildimage'), version: z.string(), node: z.string() }),
+  host: z.object({ platform: z.string(), release: z.string(), uname: z.string().optional(), arch: z.string(), hostname: z.string() }),
+  /** Jenkins' own variables, when it ran there. */
+  ci: z.record(z.string()).optional(),
+  build: z.object({
+    id: z.string(),
+    startedAt: z.string(),
+    sealedAt: z.string(),
+    /** Seconds per stage that finished before seal. */
+    timings: z.record(z.number()),
+  }),
+});
+export type BuildInfo = z.infer<typeof BuildInfoSchema>;
+
+const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_COMMIT', 'GIT_BRANCH', 'NODE_NAME', 'WORKSPACE', 'STAMP'];
+
+export async function buildInfo(state: BuildState, manifest: ImageManifest, env: NodeJS.ProcessEnv = process.env): Promise<BuildInfo> {
+  const def = state.definition;
+  const base = state.base!;
+  const baseFile = (base.manifest as { files?: Array<{ sha1?: string }> }).files?.[0];
+  const git = (await gitInfo(def.protoDir)) ?? (await gitInfo(process.cwd()));
+  const ci = Object.fromEntries(CI_VARS.filter((k) => env[k]).map((k) => [k, env[k]!]));
+  const timings = Object.fromEntries(Object.entries(state.timings).filter(([k]) => k !== 'seal'));
+  const { sha1, size, compression } = manifest.files![0]!;
+  return {
+    buildInfoVersion: 1,
+    image: { uuid: manifest.uuid, name: manifest.name, version: manifest.version, file: { sha1, size, compression } },
+    base: { uuid: base.uuid, name: base.name, version: base.version, ...(baseFile?.sha1 ? { sha1: baseFile.sha1 } : {}), imported: base.imported },
+    proto: { path: def.protoDir, ...(git ? { git } : {}) },
+    inputs: {
+      packages: def.packages,
+      upgrade: def.upgrade,
+      audit: def.audit,
+      motd: def.motd,
+      compression: def.compression,
+      source: def.source,
+      ...(def.channel ? { channel: def.channel } : {}),
+      ...(def.minPlatform ? { minPlatform: def.minPlatform } : {}),
+    },
+    packages: state.packagesInstalled ?? [],
+    tool: { name: 'buildimage', version: toolVersion(), node: process.version },
+    host: {
+      platform: platform(),
+      release: release(),
+      ...(isSmartOS() ? { uname: await unameV().catch(() => '') } : {}),
+      arch: arch(),
+      hostname: hostname(),
+    },
+    ...(Object.keys(ci).length ? { ci } : {}),
+    build: { id: state.buildId, startedAt: state.createdAt, sealedAt: new Date().toISOString(), timings },
+  };
+}
+
+/** Writes the report to `path` (seal's temp name; it renames it into place with the rest). */
+export async function writeBuildInfo(path: string, state: BuildState, manifest: ImageManifest): Promise<void> {
+  await writeAtomic(path, JSON.stringify(await buildInfo(state, manifest), null, 2) + '\n');
+}

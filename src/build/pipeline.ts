@@ -1,0 +1,109 @@
+/**
+ * Runs stages over a state file: one place for order checks, the build
+ * lock, signals, timings and "always clean up on failure".
+ */
+import { rm } from 'node:fs/promises';
+import { cleanBuild } from './cleanup.js';
+import type { StageContext } from './context.js';
+import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
+import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
+import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
+import { interrupt, interruptedBy } from '../core/interrupt.js';
+import { acquireLock, lockHeld, readLock } from '../host/lock.js';
+import { log } from '../core/log.js';
+import { assemble } from './stages/assemble.js';
+import { pkgadd } from './stages/pkgadd.js';
+import { prepare } from './stages/prepare.js';
+import { seal } from './stages/seal.js';
+import { layoutOf, type StageName, type StateFile } from './state.js';
+
+const STAGE_FNS: Record<StageName, (ctx: StageContext) => Promise<void>> = { prepare, assemble, pkgadd, seal };
+
+export interface PipelineOptions {
+  zfs?: Zfs;
+  stepTimeoutMs?: number;
+  /** Remove the state file after the build is done or cleaned (a `build` with no --state). */
+  discardState?: boolean;
+}
+
+/** SIGINT/SIGTERM set the interrupt flag; the running step stops and cleanup runs. */
+export function installSignalHandlers(): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    log.warn(`${sig} received: stopping and cleaning up`);
+    interrupt(sig);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+/**
+ * A later stage needs the analog this state recorded, still ours and
+ * mounted where recorded: a state file from another machine or a cleaned
+ * build must not send the copy or the chroot somewhere else.
+ */
+async function checkAnalog(sf: StateFile, zfs: Zfs): Promise<void> {
+  const a = sf.state.analog;
+  const gone = (why: string) =>
+    new StateError(`state file ${sf.path}: zone analog ${a?.dataset ?? '(none)'} ${why}`, 'run `buildimage clean` and start again with `buildimage prepare`');
+  if (!a) throw gone('was never created');
+  if (!(await zfs.exists(a.dataset))) throw gone('no longer exists (cleaned up, or the state file comes from another machine)');
+  if ((await zfs.getOne(a.dataset, BUILD_PROPERTY)) !== sf.state.buildId) throw gone(`does not belong to build ${sf.state.buildId}`);
+  if (!(await zfs.isMounted(a.dataset))) await zfs.mount(a.dataset);
+  if ((await zfs.getOne(a.dataset, 'mountpoint')) !== a.mountpoint) throw gone(`is not mounted at ${a.mountpoint}`);
+}
+
+export async function runStages(sf: StateFile, stages: StageName[], opts: PipelineOptions = {}): Promise<void> {
+  const zfs = opts.zfs ?? new Zfs();
+  const layout = layoutOf(sf.state);
+  const ctx: StageContext = { zfs, sf, layout, stepTimeoutMs: opts.stepTimeoutMs ?? DEFAULT_TIMEOUT_MS };
+  setDefaultTimeout(ctx.stepTimeoutMs);
+  sf.checkCanRun(stages[0]!);
+  const lockPath = layout.buildLock(sf.state.buildId);
+  if (await lockHeld(lockPath)) {
+    throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
+  }
+  if (stages[0] !== 'prepare') await checkAnalog(sf, zfs);
+  const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
+  const uninstall = installSignalHandlers();
+  let current: StageName | undefined;
+  try {
+    for (const stage of stages) {
+      current = stage;
+      sf.checkCanRun(stage);
+      log.info(`== ${stage}`);
+      const t0 = Date.now();
+      await STAGE_FNS[stage](ctx);
+      sf.state.timings[stage] = (Date.now() - t0) / 1000;
+      sf.state.completed.push(stage);
+      await sf.save();
+    }
+  } catch (err) {
+    const signal = interruptedBy();
+    const failure = signal ? new InterruptedError(signal) : err;
+    sf.state.failed = { stage: current ?? stages[0]!, message: oneLine(failure) };
+    await sf.save().catch(() => undefined);
+    log.error(`${current} failed: ${oneLine(failure)}; cleaning up`);
+    try {
+      await cleanBuild(zfs, sf.state);
+      sf.state.cleaned = true;
+      await sf.save().catch(() => undefined);
+    } catch (cleanErr) {
+      log.error(`${oneLine(cleanErr)} (run \`buildimage clean --state ${sf.path}\`)`);
+    }
+    if (failure instanceof BuildimageError) throw failure;
+    throw new BuildError(oneLine(failure), { cause: failure });
+  } finally {
+    uninstall();
+    await lock.release();
+    if (sf.state.cleaned || sf.state.completed.includes('seal')) {
+      await rm(layout.buildDir(sf.state.buildId), { recursive: true, force: true }).catch(() => undefined);
+    }
+    if (opts.discardState && (sf.state.cleaned || sf.state.completed.includes('seal'))) {
+      await rm(sf.path, { force: true });
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The library entry points the commands call: start a build (all stages or
+ * prepare only), continue one stage from a state file, clean. They return
+ * plain results that the commands render as text or --json.
+ */
+import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { cleanAll, cleanBuild, emptyReport, type CleanReport } from './cleanup.js';
+import { StateError, BuildError } from '../core/errors.js';
+import { Layout } from '../core/layout.js';
+import { Zfs } from '../host/zfs.js';
+import { interruptedBy } from '../core/interrupt.js';
+import { lockHeld } from '../host/lock.js';
+import { log } from '../core/log.js';
+import { runStages } from './pipeline.js';
+import { layoutOf, newState, StateFile, type BuildDefinition, type BuildState, type StageName } from './state.js';
+
+export interface BuildResult {
+  ok: true;
+  buildId: string;
+  stateFile?: string;
+  completed: StageName[];
+  base?: { uuid: string; name: string; version: string; imported: string[] };
+  analog?: { dataset: string; mountpoint: string };
+  image?: { uuid: string; outputs: NonNullable<BuildState['outputs']> };
+  packages?: number;
+  timings: Record<string, number>;
+}
+
+export function resultOf(sf: StateFile, keepStatePath: boolean): BuildResult {
+  const s = sf.state;
+  const done = s.completed.includes('seal');
+  return {
+    ok: true,
+    buildId: s.buildId,
+    ...(keepStatePath ? { stateFile: resolve(sf.path) } : {}),
+    completed: s.completed,
+    ...(s.base ? { base: { uuid: s.base.uuid, name: s.base.name, version: s.base.version, imported: s.base.imported } } : {}),
+    ...(s.analog && !done ? { analog: s.analog } : {}),
+    ...(done && s.outputs ? { image: { uuid: s.manifestUuid ?? s.buildId, outputs: s.outputs } } : {}),
+    ...(s.packagesInstalled ? { packages: s.packagesInstalled.length } : {}),
+    timings: s.timings,
+  };
+}
+
+/**
+ * A new state file must not bury a build that still holds resources. A
+ * build whose process is gone (killed) is cleaned up first; a running one
+ * is refused.
+ */
+async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
+  if (!(await stat(path).catch(() => undefined))) return;
+  let old: StateFile;
+  try {
+    old = await StateFile.load(path);
+  } catch {
+    throw new StateError(`${path} exists and is not a usable state file`, 'remove it, or pass another --state');
+  }
+  const s = old.state;
+  if (s.cleaned || s.completed.includes('seal')) return;
+  if (await lockHeld(layoutOf(s).buildLock(s.buildId))) {
+    throw new StateError(`${path} holds build ${s.buildId}, which is running right now`, 'wait for it, or pass another --state');
+  }
+  log.warn(`${path} holds unfinished build ${s.buildId} whose process is gone; cleaning it up first`);
+  await cleanBuild(zfs, s);
+  s.cleaned = true;
+  await old.save();
+}
+
+export interface FailedStage {
+  stage: string;
+  /** Stopped by SIGINT/SIGTERM rather than failed. */
+  interrupted: boolean;
+  /** Until the failure was reported, cleanup included. */
+  seconds: number;
+}
+
+/** Called once a run ends, on failure too: the commands print the timing table. */
+export type TimingsHook = (timings: Record<string, number>, failed?: FailedStage) => void;
+
+/** Runs stages and reports their timings either way. */
+async function runTimed(
+  sf: StateFile,
+  stages: StageName[],
+  opts: { stepTimeoutMs?: number; zfs?: Zfs; discardState?: boolean; onTimings?: TimingsHook },
+): Promise<void> {
+  const t0 = Date.now();
+  const before = new Set(sf.state.completed);
+  try {
+    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState });
+  } catch (err) {
+    // Only a stage that ran and failed has a time; a refused one (out of order) has none.
+    if (sf.state.failed) {
+      const okSecs = sf.state.completed.filter((s) => !before.has(s)).reduce((a, s) => a + (sf.state.timings[s] ?? 0), 0);
+      const failed = { stage: sf.state.failed.stage, interrupted: !!interruptedBy(), seconds: (Date.now() - t0) / 1000 - okSecs };
+      opts.onTimings?.(sf.state.timings, failed);
+    }
+    throw err;
+  }
+  opts.onTimings?.(sf.state.timings);
+}
+
+export async function startBuild(
+  def: BuildDefinition,
+  opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook },
+): Promise<BuildResult> {
+  const buildId = randomUUID();
+  const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
+  await checkStateFree(statePath, opts.zfs ?? new Zfs());
+  const sf = new StateFile(statePath, newState(def, buildId));
+  await sf.save();
+  await runTimed(sf, opts.stages, { ...opts, discardState: !opts.statePath });
+  return resultOf(sf, !!opts.statePath);
+}
+
+export async function continueBuild(
+  statePath: string,
+  stage: StageName,
+  opts: { stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook } = {},
+): Promise<BuildResult> {
+  const sf = await StateFile.load(statePath);
+  await runTimed(sf, [stage], opts);
+  return resultOf(sf, true);
+}
+
+export interface CleanResult extends CleanReport {
+  ok: true;
+}
+
+/** `missingOk`: no state file means nothing to clean (a run that failed before prepare). */
+export async function cleanFromState(statePath: string, zfs = new Zfs(), opts: { missingOk?: boolean } = {}): Promise<CleanResult> {
+  if (opts.missingOk && !(await stat(statePath).catch(() => undefined))) return { ok: true, ...emptyReport() };
+  const sf = await StateFile.load(statePath);
+  const s = sf.state;
+  if (await lockHeld(layoutOf(s).buildLock(s.buildId))) {
+    throw new BuildError(`build ${s.buildId} is running right now; not cleaning it`);
+  }
+  const report = await cleanBuild(zfs, s);
+  s.cleaned = true;
+  await sf.save();
+  return { ok: true, ...report };
+}
+
+export async function cleanEverything(datasetRoot: string, workDir: string, zfs = new Zfs()): Promise<CleanResult> {
+  if (!(await zfs.exists(datasetRoot))) throw new BuildError(`dataset root ${datasetRoot} does not exist`);
+  return { ok: true, ...(await cleanAll(zfs, new Layout(datasetRoot, workDir))) };
+}
+

@@ -1,0 +1,53 @@
+/** assemble: copy the proto directory into the zone analog's root/, and the optional motd. */
+import type { StageContext } from '../context.js';
+import { copyTree } from '../../host/copy.js';
+import { writeFileInRoot } from '../../host/rootfs.js';
+import { zoneRoot } from '../../core/layout.js';
+import { log } from '../../core/log.js';
+import { fill, readTemplate } from '../../core/templates.js';
+import { startProgress } from '../../core/progress.js';
+
+export async function assemble(ctx: StageContext): Promise<void> {
+  const { sf } = ctx;
+  const def = sf.state.definition;
+  const root = zoneRoot(sf.state.analog!.mountpoint);
+  log.info(`copying ${def.protoDir} into ${root}`);
+  const progress = startProgress('copy', { unit: 'files' });
+  const stats = await copyTree(def.protoDir, root, { onProgress: (s) => progress.update(s.files, { bytes: s.bytes }) }).finally(() =>
+    progress.done(),
+  );
+  log.info(
+    `copied ${stats.files} files (${(stats.bytes / 1e6).toFixed(1)} MB), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
+  );
+  if (def.motd) {
+    const base = sf.state.base!;
+    await writeFileInRoot(
+      root,
+      'etc/motd',
+      renderMotd({
+        name: def.manifest.name,
+        version: def.manifest.version,
+        sourceRepo: def.sourceRepo,
+        origin: { name: base.name, version: base.version },
+      }),
+    );
+    log.info('wrote /etc/motd');
+  }
+}
+
+/** The /etc/motd the original writes with -M, from templates/motd. */
+export interface MotdInfo {
+  name: string;
+  version: string;
+  sourceRepo?: string;
+  origin: { name: string; version: string };
+}
+
+export function renderMotd(m: MotdInfo): string {
+  return fill(readTemplate('motd'), {
+    NAME: m.name,
+    VERSION: m.version,
+    SOURCE_REPO: m.sourceRepo ?? '',
+    ORIGIN: `${m.origin.name}@${m.origin.version}`,
+  });
+}

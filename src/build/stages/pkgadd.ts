@@ -1,0 +1,45 @@
+/**
+ * pkgadd: pkgsrc work in a chroot of the image root, with the host's
+ * platform dirs mounted read-only; always unmounted, on failure too. Then
+ * the cruft a service image must not carry: /var/db/pkgin and the zone's
+ * config/ directory.
+ */
+import { rm } from 'node:fs/promises';
+import { zoneConfig, zoneRoot } from '../../core/layout.js';
+import type { StageContext } from '../context.js';
+import { setupChroot, teardownChroot } from '../../host/chroot.js';
+import { removeInRoot } from '../../host/rootfs.js';
+import { log } from '../../core/log.js';
+import { Pkgsrc, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
+import { writeAtomic } from '../../core/files.js';
+
+export async function pkgadd(ctx: StageContext): Promise<void> {
+  const { sf } = ctx;
+  const def = sf.state.definition;
+  const mountpoint = sf.state.analog!.mountpoint;
+  const root = zoneRoot(mountpoint);
+  const env = chrootEnv(await chrootProxyEnv());
+  const pkgsrc = new Pkgsrc(root, env, ctx.stepTimeoutMs);
+  const reports = ctx.layout.reports(sf.state.buildId);
+
+  try {
+    await setupChroot(root, sf.state.chroot, () => sf.save());
+    await sf.save();
+    if (def.upgrade) {
+      await pkgsrc.pkginUpdate();
+      await pkgsrc.pkginFullUpgrade();
+    }
+    if (def.packages.length) await pkgsrc.pkgAdd(def.packages);
+    const installed = await pkgsrc.installed();
+    sf.state.packagesInstalled = installed;
+    log.info(`${installed.length} packages installed in the image`);
+    await writeAtomic(reports.packages, JSON.stringify({ packages: installed }, null, 2) + '\n');
+    if (def.audit) await writeAtomic(reports.audit, await pkgsrc.audit());
+  } finally {
+    await teardownChroot(root, sf.state.chroot);
+    await sf.save();
+  }
+  // After unmounting: nothing of the host is below root any more.
+  if (await removeInRoot(root, 'var/db/pkgin')) log.info('removed /var/db/pkgin');
+  await rm(zoneConfig(mountpoint), { recursive: true, force: true });
+}

@@ -1,0 +1,49 @@
+/**
+ * prepare: import the base image (and its origin chain) and create the zone
+ * analog, a clone of the base's @final mounted at this build's own
+ * mountpoint.
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { zoneRoot } from '../../core/layout.js';
+import type { StageContext } from '../context.js';
+import { BuildError } from '../../core/errors.js';
+import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
+import { openSource } from '../../base/source.js';
+import { installImage } from '../../base/install.js';
+import { log } from '../../core/log.js';
+
+export async function prepare(ctx: StageContext): Promise<void> {
+  const { zfs, sf, layout } = ctx;
+  const def = sf.state.definition;
+  if (!(await zfs.exists(def.datasetRoot))) {
+    throw new BuildError(`dataset root ${def.datasetRoot} does not exist`, { hint: 'create it, or pass --dataset-root' });
+  }
+  const source = await openSource(def.source, def.channel);
+  const base = await installImage({ zfs, layout, source }, def.imageUuid);
+  sf.state.base = {
+    uuid: base.manifest.uuid,
+    name: base.manifest.name,
+    version: base.manifest.version,
+    dataset: base.dataset,
+    imported: base.imported,
+    manifest: base.manifest,
+  };
+
+  const analog = layout.analogDataset(sf.state.buildId);
+  const mountpoint = layout.zoneMountpoint(sf.state.buildId);
+  // Recorded before it exists: a kill right after the clone still leaves a trail for clean.
+  sf.state.analog = { dataset: analog, mountpoint };
+  await sf.save();
+  await mkdir(mountpoint, { recursive: true });
+  log.info(`creating zone analog ${analog} from ${base.dataset}@final at ${mountpoint}`);
+  await zfs.clone(`${base.dataset}@final`, analog, {
+    mountpoint,
+    [OWNER_PROPERTY]: 'analog',
+    [BUILD_PROPERTY]: sf.state.buildId,
+  });
+  if (!(await zfs.isMounted(analog))) await zfs.mount(analog);
+  const root = await stat(zoneRoot(mountpoint)).catch(() => undefined);
+  if (!root?.isDirectory()) {
+    throw new BuildError(`base image ${def.imageUuid} has no root/ directory: not a zone dataset image`);
+  }
+}

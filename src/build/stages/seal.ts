@@ -1,0 +1,107 @@
+/**
+ * seal: snapshot the analog as @final, send it incrementally against the
+ * base's @final, compress, and hash (sha1, size) in the same pass; write
+ * the v2 manifest; move every output into place by rename (temp names
+ * until all is well); destroy the analog.
+ */
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
+import { moveInto, writeAtomic } from '../../core/files.js';
+import { log } from '../../core/log.js';
+import { isSmartOS, unameV } from '../../host/platform.js';
+import { fileSuffix } from '../../image/compression.js';
+import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
+import type { ImageManifest } from '../../image/manifest/types.js';
+import { assertValidManifest } from '../../image/manifest/validate.js';
+import { sendCompressed } from '../../image/streams.js';
+import type { StageContext } from '../context.js';
+import type { BuildDefinition, Outputs } from '../state.js';
+import { destroyAnalog } from '../cleanup.js';
+import { writeBuildInfo } from '../build-info.js';
+
+export function outputPaths(def: BuildDefinition): Outputs {
+  const stem = join(def.outputDir, `${def.prefix}-${def.manifest.version}`);
+  return {
+    image: stem + fileSuffix(def.compression),
+    manifest: `${stem}.imgmanifest`,
+    packages: `${stem}.packages.json`,
+    buildInfo: `${stem}.build-info.json`,
+    ...(def.audit ? { audit: `${stem}.pkgaudit` } : {}),
+  };
+}
+
+/** `published_at`: SOURCE_DATE_EPOCH for reproducible builds, else now. */
+export function publishedAt(env: NodeJS.ProcessEnv = process.env, now = new Date()): string {
+  const epoch = env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && epoch !== '') {
+    if (!/^\d+$/.test(epoch)) throw new BuildError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, got ${JSON.stringify(epoch)}`);
+    return new Date(Number(epoch) * 1000).toISOString();
+  }
+  return now.toISOString();
+}
+
+/** min_platform: an explicit one wins; on SmartOS the build host's stamp (as the original); else the origin's. */
+async function minPlatform(def: BuildDefinition): Promise<Record<string, string> | undefined> {
+  if (def.minPlatform) return def.minPlatform;
+  if (isSmartOS()) return parseMinPlatformFromUname(await unameV());
+  return undefined;
+}
+
+export async function seal(ctx: StageContext): Promise<void> {
+  const { zfs, sf } = ctx;
+  const state = sf.state;
+  const def = state.definition;
+  const analog = state.analog!.dataset;
+  const base = state.base!;
+  const outputs = outputPaths(def);
+  await mkdir(def.outputDir, { recursive: true });
+  const temp = (p: string) => join(def.outputDir, `.${p.slice(def.outputDir.length + 1)}.partial-${state.buildId.slice(0, 8)}`);
+  const temps = { image: temp(outputs.image), manifest: temp(outputs.manifest), buildInfo: temp(outputs.buildInfo!) };
+  state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
+  await sf.save();
+
+  try {
+    if (!(await zfs.exists(`${analog}@final`))) await zfs.snapshot(`${analog}@final`);
+    log.info(`sending ${analog}@final (incremental from ${base.dataset}@final), ${def.compression}`);
+    const t0 = Date.now();
+    const file = await sendCompressed(zfs, `${analog}@final`, `${base.dataset}@final`, def.compression, temps.image);
+    const secs = (Date.now() - t0) / 1000;
+    log.info(`image file: ${file.size} bytes, sha1 ${file.sha1} (${(file.size / 1e6 / Math.max(secs, 0.001)).toFixed(1)} MB/s)`);
+
+    const origin = base.manifest as ImageManifest;
+    const manifest = buildImageManifest({
+      input: def.manifest,
+      origin,
+      uuid: state.buildId,
+      file,
+      minPlatform: await minPlatform(def),
+      publishedAt: publishedAt(),
+    });
+    assertValidManifest(manifest, 'new image manifest', 'created');
+    await writeAtomic(temps.manifest, JSON.stringify(manifest, null, 2) + '\n');
+    await writeBuildInfo(temps.buildInfo, state, manifest);
+
+    // Reports first, the manifest last: a manifest beside an image means the set is whole.
+    const reports = ctx.layout.reports(state.buildId);
+    await rename(temps.image, outputs.image);
+    // Reports come from the work dir, which may be another filesystem.
+    await moveInto(reports.packages, outputs.packages!);
+    if (outputs.audit) await moveInto(reports.audit, outputs.audit);
+    await rename(temps.buildInfo, outputs.buildInfo!);
+    await rename(temps.manifest, outputs.manifest);
+    state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
+    state.outputs = outputs;
+    state.manifestUuid = manifest.uuid;
+    await sf.save();
+  } catch (err) {
+    await rm(temps.image, { force: true });
+    await rm(temps.manifest, { force: true });
+    await rm(temps.buildInfo, { force: true });
+    if (err instanceof BuildimageError) throw err;
+    throw new BuildError(`seal failed: ${oneLine(err)}`, { cause: err });
+  }
+  await destroyAnalog(zfs, state);
+  const sz = await stat(outputs.image);
+  log.info(`image ${state.buildId}: ${outputs.image} (${sz.size} bytes)`);
+}

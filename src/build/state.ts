@@ -1,0 +1,125 @@
+/**
+ * The state file: the build definition and everything a build created, so
+ * that discrete stages (separate processes in a Jenkinsfile) can continue a
+ * build and `clean` can undo it. Resources are recorded *before* they are
+ * created, so even a kill -9 leaves a list to clean from. Written atomically.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { StateError } from '../core/errors.js';
+import { writeAtomic } from '../core/files.js';
+import { Layout } from '../core/layout.js';
+import { DefinitionSchema, type BuildDefinition } from '../settings/definition.js';
+
+export const STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
+export type StageName = (typeof STAGES)[number];
+export type { BuildDefinition };
+
+const OutputsSchema = z.object({
+  image: z.string(),
+  manifest: z.string(),
+  packages: z.string().optional(),
+  audit: z.string().optional(),
+  buildInfo: z.string().optional(),
+});
+export type Outputs = z.infer<typeof OutputsSchema>;
+
+export const StateSchema = z.object({
+  version: z.literal(1),
+  buildId: z.string().uuid(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  definition: DefinitionSchema,
+  completed: z.array(z.enum(STAGES)),
+  failed: z.object({ stage: z.string(), message: z.string() }).optional(),
+  cleaned: z.boolean().default(false),
+  base: z
+    .object({
+      uuid: z.string(),
+      name: z.string(),
+      version: z.string(),
+      dataset: z.string(),
+      imported: z.array(z.string()),
+      /** The base's manifest, for the fields the new image inherits. */
+      manifest: z.record(z.unknown()),
+    })
+    .optional(),
+  analog: z.object({ dataset: z.string(), mountpoint: z.string() }).optional(),
+  chroot: z.object({ mounts: z.array(z.string()), createdDirs: z.array(z.string()) }).default({ mounts: [], createdDirs: [] }),
+  tempFiles: z.array(z.string()).default([]),
+  packagesInstalled: z.array(z.object({ name: z.string(), comment: z.string() })).optional(),
+  outputs: OutputsSchema.optional(),
+  manifestUuid: z.string().optional(),
+  timings: z.record(z.number()).default({}),
+});
+export type BuildState = z.infer<typeof StateSchema>;
+
+export function newState(definition: BuildDefinition, buildId = randomUUID()): BuildState {
+  const now = new Date().toISOString();
+  return StateSchema.parse({
+    version: 1,
+    buildId,
+    createdAt: now,
+    updatedAt: now,
+    definition,
+    completed: [],
+  });
+}
+
+/** The datasets and paths of this build's dataset root and work dir. */
+export function layoutOf(state: BuildState): Layout {
+  return new Layout(state.definition.datasetRoot, state.definition.workDir);
+}
+
+export class StateFile {
+  constructor(
+    readonly path: string,
+    public state: BuildState,
+  ) {}
+
+  static async load(path: string): Promise<StateFile> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new StateError(
+        code === 'ENOENT' ? `no state file at ${path}` : `cannot read state file ${path}: ${(err as Error).message}`,
+        'run `buildimage prepare` first, or pass --state',
+      );
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new StateError(`state file ${path} is corrupt (not JSON)`, 'remove it and start again with `buildimage prepare`');
+    }
+    const parsed = StateSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new StateError(`state file ${path} is not a buildimage state file (${issue?.path.join('.') || 'top'}: ${issue?.message})`);
+    }
+    return new StateFile(path, parsed.data);
+  }
+
+  async save(): Promise<void> {
+    this.state.updatedAt = new Date().toISOString();
+    await writeAtomic(this.path, JSON.stringify(this.state, null, 2) + '\n');
+  }
+
+  /** Refuses a stage run out of order. */
+  checkCanRun(stage: StageName): void {
+    const s = this.state;
+    if (s.cleaned) throw new StateError(`build ${s.buildId} was cleaned up; start a new one with \`buildimage prepare\``);
+    if (s.failed) {
+      throw new StateError(`build ${s.buildId} failed in ${s.failed.stage}: ${s.failed.message}`, 'run `buildimage clean` and start again');
+    }
+    const idx = STAGES.indexOf(stage);
+    if (s.completed.includes(stage)) throw new StateError(`stage ${stage} already ran for build ${s.buildId}`);
+    const missing = STAGES.slice(0, idx).filter((st) => !s.completed.includes(st));
+    if (missing.length) {
+      throw new StateError(`cannot run ${stage}: ${missing.join(', ')} has not run yet for build ${s.buildId}`, `run \`buildimage ${missing[0]}\` first`);
+    }
+  }
+}

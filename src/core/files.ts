@@ -1,0 +1,65 @@
+/**
+ * Files written whole or not at all, moved into place across file systems,
+ * and hashed as they are read (interruptible: a SIGINT stops a long hash).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { interruptSignal } from './interrupt.js';
+
+/** Writes through a temp file and rename, so a reader never sees half a file. */
+export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, content, { mode, flush: true });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * Moves a file into place by rename; across filesystems (the work dir on
+ * /var/tmp, outputs on a tmpfs /tmp as on SmartOS) it copies to a temp name
+ * beside the destination first, so the destination still appears whole.
+ */
+export async function moveInto(src: string, dest: string): Promise<void> {
+  try {
+    await rename(src, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+      await copyFile(src, tmp);
+      await rename(tmp, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    await rm(src, { force: true });
+  }
+}
+
+/** Reads `path` once and returns its digest and size. */
+export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promise<{ digest: Buffer; size: number }> {
+  const h = createHash(algorithm);
+  let size = 0;
+  for await (const c of createReadStream(path, { signal: interruptSignal() })) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { digest: h.digest(), size };
+}
+
+/** MD5 as Manta's Content-MD5 (base64) and as md5sum(1) prints it (hex). */
+export async function md5File(path: string): Promise<{ md5: string; md5hex: string; size: number }> {
+  const { digest, size } = await digestFile(path, 'md5');
+  return { md5: digest.toString('base64'), md5hex: digest.toString('hex'), size };
+}
+
+export async function sha1File(path: string): Promise<{ sha1: string; size: number }> {
+  const { digest, size } = await digestFile(path, 'sha1');
+  return { sha1: digest.toString('hex'), size };
+}

@@ -1,0 +1,101 @@
+/**
+ * Every dataset and path buildimage owns, named in one place. Cleanup
+ * reads names back through the same functions (partialUuid), never by
+ * slicing strings of its own.
+ *
+ *   <root>/<uuid>                          an installed image, with @final
+ *   <root>/<uuid>-partial                  an image being received
+ *   <root>/<build id>                      a build's zone analog
+ *   <work>/locks/img.<uuid>.import.lock    one image's install lock
+ *   <work>/locks/img.<uuid>.receiving      journal: that -partial is ours
+ *   <work>/builds/<build id>/              one build's own directory:
+ *       lock, zone/ (the analog's mountpoint), packages.json, pkgaudit.txt
+ *   <work>/states/<build id>.json          the state of a build run without --state
+ */
+import { join, resolve } from 'node:path';
+
+const PARTIAL = '-partial';
+
+export class Layout {
+  readonly workDir: string;
+
+  constructor(
+    readonly datasetRoot: string,
+    workDir: string,
+  ) {
+    this.workDir = resolve(workDir);
+  }
+
+  // ---- datasets
+
+  imageDataset(uuid: string): string {
+    return `${this.datasetRoot}/${uuid}`;
+  }
+
+  partialDataset(uuid: string): string {
+    return `${this.imageDataset(uuid)}${PARTIAL}`;
+  }
+
+  /** The image uuid of a `-partial` dataset directly under the root, else undefined. */
+  partialUuid(dataset: string): string | undefined {
+    const prefix = `${this.datasetRoot}/`;
+    if (!dataset.startsWith(prefix) || !dataset.endsWith(PARTIAL)) return undefined;
+    const uuid = dataset.slice(prefix.length, -PARTIAL.length);
+    return uuid && !uuid.includes('/') ? uuid : undefined;
+  }
+
+  analogDataset(buildId: string): string {
+    return `${this.datasetRoot}/${buildId}`;
+  }
+
+  // ---- image installs
+
+  get lockDir(): string {
+    return join(this.workDir, 'locks');
+  }
+
+  importLock(uuid: string): string {
+    return join(this.lockDir, `img.${uuid}.import.lock`);
+  }
+
+  receiveJournal(uuid: string): string {
+    return join(this.lockDir, `img.${uuid}.receiving`);
+  }
+
+  // ---- builds
+
+  get buildsDir(): string {
+    return join(this.workDir, 'builds');
+  }
+
+  buildDir(buildId: string): string {
+    return join(this.buildsDir, buildId);
+  }
+
+  buildLock(buildId: string): string {
+    return join(this.buildDir(buildId), 'lock');
+  }
+
+  zoneMountpoint(buildId: string): string {
+    return join(this.buildDir(buildId), 'zone');
+  }
+
+  /** pkgadd's reports, kept here until seal moves them beside the image. */
+  reports(buildId: string): { packages: string; audit: string } {
+    const dir = this.buildDir(buildId);
+    return { packages: join(dir, 'packages.json'), audit: join(dir, 'pkgaudit.txt') };
+  }
+
+  defaultStatePath(buildId: string): string {
+    return join(this.workDir, 'states', `${buildId}.json`);
+  }
+}
+
+/** Inside a zone dataset's mountpoint: `root/` is the zone's `/`, `config/` what the zone was given. */
+export function zoneRoot(mountpoint: string): string {
+  return join(mountpoint, 'root');
+}
+
+export function zoneConfig(mountpoint: string): string {
+  return join(mountpoint, 'config');
+}

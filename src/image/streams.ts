@@ -1,0 +1,165 @@
+/**
+ * Image streams: `zfs send` → compress → hash → file in one pass (seal),
+ * and file → verify → decompress → `zfs receive` (installing a base image),
+ * with the sha1/size hashing that runs inside both.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BuildError, BuildimageError, oneLine } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { isNoSpace } from '../host/copy.js';
+import { checkExit, spawn } from '../host/exec.js';
+import type { Zfs } from '../host/zfs.js';
+import { compressor, decompressor } from './compression.js';
+import type { Compression, ManifestFile } from './manifest/types.js';
+
+export interface Digest {
+  sha1: string;
+  size: number;
+  md5?: string;
+}
+
+/** Pass-through stream that counts bytes and hashes them. */
+export class HashCounter extends Transform {
+  private readonly sha1: Hash = createHash('sha1');
+  private readonly md5?: Hash;
+  size = 0;
+  constructor(opts: { md5?: boolean } = {}) {
+    super();
+    if (opts.md5) this.md5 = createHash('md5');
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.sha1.update(chunk);
+    this.md5?.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+  private result?: Digest;
+  digest(): Digest {
+    this.result ??= { sha1: this.sha1.digest('hex'), size: this.size, md5: this.md5?.digest('base64') };
+    return this.result;
+  }
+}
+
+/**
+ * Pass-through that checks size and sha1 before it lets the final chunk go,
+ * so a consumer (zfs receive) never sees a complete stream that fails
+ * verification: a mismatch ends the stream with an error instead.
+ */
+export class VerifyingStream extends Transform {
+  private readonly sha1 = createHash('sha1');
+  private held?: Buffer;
+  size = 0;
+  constructor(
+    private readonly expected: { sha1?: string; size?: number },
+    private readonly describe: (what: string) => Error,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.sha1.update(chunk);
+    this.size += chunk.length;
+    if (this.expected.size !== undefined && this.size > this.expected.size) {
+      cb(this.describe(`size: more than the expected ${this.expected.size} bytes`));
+      return;
+    }
+    const prev = this.held;
+    this.held = chunk;
+    cb(null, prev);
+  }
+  override _flush(cb: TransformCallback): void {
+    const sha1 = this.sha1.digest('hex');
+    if (this.expected.size !== undefined && this.size !== this.expected.size) {
+      cb(this.describe(`size: expected ${this.expected.size} bytes, got ${this.size}`));
+      return;
+    }
+    if (this.expected.sha1 && sha1 !== this.expected.sha1.toLowerCase()) {
+      cb(this.describe(`sha1: expected ${this.expected.sha1}, got ${sha1}`));
+      return;
+    }
+    cb(null, this.held);
+  }
+}
+
+/**
+ * zfs send [-i from] | compress | hash → file, all streaming, one pass.
+ * gzip is compressed in-process on every core (or by pigz, see compressor());
+ * xz and bzip2 by their tools.
+ */
+export async function sendCompressed(
+  zfs: Zfs,
+  snapshot: string,
+  from: string | undefined,
+  compression: Compression,
+  path: string,
+): Promise<ManifestFile> {
+  const how = await compressor(compression);
+  // Nothing may be awaited from spawning `zfs send` until its stdout is in a
+  // pipeline: execa can drain the first bytes of a stream left unattached.
+  const send = zfs.send(snapshot, from);
+  const tool = how?.kind === 'tool' ? how : undefined;
+  const comp = tool ? spawn(tool.cmd, tool.args, { timeoutMs: 0 }) : undefined;
+  const hash = new HashCounter();
+  const out = createWriteStream(path, { mode: 0o644 });
+  let sent = 0;
+  send.stdout!.on('data', (chunk: Buffer) => (sent += chunk.length));
+  let streamErr: unknown;
+  const flows = comp
+    ? [pipeline(send.stdout!, comp.stdin!), pipeline(comp.stdout!, hash, out)]
+    : how?.kind === 'stream'
+      ? [pipeline(send.stdout!, how.create(), hash, out)]
+      : [pipeline(send.stdout!, hash, out)];
+  await Promise.all(flows).catch((err) => {
+    streamErr = err;
+    send.kill();
+    comp?.kill();
+  });
+  const [sendResult, compResult] = await Promise.all([send, comp]);
+  checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
+  if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
+  if (streamErr) {
+    const full = isNoSpace(streamErr);
+    throw new BuildError(full ? `no space left writing ${path}` : `writing ${path} failed: ${oneLine(streamErr)}`, {
+      hint: full ? 'free space in the output directory, or pass another --output-dir' : undefined,
+    });
+  }
+  if (sent === 0) throw new BuildError(`zfs send ${snapshot} produced no data`);
+  const { sha1, size } = hash.digest();
+  return { sha1, size, compression };
+}
+
+/**
+ * input → verify (size, sha1) → decompressor → `zfs receive -u dataset`.
+ * The last chunk is held back until verification passes, so receive can
+ * only complete on good bytes.
+ */
+export async function receiveStream(
+  zfs: Zfs,
+  dataset: string,
+  input: Readable,
+  compression: Compression,
+  expected: { sha1?: string; size?: number },
+  what: string,
+): Promise<void> {
+  const verify = new VerifyingStream(expected, (detail) => new BuildError(`image ${what}: ${detail}`));
+  const recv = zfs.receive(dataset);
+  const tool = decompressor(compression);
+  const dec = tool ? spawn(tool.cmd, tool.args) : undefined;
+  let streamErr: unknown;
+  const flows = [pipeline(input, verify, dec ? dec.stdin! : recv.stdin!)];
+  if (dec) flows.push(pipeline(dec.stdout!, recv.stdin!));
+  await Promise.all(flows).catch((err) => {
+    streamErr = err;
+    dec?.kill();
+    recv.kill();
+  });
+  const [decResult, recvResult] = await Promise.all([dec, recv]);
+  log.debug(`receive ${dataset}: ${verify.size} bytes read, decompressor exit ${decResult?.exitCode ?? '-'}, zfs receive exit ${recvResult.exitCode}`);
+  // Our own verification verdict explains more than the pipe errors it causes.
+  if (streamErr instanceof BuildimageError) throw streamErr;
+  if (decResult) checkExit(tool!.cmd, tool!.args, decResult);
+  checkExit('zfs', ['receive', '-u', dataset], recvResult);
+  if (streamErr) throw new BuildError(`image ${what}: ${oneLine(streamErr)}`);
+}

@@ -1,0 +1,124 @@
+/**
+ * pkgsrc inside the image: the commands the original buildimage runs in
+ * the chroot (pkgin update/full-upgrade, pkg_add -U, pkg_info -a,
+ * pkg_admin fetch-pkg-vulnerabilities/audit) and parsing their output.
+ */
+import { lookup } from 'node:dns/promises';
+import { BuildError } from '../core/errors.js';
+import { runInChroot } from '../host/chroot.js';
+import { log } from '../core/log.js';
+import { startProgress } from '../core/progress.js';
+
+export const PKGIN = '/opt/local/bin/pkgin';
+export const PKG_ADD = '/opt/local/sbin/pkg_add';
+export const PKG_INFO = '/opt/local/sbin/pkg_info';
+export const PKG_ADMIN = '/opt/local/sbin/pkg_admin';
+
+export interface InstalledPackage {
+  name: string;
+  comment: string;
+}
+
+/** `pkg_info -a` index lines (`%-19s %s`), sorted by name as the original does. */
+export function parsePkgInfo(stdout: string): InstalledPackage[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line) => {
+      const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+      return { name: m ? m[1]! : line.trim(), comment: m ? m[2]!.trim() : '' };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const PROXY_VARS = ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'];
+
+/**
+ * Proxy settings usable inside the chroot: the image's resolver config is
+ * not the build host's, so a proxy host name is resolved here and passed
+ * as an address (the original did this for http_proxy only, racily).
+ */
+export async function chrootProxyEnv(env: NodeJS.ProcessEnv = process.env): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of PROXY_VARS) {
+    const value = env[name];
+    if (!value) continue;
+    let url: URL;
+    try {
+      url = new URL(value.includes('://') ? value : `http://${value}`);
+    } catch {
+      throw new BuildError(`${name} is not a valid proxy URL: ${JSON.stringify(value)}`);
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (!/^[\d.]+$/.test(host) && !host.includes(':')) {
+      try {
+        const { address, family } = await lookup(host);
+        url.hostname = family === 6 ? `[${address}]` : address;
+      } catch (err) {
+        throw new BuildError(`cannot resolve proxy host ${host} from ${name}: ${(err as Error).message}`);
+      }
+    }
+    out[name] = url.toString().replace(/\/$/, value.endsWith('/') ? '/' : '');
+  }
+  for (const name of ['no_proxy', 'NO_PROXY']) if (env[name]) out[name] = env[name]!;
+  return out;
+}
+
+export function chrootEnv(proxy: Record<string, string>): Record<string, string> {
+  return {
+    PATH: '/opt/local/bin:/opt/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin',
+    HOME: '/root',
+    LC_ALL: 'C',
+    LANG: 'C',
+    ...proxy,
+  };
+}
+
+export class Pkgsrc {
+  constructor(
+    private readonly root: string,
+    private readonly env: Record<string, string>,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** With a label, the long ones (pkgin, pkg_add) report elapsed time and their last output line. */
+  private async run(argv: string[], okExitCodes = [0], label?: string) {
+    const p = label ? startProgress(label, { unit: 'lines', heartbeat: true }) : undefined;
+    let lines = 0;
+    const echo = p ? (line: string) => line.trim() && p.update(++lines, { note: line.trim() }) : true;
+    try {
+      return await runInChroot(this.root, argv, { env: this.env, timeoutMs: this.timeoutMs, okExitCodes, echo });
+    } finally {
+      p?.done();
+    }
+  }
+
+  async pkginUpdate(): Promise<void> {
+    log.info('pkgin update');
+    await this.run([PKGIN, '-y', 'update'], [0], 'pkgin update');
+  }
+
+  async pkginFullUpgrade(): Promise<void> {
+    // The original appended the package list here (TOOLS-2202 bug); full-upgrade takes none.
+    log.info('pkgin -y full-upgrade');
+    await this.run([PKGIN, '-y', 'full-upgrade'], [0], 'pkgin full-upgrade');
+  }
+
+  async pkgAdd(pkgs: string[]): Promise<void> {
+    log.info(`pkg_add -U ${pkgs.join(' ')}`);
+    await this.run([PKG_ADD, '-U', ...pkgs], [0], 'pkg_add');
+  }
+
+  async installed(): Promise<InstalledPackage[]> {
+    return parsePkgInfo((await this.run([PKG_INFO, '-a'])).stdout);
+  }
+
+  /** The audit report; findings (exit 1) are a report, not a failure. */
+  async audit(): Promise<string> {
+    log.info('pkg_admin fetch-pkg-vulnerabilities');
+    await this.run([PKG_ADMIN, 'fetch-pkg-vulnerabilities'], [0], 'fetch-pkg-vulnerabilities');
+    log.info('pkg_admin audit');
+    const r = await this.run([PKG_ADMIN, 'audit'], [0, 1]);
+    return r.stdout;
+  }
+}

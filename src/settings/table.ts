@@ -1,0 +1,523 @@
+/**
+ * Every setting buildimage takes, defined once: its flag, short flag,
+ * environment variable, default, parser, key in the build definition file
+ * (buildimage.json), help, and the commands that take it. The oclif flags
+ * (cli/flags.ts), the definition file's schema and the build definition
+ * (definition.ts) and the README's settings table (scripts/render-docs.ts)
+ * are all made from it. Where a value comes from: the command line, else
+ * the definition file, else the environment, else the default.
+ *
+ * A parser turns the text into the value and throws a UsageError naming the
+ * flag as the user wrote it (`-i`, `--timeout`); a check (build definition
+ * only) looks at the machine: does the directory exist.
+ */
+import { stat } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_SOURCE, isUrl } from '../base/source.js';
+import { UsageError } from '../core/errors.js';
+import { delegatedDataset, isSmartOS } from '../host/platform.js';
+import { assertDatasetName } from '../host/zfs.js';
+import { COMPRESSIONS, type Compression } from '../image/compression.js';
+import { parseManifestObject } from '../image/manifest/input.js';
+import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
+import { parsePackageList } from '../pkgsrc/names.js';
+
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init'] as const;
+export type CommandId = (typeof COMMANDS)[number];
+
+/** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
+export interface ConfigKey<V = never> {
+  readonly schema: z.ZodTypeAny;
+  /** `dir` is the file's directory: relative paths in the file are relative to it. */
+  toText(value: V, dir: string): string;
+}
+
+interface Common {
+  /** The long flag, when it is not the table key. */
+  readonly flag?: string;
+  readonly char?: string;
+  /** Read when neither the command line nor the definition file gives the setting. */
+  readonly env?: string;
+  readonly help: string;
+  readonly commands: readonly CommandId[];
+  /** A key of buildimage.json (the table key). */
+  readonly config?: ConfigKey;
+  /** Its key in the build definition (the state file's "definition"), and the stored value's schema. */
+  readonly field?: string;
+  readonly stored?: z.ZodTypeAny;
+  /** Commands where the default or help differs; `default: null` = none there. */
+  readonly per?: Partial<Record<CommandId, { readonly default?: string | null; readonly help?: string }>>;
+  /** What it is, for "missing -i (the base image uuid)", and the value the hint shows. */
+  readonly required?: { readonly what: string; readonly example: string };
+}
+
+export interface StringSetting<T = unknown> extends Common {
+  readonly type: 'string';
+  readonly options?: readonly string[];
+  /** Parsed like given text. A function is asked at resolution and may find nothing. */
+  readonly default?: string | (() => Promise<string | undefined>);
+  /** How help shows a default that is computed or implied. */
+  readonly shownDefault?: string;
+  // Method syntax: a setting's own value type stands in for T (bivariant parameters).
+  parse(text: string, label: string): T;
+  /** Build definition only: what the machine must have (an existing directory); may normalize. */
+  check?(value: T, label: string): Promise<T>;
+  /** With a value in the definition file and on the command line: how the two combine (else the command line wins). */
+  merge?(fromFile: T, fromCommandLine: T): T;
+}
+
+export interface BooleanSetting extends Common {
+  readonly type: 'boolean';
+  readonly default?: false;
+}
+
+export type Setting = StringSetting | BooleanSetting;
+
+const text = (s: string): string => s;
+
+function setting<const S extends Setting>(s: S): S {
+  return s;
+}
+
+/** `90s`, `30m`, `2h`, or a bare number of minutes, to milliseconds. */
+export function parseDuration(value: string, label: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/.exec(value.trim());
+  const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'm') as 's' | 'm' | 'h'] : NaN;
+  if (!Number.isFinite(ms) || ms < 1000 || ms > 7 * 24 * 3_600_000) {
+    throw new UsageError(`${label} must be a duration like 90s, 30m or 2h (at least 1s), got ${JSON.stringify(value)}`);
+  }
+  return ms;
+}
+
+/** `--min-platform 20210826T002459Z` or `7.0=20210826T002459Z`. */
+export function parseMinPlatform(value: string, label = '--min-platform'): Record<string, string> {
+  const [ver, stamp] = value.includes('=') ? value.split('=', 2) : ['7.0', value];
+  if (!/^\d+(\.\d+)*$/.test(ver!) || !isPlatformStamp(stamp)) {
+    throw new UsageError(`${label} must be a platform stamp like 20210826T002459Z (optionally 7.0=STAMP), got ${JSON.stringify(value)}`);
+  }
+  return { [ver!]: stamp! };
+}
+
+const PREFIX_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+export function parsePrefix(value: string, label: string): string {
+  if (!PREFIX_RE.test(value) || value.length > 200) {
+    throw new UsageError(`${label} must be a file name prefix (letters, digits, . _ + -), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function parseUuid(value: string, label: string): string {
+  const uuid = value.toLowerCase();
+  if (!isUuid(uuid)) throw new UsageError(`${label} must be an image uuid, got ${JSON.stringify(value)}`);
+  return uuid;
+}
+
+function parseChoice<const C extends readonly string[]>(choices: C) {
+  return (value: string, label: string): C[number] => {
+    if (!choices.includes(value)) throw new UsageError(`${label} must be one of ${choices.join(', ')}`);
+    return value;
+  };
+}
+
+async function existingDir(path: string, what: string): Promise<string> {
+  const abs = resolve(path);
+  const st = await stat(abs).catch(() => undefined);
+  if (!st) throw new UsageError(`${what} ${path} does not exist`);
+  if (!st.isDirectory()) throw new UsageError(`${what} ${path} is not a directory`);
+  return abs;
+}
+
+const configPath: ConfigKey<string> = { schema: z.string(), toText: (v, dir) => (isAbsolute(v) ? v : resolve(dir, v)) };
+const configString: ConfigKey<string> = { schema: z.string(), toText: text };
+const configBoolean = { schema: z.boolean(), toText: String } satisfies ConfigKey<boolean>;
+
+const LOGGING: readonly CommandId[] = COMMANDS;
+const DEFINING: readonly CommandId[] = ['build', 'prepare'];
+const RUNNING: readonly CommandId[] = ['build', 'prepare', 'assemble', 'pkgadd', 'seal'];
+
+export const DEFAULT_STATE_PATH = '.buildimage/state.json';
+export const DEFINITION_TEMPLATES = ['smartdc-service', 'plain'] as const;
+export const JENKINSFILE_KINDS = ['stages', 'single', 'publish-rerun', 'none'] as const;
+/** triton-origin-x86_64-21.4.0, the base most Triton services build on (eng's BASE_IMAGE_UUID). */
+export const DEFAULT_BASE = '502eeef2-8267-489f-b19c-a206906f57ef';
+export const DEFAULT_IMAGE_VER = '21.4.0';
+export const DEFAULT_PI = '20210826T002459Z';
+
+export const SETTINGS = {
+  // ---- logging, every command
+  verbose: setting({ type: 'boolean', char: 'v', help: 'verbose: show commands and their output', commands: LOGGING }),
+  'log-format': setting({
+    type: 'string',
+    help: 'log lines on stderr (and in --log-file): human = "[ 12.3s] message", json = one object per line',
+    options: ['human', 'json'],
+    default: 'human',
+    env: 'BUILDIMAGE_LOG_FORMAT',
+    parse: parseChoice(['human', 'json'] as const),
+    commands: LOGGING,
+  }),
+  'log-file': setting({
+    type: 'string',
+    help: 'also append the log to this file, always with the -v detail',
+    env: 'BUILDIMAGE_LOG_FILE',
+    parse: text,
+    commands: LOGGING,
+  }),
+
+  // ---- the build definition (build, prepare; keys of buildimage.json)
+  config: setting({
+    type: 'string',
+    help: 'build definition file (see `buildimage init`): defaults for the settings marked "file"; the command line wins',
+    parse: text,
+    commands: DEFINING,
+  }),
+  image: setting({
+    type: 'string',
+    char: 'i',
+    help: 'base (origin) image uuid',
+    required: { what: 'the base image uuid', example: 'UUID' },
+    parse: parseUuid,
+    config: configString,
+    field: 'imageUuid',
+    stored: z.string(),
+    commands: [...DEFINING, 'doctor'],
+    per: { doctor: { help: 'also check this base image is in the source (or already imported)' } },
+  }),
+  dir: setting({
+    type: 'string',
+    char: 'd',
+    help: "proto directory, copied into the image's /",
+    required: { what: 'the proto directory', example: 'DIR' },
+    parse: text,
+    check: (v: string) => existingDir(v, 'proto directory (-d)'),
+    config: configPath,
+    field: 'protoDir',
+    stored: z.string(),
+    commands: DEFINING,
+  }),
+  manifest: setting({
+    type: 'string',
+    char: 'm',
+    help: 'image manifest JSON: name and version required; other v2 fields you own (description, tags, homepage, requirements, ...); merged over the definition file\'s',
+    required: { what: 'the image manifest JSON', example: '\'{"name":…,"version":…}\'' },
+    parse: (v: string) => parseManifestObject(v),
+    merge: (fromFile: Record<string, unknown>, fromCommandLine: Record<string, unknown>) => ({ ...fromFile, ...fromCommandLine }),
+    config: { schema: z.record(z.unknown()), toText: (v: Record<string, unknown>) => JSON.stringify(v) },
+    field: 'manifest',
+    stored: z.record(z.unknown()).and(z.object({ name: z.string(), version: z.string() })),
+    commands: DEFINING,
+  }),
+  'image-version': setting({
+    type: 'string',
+    help: "the image's version (eng: the STAMP); wins over the manifest's",
+    parse: text,
+    commands: DEFINING,
+  }),
+  packages: setting({
+    type: 'string',
+    char: 'p',
+    help: 'comma-separated pkgsrc packages for `pkg_add -U` (names as the original allowed: letters, digits, - _ . +)',
+    default: '',
+    shownDefault: 'none',
+    parse: (v: string) => parsePackageList(v),
+    config: { schema: z.union([z.array(z.string()), z.string()]), toText: (v: string[] | string) => (Array.isArray(v) ? v.join(',') : v) },
+    field: 'packages',
+    stored: z.array(z.string()),
+    commands: DEFINING,
+  }),
+  prefix: setting({
+    type: 'string',
+    char: 'P',
+    help: 'output file prefix',
+    shownDefault: 'NAME-zfs',
+    parse: parsePrefix,
+    config: configString,
+    field: 'prefix',
+    stored: z.string(),
+    commands: DEFINING,
+  }),
+  motd: setting({ type: 'boolean', char: 'M', help: 'write /etc/motd', config: configBoolean, field: 'motd', stored: z.boolean(), commands: DEFINING }),
+  'source-repo': setting({
+    type: 'string',
+    char: 'S',
+    help: 'source repository URL shown in the motd',
+    parse: (v: string, label: string) => {
+      if (/[\n\r]/.test(v)) throw new UsageError(`${label} must be a single line`);
+      return v;
+    },
+    config: configString,
+    field: 'sourceRepo',
+    stored: z.string().optional(),
+    commands: DEFINING,
+  }),
+  audit: setting({
+    type: 'boolean',
+    char: 'a',
+    help: '`pkg_admin fetch-pkg-vulnerabilities` + `audit` into a .pkgaudit report (findings are a report, not a failure)',
+    config: configBoolean,
+    field: 'audit',
+    stored: z.boolean(),
+    commands: DEFINING,
+  }),
+  upgrade: setting({
+    type: 'boolean',
+    char: 'u',
+    help: '`pkgin update` and `pkgin -y full-upgrade` before pkg_add',
+    config: configBoolean,
+    field: 'upgrade',
+    stored: z.boolean(),
+    commands: DEFINING,
+  }),
+  source: setting({
+    type: 'string',
+    help: 'where base images come from: a directory of *.imgmanifest files with their image files beside them, or an IMGAPI URL',
+    env: 'BUILDIMAGE_SOURCE',
+    default: DEFAULT_SOURCE,
+    parse: text,
+    check: async (v: string) => (isUrl(v) ? v : existingDir(v, 'image source (--source)')),
+    config: { schema: z.string(), toText: (v: string, dir: string) => (isUrl(v) || isAbsolute(v) ? v : resolve(dir, v)) },
+    field: 'source',
+    stored: z.string(),
+    commands: [...DEFINING, 'doctor'],
+    per: { doctor: { help: 'image source to try: a directory or an IMGAPI URL' } },
+  }),
+  channel: setting({
+    type: 'string',
+    help: 'IMGAPI channel of the source',
+    parse: (v: string, label: string) => {
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new UsageError(`${label} must be a channel name, got ${JSON.stringify(v)}`);
+      return v;
+    },
+    config: configString,
+    field: 'channel',
+    stored: z.string().optional(),
+    commands: [...DEFINING, 'doctor'],
+  }),
+  'dataset-root': setting({
+    type: 'string',
+    help: 'dataset holding images and zone analogs',
+    env: 'BUILDIMAGE_DATASET_ROOT',
+    default: async () => (isSmartOS() ? delegatedDataset() : undefined),
+    shownDefault: "on SmartOS the zone's delegated zones/<zonename>/data",
+    required: { what: 'the dataset holding images and zone analogs', example: 'POOL/DATASET' },
+    parse: (v: string) => {
+      try {
+        assertDatasetName(v, 'dataset root');
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      return v;
+    },
+    field: 'datasetRoot',
+    stored: z.string(),
+    commands: [...DEFINING, 'clean', 'doctor'],
+    per: { clean: { help: 'with --all: dataset holding images and zone analogs' } },
+  }),
+  'output-dir': setting({
+    type: 'string',
+    help: 'where outputs are written (/tmp as the original, so eng\'s `cp /tmp/$(NAME)-zfs-$(VERSION).*` keeps working)',
+    default: '/tmp',
+    parse: (v: string) => resolve(v),
+    check: async (v: string, label: string) => {
+      const st = await stat(v).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new UsageError(`output directory ${v} (${label}) is not a directory`);
+      return v;
+    },
+    config: configPath,
+    field: 'outputDir',
+    stored: z.string(),
+    commands: [...DEFINING, 'doctor'],
+  }),
+  compression: setting({
+    type: 'string',
+    help: 'image file compression',
+    options: COMPRESSIONS,
+    default: 'gzip',
+    parse: parseChoice(COMPRESSIONS) as (v: string, label: string) => Compression,
+    config: { schema: z.enum(COMPRESSIONS), toText: text },
+    field: 'compression',
+    stored: z.enum(COMPRESSIONS),
+    commands: DEFINING,
+  }),
+  'min-platform': setting({
+    type: 'string',
+    help: 'requirements.min_platform stamp (20210826T002459Z or 7.0=STAMP); a min_platform given in -m wins',
+    shownDefault: "on SmartOS the host's uname -v, elsewhere the origin's",
+    parse: parseMinPlatform,
+    config: configString,
+    field: 'minPlatform',
+    stored: z.record(z.string()).optional(),
+    commands: DEFINING,
+  }),
+  'work-dir': setting({
+    type: 'string',
+    help: 'mountpoints, locks and per-build temp files',
+    env: 'BUILDIMAGE_WORK_DIR',
+    default: '/var/tmp/buildimage',
+    parse: (v: string) => resolve(v),
+    field: 'workDir',
+    stored: z.string(),
+    commands: [...DEFINING, 'clean', 'doctor'],
+    per: { clean: { help: 'with --all: mountpoints, locks and per-build temp files' } },
+  }),
+
+  // ---- running stages
+  timeout: setting({
+    type: 'string',
+    help: 'how long any single step (command, send, receive) may take: 90s, 30m, 2h; a bare number is minutes',
+    default: '30m',
+    parse: parseDuration,
+    commands: RUNNING,
+  }),
+  state: setting({
+    type: 'string',
+    help: 'state file of a build in discrete stages',
+    default: DEFAULT_STATE_PATH,
+    parse: text,
+    commands: [...RUNNING, 'clean', 'publish'],
+    per: {
+      build: { default: null, help: 'keep the build state in this file (default: a file in the work dir, removed at the end)' },
+      clean: { help: 'state file of the build to clean' },
+      publish: { default: null, help: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' },
+    },
+  }),
+
+  // ---- clean
+  all: setting({ type: 'boolean', help: 'clean every leftover under the dataset root and work dir', commands: ['clean'] }),
+  'missing-ok': setting({
+    type: 'boolean',
+    help: 'no state file is not an error: nothing to clean (for post { always { } })',
+    commands: ['clean'],
+  }),
+
+  // ---- doctor
+  publish: setting({
+    type: 'boolean',
+    help: 'also check Manta (MANTA_URL, MANTA_USER, MANTA_KEY_ID) and the publish credentials',
+    commands: ['doctor'],
+  }),
+
+  // ---- publish (bits-upload.sh's flags, and ours)
+  branch: setting({ type: 'string', char: 'b', help: 'branch (names the <branch>-latest pointer)', parse: text, commands: ['publish'] }),
+  'try-branch': setting({ type: 'string', char: 'B', help: 'try branch: wins over -b for the pointer and channel', parse: text, commands: ['publish'] }),
+  'upload-dir': setting({
+    type: 'string',
+    char: 'd',
+    help: 'upload base directory: Manta path (relative = under /<user>/stor) or, with -L, a local path',
+    parse: text,
+    commands: ['publish'],
+  }),
+  'bits-dir': setting({ type: 'string', char: 'D', help: 'local directory with the bits', default: 'bits', parse: text, commands: ['publish'] }),
+  local: setting({ type: 'boolean', char: 'L', help: '-d is a local directory, not Manta', commands: ['publish'] }),
+  component: setting({
+    type: 'string',
+    flag: 'name',
+    char: 'n',
+    help: 'component name',
+    shownDefault: 'with --state: the image name',
+    parse: text,
+    commands: ['publish'],
+  }),
+  'publish-updates': setting({ type: 'boolean', char: 'p', help: 'also import images into the updates IMGAPI', commands: ['publish'] }),
+  stamp: setting({
+    type: 'string',
+    char: 't',
+    help: 'build stamp',
+    shownDefault: '<bits>/<name>/latest-build-stamp',
+    parse: text,
+    commands: ['publish'],
+  }),
+  'updates-channel': setting({
+    type: 'string',
+    flag: 'channel',
+    help: 'updates IMGAPI channel',
+    shownDefault: 'UPDATES_IMGADM_CHANNEL, else ?channel= in UPDATES_IMGADM_URL, else from the branch',
+    parse: text,
+    commands: ['publish'],
+  }),
+  'upload-file': setting({
+    type: 'boolean',
+    help: 'with -p: upload the image file to IMGAPI from here instead of IMGAPI fetching it from Manta',
+    commands: ['publish'],
+  }),
+  'dry-run': setting({ type: 'boolean', help: 'print the plan (each upload, skip and API call) and change nothing', commands: ['publish'] }),
+
+  // ---- init
+  'image-name': setting({
+    type: 'string',
+    flag: 'name',
+    char: 'n',
+    help: 'image name',
+    shownDefault: "the repo's name without sdc-/triton-/manta-",
+    parse: text,
+    commands: ['init'],
+  }),
+  description: setting({ type: 'string', help: 'image description', shownDefault: '"NAME image"', parse: text, commands: ['init'] }),
+  base: setting({
+    type: 'string',
+    char: 'i',
+    help: 'base (origin) image uuid',
+    default: DEFAULT_BASE,
+    shownDefault: `triton-origin-x86_64-21.4.0, ${DEFAULT_BASE}`,
+    parse: (v: string) => parseUuid(v, '--base'),
+    commands: ['init'],
+  }),
+  template: setting({
+    type: 'string',
+    help: 'build definition: a Triton service image, or a plain one',
+    options: DEFINITION_TEMPLATES,
+    default: 'smartdc-service',
+    parse: parseChoice(DEFINITION_TEMPLATES),
+    commands: ['init'],
+  }),
+  jenkinsfile: setting({
+    type: 'string',
+    help: 'which Jenkinsfile',
+    options: JENKINSFILE_KINDS,
+    default: 'stages',
+    parse: parseChoice(JENKINSFILE_KINDS),
+    commands: ['init'],
+  }),
+  'image-ver': setting({
+    type: 'string',
+    help: "Jenkins agent image_ver label (must match the base image's pkgsrc)",
+    default: DEFAULT_IMAGE_VER,
+    parse: text,
+    commands: ['init'],
+  }),
+  pi: setting({ type: 'string', help: 'Jenkins agent platform image label', default: DEFAULT_PI, parse: text, commands: ['init'] }),
+  force: setting({ type: 'boolean', char: 'f', help: 'replace existing buildimage.json and Jenkinsfile', commands: ['init'] }),
+} as const;
+
+export type Settings = typeof SETTINGS;
+export type SettingId = keyof Settings;
+
+/** The long flag of a setting. */
+export function flagName(id: SettingId): string {
+  return (SETTINGS[id] as Setting).flag ?? id;
+}
+
+/** How messages name a setting: its short flag if it has one (as the original tool's users know them). */
+export function label(id: SettingId): string {
+  const s = SETTINGS[id] as Setting;
+  return s.char ? `-${s.char}` : `--${flagName(id)}`;
+}
+
+/** The settings a command takes, in table order. */
+export function settingsOf(command: CommandId): SettingId[] {
+  return (Object.keys(SETTINGS) as SettingId[]).filter((id) => (SETTINGS[id] as Setting).commands.includes(command));
+}
+
+/** The default a command uses (undefined: none, or computed). */
+export function defaultFor(id: SettingId, command: CommandId): Setting['default'] {
+  const s = SETTINGS[id] as Setting;
+  const per = s.per?.[command];
+  if (per && 'default' in per) return per.default ?? undefined;
+  return s.default;
+}
+
+export function helpFor(id: SettingId, command: CommandId): string {
+  const s = SETTINGS[id] as Setting;
+  return s.per?.[command]?.help ?? s.help;
+}

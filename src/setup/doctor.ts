@@ -1,0 +1,280 @@
+/**
+ * `buildimage doctor`: can this machine build (and publish) images? Each
+ * check says what it found and, when it is not fine, the fix. Checks are
+ * read-only except one: a throwaway child dataset proves the dataset root
+ * takes new datasets (delegation, quotas and readonly show up only then).
+ */
+import { randomUUID } from 'node:crypto';
+import { access, constants, mkdir, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { oneLine } from '../core/errors.js';
+import { Layout } from '../core/layout.js';
+import { isInstalled } from '../base/install.js';
+import { run } from '../host/exec.js';
+import { findInPath, isSmartOS } from '../host/platform.js';
+import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
+import { defaultKeyId, findSigner } from '../http/keys.js';
+import { ImgapiClient } from '../imgapi/client.js';
+import { isUrl, openSource } from '../base/source.js';
+import { MantaClient } from '../manta/client.js';
+
+export interface DoctorCheck {
+  /** Stable id, e.g. `zfs`, `dataset-root`. */
+  id: string;
+  /** ok; warn = works, but something is worth knowing; fail = needed and broken; skip = not asked for. */
+  status: 'ok' | 'warn' | 'fail' | 'skip';
+  /** What was found. */
+  detail: string;
+  /** How to fix it (warn and fail). */
+  fix?: string;
+}
+
+export interface DoctorResult {
+  /** False when any check failed (exit 1). */
+  ok: boolean;
+  checks: DoctorCheck[];
+  failed: number;
+  warnings: number;
+}
+
+export interface DoctorOptions {
+  datasetRoot?: string;
+  /** Why no dataset root could be resolved (shown as the fix). */
+  datasetRootProblem?: string;
+  workDir: string;
+  outputDir: string;
+  source: string;
+  channel?: string;
+  /** Also check the base image is imported or in the source. */
+  image?: string;
+  /** Check Manta and the publish credentials too. */
+  publish: boolean;
+  env: NodeJS.ProcessEnv;
+  zfs?: Zfs;
+  /** Bound for each network check, ms. */
+  networkTimeoutMs?: number;
+}
+
+const GiB = 1024 ** 3;
+/** Below this much free space a build fails; below WARN it may. */
+const FAIL_FREE = 1 * GiB;
+const WARN_FREE = 4 * GiB;
+
+const ok = (id: string, detail: string): DoctorCheck => ({ id, status: 'ok', detail });
+const warn = (id: string, detail: string, fix: string): DoctorCheck => ({ id, status: 'warn', detail, fix });
+const fail = (id: string, detail: string, fix: string): DoctorCheck => ({ id, status: 'fail', detail, fix });
+const skip = (id: string, detail: string): DoctorCheck => ({ id, status: 'skip', detail });
+
+function gib(bytes: number): string {
+  return `${(bytes / GiB).toFixed(1)} GiB`;
+}
+
+function freeSpace(id: string, what: string, bytes: number, fix: string): DoctorCheck | undefined {
+  if (bytes < FAIL_FREE) return fail(id, `${what}: only ${gib(bytes)} free`, fix);
+  if (bytes < WARN_FREE) return warn(id, `${what}: ${gib(bytes)} free; a large image may not fit`, fix);
+  return undefined;
+}
+
+async function withTimeout<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no answer in ${ms / 1000} s`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function checkPrivileges(): DoctorCheck {
+  const uid = process.getuid?.();
+  if (uid === 0) return ok('privileges', 'running as root');
+  return fail(
+    'privileges',
+    `running as uid ${uid}; zfs, mount and chroot need root`,
+    isSmartOS() ? 'run with pfexec as a user with the Primary Administrator profile, or as root' : 'run as root (sudo), as the Jenkins agent does',
+  );
+}
+
+async function checkZfs(): Promise<DoctorCheck> {
+  const path = await findInPath('zfs');
+  if (!path) {
+    return fail('zfs', 'no zfs command on PATH', isSmartOS() ? 'fix PATH (/usr/sbin)' : 'install ZFS: bash scripts/setup-host.sh (zfs-fuse on Debian), or your distribution\'s zfsutils');
+  }
+  try {
+    const r = await run('zfs', ['list', '-H', '-o', 'name', '-d', '0'], { timeoutMs: 30_000 });
+    const pools = r.stdout.split('\n').filter(Boolean);
+    const fuse = !isSmartOS() && (await run('pgrep', ['-x', 'zfs-fuse'], { okExitCodes: [0, 1] }).catch(() => undefined))?.exitCode === 0;
+    return ok('zfs', `${path} works${fuse ? ' (zfs-fuse)' : ''}; pools: ${pools.join(', ') || 'none'}`);
+  } catch (err) {
+    return fail('zfs', `zfs does not answer: ${oneLine(err)}`, isSmartOS() ? 'check the zone has a delegated dataset' : 'start the ZFS daemon (zfs-fuse) or load the kernel module: bash scripts/setup-host.sh');
+  }
+}
+
+async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
+  const id = 'dataset-root';
+  const root = o.datasetRoot;
+  if (!root) {
+    return fail(id, o.datasetRootProblem ?? 'no dataset root given', 'pass --dataset-root POOL/DATASET or set BUILDIMAGE_DATASET_ROOT (on SmartOS the default is the zone\'s delegated zones/<zonename>/data)');
+  }
+  try {
+    if (!(await zfs.exists(root))) {
+      return fail(id, `${root} does not exist`, `zfs create -p ${root} (on SmartOS: give the zone a delegated dataset)`);
+    }
+    const p = await zfs.get(root, ['readonly', 'available', 'mounted']);
+    if (p.readonly === 'on') return fail(id, `${root} is read-only`, `zfs set readonly=off ${root}`);
+    // A real child proves delegation and quotas allow new datasets; named and marked so it is plainly ours.
+    const probe = `${root}/buildimage-doctor-${randomUUID().slice(0, 8)}`;
+    try {
+      await zfs.create(probe, { [OWNER_PROPERTY]: 'doctor', mountpoint: 'none' });
+    } catch (err) {
+      return fail(id, `cannot create datasets under ${root}: ${oneLine(err)}`, `allow it: zfs allow <user> create,clone,destroy,mount,snapshot,send,receive ${root}, or run as root`);
+    } finally {
+      await run('zfs', ['destroy', probe], { okExitCodes: [0, 1], uninterruptible: true }).catch(() => undefined);
+    }
+    const avail = Number(p.available);
+    return freeSpace(id, root, avail, `free space in the pool, or use another --dataset-root`) ?? ok(id, `${root}: exists, takes new datasets, ${gib(avail)} free`);
+  } catch (err) {
+    return fail(id, `${root}: ${oneLine(err)}`, 'check the name and that the pool is imported (zpool list)');
+  }
+}
+
+async function checkDir(id: string, what: string, dir: string, fixFlag: string): Promise<DoctorCheck> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const probe = join(dir, `.buildimage-doctor-${process.pid}`);
+    await writeFile(probe, 'x');
+    await rm(probe, { force: true });
+    const st = await statfs(dir);
+    const free = st.bavail * st.bsize;
+    return freeSpace(id, `${what} ${dir}`, free, `free space there, or pass ${fixFlag}`) ?? ok(id, `${what} ${dir}: writable, ${gib(free)} free`);
+  } catch (err) {
+    return fail(id, `${what} ${dir} is not writable: ${oneLine(err)}`, `create it or pass ${fixFlag}`);
+  }
+}
+
+/** What the chroot stage and the mounts need; rsync is not among them (the copy is built in). */
+async function checkTools(): Promise<DoctorCheck> {
+  const needed = ['mount', 'umount'];
+  const missing = (await Promise.all(needed.map(async (c) => ((await findInPath(c)) ? undefined : c)))).filter(Boolean) as string[];
+  const chroot = await access('/usr/sbin/chroot', constants.X_OK).then(() => true, () => false);
+  if (!chroot) missing.push('/usr/sbin/chroot');
+  if (missing.length) {
+    return fail('tools', `missing: ${missing.join(', ')}`, isSmartOS() ? 'these are part of the platform: fix PATH' : 'apt-get install coreutils mount (or bash scripts/setup-host.sh)');
+  }
+  const git = await findInPath('git');
+  if (!git) return warn('tools', 'chroot, mount, umount present; no git', 'install git so build-info can name the proto\'s commit');
+  return ok('tools', 'chroot, mount, umount, git present (rsync is not needed: the copy is built in)');
+}
+
+async function checkCompressors(): Promise<DoctorCheck> {
+  const has = async (c: string) => !!(await findInPath(c));
+  const [gzip, pigz, bzip2, xz] = await Promise.all(['gzip', 'pigz', 'bzip2', 'xz'].map(has));
+  if (!gzip) return fail('compressors', 'no gzip: images cannot be compressed or imported', 'install gzip (and pigz for speed)');
+  const missing = [!pigz && 'pigz', !bzip2 && 'bzip2', !xz && 'xz'].filter(Boolean) as string[];
+  if (missing.length) {
+    return warn(
+      'compressors',
+      `gzip present; missing ${missing.join(', ')}`,
+      `${!pigz ? 'install pigz (gzip in parallel: much faster seal); ' : ''}bzip2/xz are needed only for --compression bzip2/xz and images compressed so`,
+    );
+  }
+  return ok('compressors', 'gzip, pigz, bzip2, xz present');
+}
+
+async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
+  const id = 'source';
+  const ms = o.networkTimeoutMs ?? 10_000;
+  const imported = o.image && o.datasetRoot ? await isInstalled(zfs, new Layout(o.datasetRoot, o.workDir), o.image).catch(() => false) : false;
+  const fix = isUrl(o.source)
+    ? 'check the network and https_proxy, the URL and --channel; or pass --source DIR with the base images'
+    : 'put the base images (manifest + file) there, or pass another --source';
+  let detail: string;
+  try {
+    if (isUrl(o.source)) {
+      const client = new ImgapiClient({ url: o.source, channel: o.channel, timeoutMs: ms, connectTimeoutMs: ms, retries: 0, env: o.env });
+      const pong = await withTimeout(ms + 1000, o.source, client.ping());
+      detail = `${client.description} answers${pong.version ? ` (IMGAPI ${pong.version})` : ''}`;
+    } else {
+      const names = (await readdir(o.source)).filter((n) => n.endsWith('.imgmanifest'));
+      if (!names.length) return fail(id, `${o.source} has no *.imgmanifest files`, fix);
+      detail = `${o.source}: ${names.length} image manifests`;
+    }
+    if (o.image) {
+      const m = await withTimeout(ms + 1000, o.source, (await openSource(o.source, o.channel, o.env)).getManifest(o.image));
+      detail += `; has ${o.image} (${m.name}@${m.version})`;
+    }
+  } catch (err) {
+    // An imported base is reused without asking the source.
+    if (imported) return warn(id, `${o.source}: ${oneLine(err)}; but ${o.image} is already imported, so builds from it work`, fix);
+    return fail(id, `${o.source}: ${oneLine(err)}`, fix);
+  }
+  return ok(id, imported ? `${detail}; ${o.image} already imported` : detail);
+}
+
+function mantaSettings(env: NodeJS.ProcessEnv) {
+  // bits-upload.sh's defaults, as publish uses them.
+  return { url: env.MANTA_URL || 'https://us-central.manta.mnx.io', user: env.MANTA_USER || 'Joyent_Dev', subuser: env.MANTA_SUBUSER || undefined };
+}
+
+async function checkManta(o: DoctorOptions): Promise<DoctorCheck[]> {
+  if (!o.publish) {
+    return [skip('credentials', 'publish credentials not checked (pass --publish)'), skip('manta', 'Manta not checked (pass --publish)')];
+  }
+  const env = o.env;
+  const m = mantaSettings(env);
+  const sshDir = join(env.HOME || homedir(), '.ssh');
+  const keyId = env.MANTA_KEY_ID || (await defaultKeyId(sshDir));
+  if (!keyId) {
+    return [
+      fail('credentials', 'MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to take it from', 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub), with the key in ~/.ssh or the ssh-agent'),
+      skip('manta', 'not checked: no credentials'),
+    ];
+  }
+  let signer;
+  try {
+    signer = await findSigner({ keyId, sshDir, agentSocket: env.SSH_AUTH_SOCK || undefined });
+  } catch (err) {
+    return [fail('credentials', oneLine(err), 'put the key in ~/.ssh unlocked, or ssh-add it and set SSH_AUTH_SOCK'), skip('manta', 'not checked: no usable key')];
+  }
+  const creds = ok('credentials', `key ${keyId} found${env.MANTA_KEY_ID ? '' : ' (from ~/.ssh/id_rsa.pub)'}`);
+  const updates = env.UPDATES_IMGADM_IDENTITY || join(env.HOME || homedir(), '.ssh', 'automation.id_rsa');
+  const updatesCheck = await access(updates).then(
+    () => ok('updates-credentials', `updates IMGAPI identity ${updates} present (user ${env.UPDATES_IMGADM_USER || 'mg'})`),
+    () => warn('updates-credentials', `no updates IMGAPI identity at ${updates}`, 'needed only for publish -p: set UPDATES_IMGADM_IDENTITY (and UPDATES_IMGADM_USER, UPDATES_IMGADM_URL)'),
+  );
+  const ms = o.networkTimeoutMs ?? 10_000;
+  const client = new MantaClient({
+    ...m,
+    signer,
+    insecure: !!env.MANTA_TLS_INSECURE && env.MANTA_TLS_INSECURE !== '0',
+    retry: { attempts: 1, firstDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 },
+    stallMs: ms,
+  });
+  try {
+    const stor = `/${m.user}/stor`;
+    const e = await withTimeout(ms, m.url, client.head(stor));
+    if (!e) return [creds, updatesCheck, fail('manta', `${m.url}: ${stor} not found`, 'check MANTA_USER')];
+    return [creds, updatesCheck, ok('manta', `${m.url} accepts the key for ${m.user}${m.subuser ? `/${m.subuser}` : ''}`)];
+  } catch (err) {
+    return [creds, updatesCheck, fail('manta', `${m.url}: ${oneLine(err)}`, 'check MANTA_URL, MANTA_USER/MANTA_SUBUSER, that the key is on the account, the network and the clock')];
+  } finally {
+    client.close();
+  }
+}
+
+export async function doctor(o: DoctorOptions): Promise<DoctorResult> {
+  const zfs = o.zfs ?? new Zfs();
+  const checks: DoctorCheck[] = [checkPrivileges()];
+  const zfsCheck = await checkZfs();
+  checks.push(zfsCheck);
+  checks.push(zfsCheck.status === 'fail' ? skip('dataset-root', 'not checked: zfs does not work') : await checkDatasetRoot(o, zfs));
+  checks.push(await checkDir('work-dir', 'work dir', o.workDir, '--work-dir or BUILDIMAGE_WORK_DIR'));
+  checks.push(await checkDir('output-dir', 'output dir', o.outputDir, '--output-dir'));
+  checks.push(await checkTools());
+  checks.push(await checkCompressors());
+  checks.push(await checkSource(o, zfs));
+  checks.push(...(await checkManta(o)));
+  const failed = checks.filter((c) => c.status === 'fail').length;
+  const warnings = checks.filter((c) => c.status === 'warn').length;
+  return { ok: failed === 0, checks, failed, warnings };
+}
