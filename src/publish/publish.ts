@@ -7,13 +7,14 @@
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BuildimageError, PublishError, UsageError } from '../core/errors.js';
-import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
+import { KeyError } from '../http/keys.js';
 import type { RetryPolicy } from '../http/retry-policy.js';
 import { interrupt, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
 import { StateFile } from '../build/state.js';
 import { runPlan, type Step } from './apply.js';
+import { allowDirty, mantaEnv, mantaSigner, sshDirOf, updatesEnv } from './env.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
 import type { ImgapiImporter } from './importer.js';
 import { LocalStore } from './local-store.js';
@@ -77,13 +78,6 @@ export interface PublishResult {
   seconds: number;
 }
 
-const MANTA_DEFAULTS = { url: 'https://us-central.manta.mnx.io', user: 'Joyent_Dev' };
-
-/** dashdash's boolean env rule (node-manta): unset or empty = false, "0" = false, anything else true. */
-function envBool(v: string | undefined): boolean {
-  return v !== undefined && v !== '' && v !== '0';
-}
-
 interface Resolved {
   name: string;
   stamp: string;
@@ -132,13 +126,13 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
     throw new UsageError(`no stamp: -t not given and ${bitsDir}/${name}/latest-build-stamp is missing`, "pass -t, or run eng's prepublish target first");
   }
   checkSegment('stamp', '-t', stamp);
-  const allowDirty = !!(o.env.BITS_UPLOAD_ALLOW_DIRTY || o.env.ENGBLD_BITS_UPLOAD_ALLOW_DIRTY);
-  if (isDirtyStamp(stamp) && !allowDirty) {
+  if (isDirtyStamp(stamp) && !allowDirty(o.env)) {
     throw new UsageError(`stamp ${stamp} is marked dirty: not publishing bits that cannot be traced to a commit`, 'commit first, or set BITS_UPLOAD_ALLOW_DIRTY=1');
   }
   // --channel > UPDATES_IMGADM_CHANNEL > ?channel= in UPDATES_IMGADM_URL > from the branch. bits-upload.sh
   // exported its computed channel over the URL's, silently ignoring a channel someone asked for there.
-  const channel = checkChannel(o.channel ?? (o.env.UPDATES_IMGADM_CHANNEL || urlChannel(o.env.UPDATES_IMGADM_URL) || channelFor(o.branch, o.tryBranch)));
+  const u = updatesEnv(o.env);
+  const channel = checkChannel(o.channel ?? u.channel ?? urlChannel(u.url) ?? channelFor(o.branch, o.tryBranch));
   return { name, stamp, channel, bitsDir, outputs };
 }
 
@@ -154,24 +148,19 @@ function urlChannel(url: string | undefined): string | undefined {
 /** Where -d points: a local directory, or /<user>/… in Manta. */
 function baseDirOf(o: PublishOptions): string {
   if (o.local) return resolve(o.cwd ?? process.cwd(), o.uploadDir!);
-  return mantaBaseDir(o.env.MANTA_USER || MANTA_DEFAULTS.user, o.uploadDir!);
+  return mantaBaseDir(mantaEnv(o.env).user, o.uploadDir!);
 }
 
 async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
   if (o.local) return new LocalStore(baseDir);
-  const env = o.env;
-  const url = env.MANTA_URL || MANTA_DEFAULTS.url;
-  const user = env.MANTA_USER || MANTA_DEFAULTS.user;
-  const subuser = env.MANTA_SUBUSER || undefined;
-  const keyId = env.MANTA_KEY_ID || (await defaultKeyId(o.sshDir));
-  if (!keyId) throw new PublishError('MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to default to', { hint: 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub)' });
-  const signer = await findSigner({ keyId, sshDir: o.sshDir, agentSocket: env.SSH_AUTH_SOCK || undefined });
+  const m = mantaEnv(o.env);
+  const signer = await mantaSigner(m, o.sshDir ?? sshDirOf(o.env));
   const client = new MantaClient({
-    url,
-    user,
-    subuser,
+    url: m.url,
+    user: m.user,
+    subuser: m.subuser,
     signer,
-    insecure: envBool(env.MANTA_TLS_INSECURE),
+    insecure: m.insecure,
     retry: o.retry,
     stallMs: o.stallMs,
     onRetry: (_what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),

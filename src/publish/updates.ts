@@ -13,16 +13,14 @@ import { PublishError } from '../core/errors.js';
 import { KeyError } from '../http/keys.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../http/retry-policy.js';
 import { ImgapiAdminClient, type CallLine, type FileParams } from '../imgapi/admin.js';
-import { imgapiSigner } from '../imgapi/auth.js';
 import { ImgapiError } from '../imgapi/client.js';
 import { decide, planSteps, type Decision } from '../imgapi/import-state.js';
 import { interruptSignal, throwIfInterrupted } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 import type { ImgapiImporter, ImportRequest, ImportStep } from './importer.js';
+import { sshDirOf, updatesEnv, updatesSigner } from './env.js';
 import { readImportInput, type ImportInput } from './updates-input.js';
-
-export const UPDATES_DEFAULTS = { url: 'https://updates.tritondatacenter.com', user: 'mg' };
 
 type Step = Extract<Decision, { kind: 'step' }>;
 
@@ -299,12 +297,10 @@ export interface UpdatesFromEnvOptions {
 
 /** The importer as updates-imgadm was configured (§2.1), defaults as bits-upload.sh's (c.4). */
 export async function updatesImporterFromEnv(o: UpdatesFromEnvOptions): Promise<UpdatesImporter> {
-  const env = o.env;
-  const url = env.UPDATES_IMGADM_URL || UPDATES_DEFAULTS.url;
-  const user = env.UPDATES_IMGADM_USER || UPDATES_DEFAULTS.user;
+  const u = updatesEnv(o.env);
   let signer;
   try {
-    signer = await imgapiSigner({ identity: env.UPDATES_IMGADM_IDENTITY || undefined, sshDir: o.sshDir, agentSocket: env.SSH_AUTH_SOCK || undefined });
+    signer = await updatesSigner(u, o.sshDir ?? sshDirOf(o.env));
   } catch (err) {
     if (err instanceof KeyError) throw new PublishError(`updates IMGAPI: ${err.message}`, { hint: 'set UPDATES_IMGADM_IDENTITY to an RSA private key file or its fingerprint' });
     throw err;
@@ -313,13 +309,12 @@ export async function updatesImporterFromEnv(o: UpdatesFromEnvOptions): Promise<
   let client: ImgapiAdminClient;
   try {
     client = new ImgapiAdminClient({
-      url,
-      user,
+      url: u.url,
+      user: u.user,
       signer,
       channel: o.channel,
-      // updates-imgadm: any non-empty value turns TLS verification off.
-      insecure: !!env.UPDATES_IMGADM_INSECURE,
-      env,
+      insecure: u.insecure,
+      env: o.env,
       retries: retry.attempts - 1,
       retryDelayMs: retry.firstDelayMs,
       retryMaxDelayMs: retry.maxDelayMs,

@@ -6,18 +6,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { access, constants, mkdir, readdir, rm, statfs, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { isInstalled } from '../base/install.js';
+import { isUrl, openSource } from '../base/source.js';
 import { oneLine } from '../core/errors.js';
 import { Layout } from '../core/layout.js';
-import { isInstalled } from '../base/install.js';
 import { run } from '../host/exec.js';
 import { findInPath, isSmartOS } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
-import { defaultKeyId, findSigner } from '../http/keys.js';
+import type { Signer } from '../http/signature.js';
 import { ImgapiClient } from '../imgapi/client.js';
-import { isUrl, openSource } from '../base/source.js';
 import { MantaClient } from '../manta/client.js';
+import { mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
 
 export interface DoctorCheck {
   /** Stable id, e.g. `zfs`, `dataset-root`. */
@@ -211,42 +211,35 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
   return ok(id, imported ? `${detail}; ${o.image} already imported` : detail);
 }
 
-function mantaSettings(env: NodeJS.ProcessEnv) {
-  // bits-upload.sh's defaults, as publish uses them.
-  return { url: env.MANTA_URL || 'https://us-central.manta.mnx.io', user: env.MANTA_USER || 'Joyent_Dev', subuser: env.MANTA_SUBUSER || undefined };
-}
-
 async function checkManta(o: DoctorOptions): Promise<DoctorCheck[]> {
   if (!o.publish) {
     return [skip('credentials', 'publish credentials not checked (pass --publish)'), skip('manta', 'Manta not checked (pass --publish)')];
   }
-  const env = o.env;
-  const m = mantaSettings(env);
-  const sshDir = join(env.HOME || homedir(), '.ssh');
-  const keyId = env.MANTA_KEY_ID || (await defaultKeyId(sshDir));
-  if (!keyId) {
-    return [
-      fail('credentials', 'MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to take it from', 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub), with the key in ~/.ssh or the ssh-agent'),
-      skip('manta', 'not checked: no credentials'),
-    ];
-  }
+  // The same lookups publish makes (publish/env.ts): doctor judges the setup publish will use.
+  const m = mantaEnv(o.env);
+  const sshDir = sshDirOf(o.env);
+  const u = updatesEnv(o.env);
+  const updatesCheck = await updatesSigner(u, sshDir).then(
+    (s: Signer) => ok('updates-credentials', `updates IMGAPI key ${s.fingerprint} from ${s.source} (user ${u.user} at ${u.url})`),
+    (err: unknown) => warn('updates-credentials', oneLine(err), 'needed only for publish -p: set UPDATES_IMGADM_IDENTITY (and UPDATES_IMGADM_USER, UPDATES_IMGADM_URL)'),
+  );
   let signer;
   try {
-    signer = await findSigner({ keyId, sshDir, agentSocket: env.SSH_AUTH_SOCK || undefined });
+    signer = await mantaSigner(m, sshDir);
   } catch (err) {
-    return [fail('credentials', oneLine(err), 'put the key in ~/.ssh unlocked, or ssh-add it and set SSH_AUTH_SOCK'), skip('manta', 'not checked: no usable key')];
+    const fix = m.keyId
+      ? 'put the key in ~/.ssh unlocked, or ssh-add it and set SSH_AUTH_SOCK'
+      : 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub), with the key in ~/.ssh or the ssh-agent';
+    return [fail('credentials', oneLine(err), fix), updatesCheck, skip('manta', 'not checked: no usable key')];
   }
-  const creds = ok('credentials', `key ${keyId} found${env.MANTA_KEY_ID ? '' : ' (from ~/.ssh/id_rsa.pub)'}`);
-  const updates = env.UPDATES_IMGADM_IDENTITY || join(env.HOME || homedir(), '.ssh', 'automation.id_rsa');
-  const updatesCheck = await access(updates).then(
-    () => ok('updates-credentials', `updates IMGAPI identity ${updates} present (user ${env.UPDATES_IMGADM_USER || 'mg'})`),
-    () => warn('updates-credentials', `no updates IMGAPI identity at ${updates}`, 'needed only for publish -p: set UPDATES_IMGADM_IDENTITY (and UPDATES_IMGADM_USER, UPDATES_IMGADM_URL)'),
-  );
+  const creds = ok('credentials', `key ${signer.fingerprint} from ${signer.source}${m.keyId ? '' : ' (MANTA_KEY_ID unset: ~/.ssh/id_rsa.pub)'}`);
   const ms = o.networkTimeoutMs ?? 10_000;
   const client = new MantaClient({
-    ...m,
+    url: m.url,
+    user: m.user,
+    subuser: m.subuser,
     signer,
-    insecure: !!env.MANTA_TLS_INSECURE && env.MANTA_TLS_INSECURE !== '0',
+    insecure: m.insecure,
     retry: { attempts: 1, firstDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 },
     stallMs: ms,
   });

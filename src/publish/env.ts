@@ -1,0 +1,91 @@
+/**
+ * Publishing's environment, read in one place: bits-upload.sh's MANTA_*
+ * and updates-imgadm's UPDATES_IMGADM_* variables with their defaults, and
+ * how each finds its signing key. `publish` and `doctor --publish` both go
+ * through here, so doctor judges exactly the setup publish will use.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { defaultKeyId, findSigner } from '../http/keys.js';
+import type { Signer } from '../http/signature.js';
+import { imgapiSigner } from '../imgapi/auth.js';
+import { PublishError } from '../core/errors.js';
+
+/** bits-upload.sh's defaults. */
+export const MANTA_DEFAULTS = { url: 'https://us-central.manta.mnx.io', user: 'Joyent_Dev' };
+/** updates-imgadm's defaults as bits-upload.sh configured it. */
+export const UPDATES_DEFAULTS = { url: 'https://updates.tritondatacenter.com', user: 'mg' };
+
+/** dashdash's boolean env rule (node-manta): unset or empty = false, "0" = false, anything else true. */
+function envBool(v: string | undefined): boolean {
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+export function sshDirOf(env: NodeJS.ProcessEnv): string {
+  return join(env.HOME || homedir(), '.ssh');
+}
+
+export interface MantaEnv {
+  url: string;
+  user: string;
+  subuser?: string;
+  /** MANTA_KEY_ID as given (MD5 or SHA256 fingerprint). */
+  keyId?: string;
+  insecure: boolean;
+  agentSocket?: string;
+}
+
+export function mantaEnv(env: NodeJS.ProcessEnv): MantaEnv {
+  return {
+    url: env.MANTA_URL || MANTA_DEFAULTS.url,
+    user: env.MANTA_USER || MANTA_DEFAULTS.user,
+    subuser: env.MANTA_SUBUSER || undefined,
+    keyId: env.MANTA_KEY_ID || undefined,
+    insecure: envBool(env.MANTA_TLS_INSECURE),
+    agentSocket: env.SSH_AUTH_SOCK || undefined,
+  };
+}
+
+/** The Manta key as node-manta finds it: MANTA_KEY_ID, else ~/.ssh/id_rsa.pub's fingerprint; in ~/.ssh or the agent. */
+export async function mantaSigner(m: MantaEnv, sshDir: string): Promise<Signer> {
+  const keyId = m.keyId || (await defaultKeyId(sshDir));
+  if (!keyId) {
+    throw new PublishError('MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to default to', {
+      hint: 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub)',
+    });
+  }
+  return findSigner({ keyId, sshDir, agentSocket: m.agentSocket });
+}
+
+export interface UpdatesEnv {
+  url: string;
+  user: string;
+  /** UPDATES_IMGADM_IDENTITY: a key file or a fingerprint. */
+  identity?: string;
+  /** UPDATES_IMGADM_CHANNEL. */
+  channel?: string;
+  /** updates-imgadm: any non-empty value turns TLS verification off. */
+  insecure: boolean;
+  agentSocket?: string;
+}
+
+export function updatesEnv(env: NodeJS.ProcessEnv): UpdatesEnv {
+  return {
+    url: env.UPDATES_IMGADM_URL || UPDATES_DEFAULTS.url,
+    user: env.UPDATES_IMGADM_USER || UPDATES_DEFAULTS.user,
+    identity: env.UPDATES_IMGADM_IDENTITY || undefined,
+    channel: env.UPDATES_IMGADM_CHANNEL || undefined,
+    insecure: !!env.UPDATES_IMGADM_INSECURE,
+    agentSocket: env.SSH_AUTH_SOCK || undefined,
+  };
+}
+
+/** The updates IMGAPI key as updates-imgadm finds it (imgapi/auth.ts). */
+export function updatesSigner(u: UpdatesEnv, sshDir: string): Promise<Signer> {
+  return imgapiSigner({ identity: u.identity, sshDir, agentSocket: u.agentSocket });
+}
+
+/** bits-upload.sh's escape hatch for `-dirty` stamps. */
+export function allowDirty(env: NodeJS.ProcessEnv): boolean {
+  return !!(env.BITS_UPLOAD_ALLOW_DIRTY || env.ENGBLD_BITS_UPLOAD_ALLOW_DIRTY);
+}
