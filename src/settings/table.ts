@@ -168,7 +168,7 @@ export const SETTINGS = {
   // ---- the build definition (build, prepare; keys of buildimage.json)
   config: setting({
     type: 'string',
-    help: 'build definition file (see `buildimage init`): defaults for the settings marked "file"; the command line wins',
+    help: 'build definition file (see `buildimage init`) with values for build\'s settings; the command line wins over it',
     parse: text,
     commands: DEFINING,
   }),

@@ -1,0 +1,103 @@
+/**
+ * The settings table is the one definition of every setting: the commands'
+ * flags, the definition file's keys, the build definition's fields and the
+ * README's table are made from it. These tests hold each of those to it,
+ * and check where a value comes from (command line > --config > env > default).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Config } from '@oclif/core';
+import { settingsMarkdown } from '../../src/cli/settings-doc.js';
+import { UsageError } from '../../src/core/errors.js';
+import { DefinitionSchema, buildDefinition } from '../../src/settings/definition.js';
+import { DefinitionFileSchema, loadDefinitionFile, resolveSettings } from '../../src/settings/resolve.js';
+import { COMMANDS, SETTINGS, flagName, settingsOf, type Setting, type SettingId } from '../../src/settings/table.js';
+import { REPO } from '../helpers/cli.js';
+
+const UUID = '41bd4100-eb86-409a-85b0-e649aadf6f62';
+const ids = Object.keys(SETTINGS) as SettingId[];
+const table = (id: SettingId) => SETTINGS[id] as Setting;
+
+describe('settings table', () => {
+  let dir: string;
+  let proto: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bi-settings-'));
+    proto = join(dir, 'proto');
+    await mkdir(proto);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('the README table is the settings table rendered (npm run docs)', async () => {
+    const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+    assert.ok(readme.includes(settingsMarkdown()), 'README.md settings table differs from src/settings/table.ts: run npm run docs');
+  });
+
+  it('no command has two settings with one long or short flag', () => {
+    for (const command of COMMANDS) {
+      const names = settingsOf(command).map(flagName);
+      const chars = settingsOf(command).flatMap((id) => table(id).char ?? []);
+      assert.deepEqual(names, [...new Set(names)], `${command}: long flags`);
+      assert.deepEqual(chars, [...new Set(chars)], `${command}: short flags`);
+    }
+  });
+
+  it("each command's oclif flags are its settings, with their short flags, and nothing else", async () => {
+    const config = await Config.load(REPO);
+    for (const command of COMMANDS) {
+      const flags = config.findCommand(command)!.flags as Record<string, { char?: string }>;
+      const names = Object.keys(flags).filter((f) => f !== 'json').sort();
+      assert.deepEqual(names, settingsOf(command).map(flagName).sort(), command);
+      for (const id of settingsOf(command)) assert.equal(flags[flagName(id)]!.char, table(id).char, `${command} --${flagName(id)}`);
+    }
+  });
+
+  it('the definition file takes exactly the settings with a config key, and its fields are exactly those with a field', () => {
+    assert.deepEqual(Object.keys(DefinitionFileSchema.shape).sort(), ids.filter((id) => table(id).config).sort());
+    assert.deepEqual(Object.keys(DefinitionSchema.shape).sort(), ids.flatMap((id) => table(id).field ?? []).sort());
+  });
+
+  it('a value comes from the command line, else --config, else the environment, else the default', async () => {
+    const file = join(dir, 'def.json');
+    await writeFile(file, JSON.stringify({ source: 'from-file', packages: ['a', 'b'], motd: true, 'output-dir': 'out' }));
+    const env = { BUILDIMAGE_SOURCE: '/from/env' };
+    const line = await resolveSettings('build', { config: file, source: '/from/line' }, { env });
+    assert.equal(line.source, '/from/line');
+    const fromFile = await resolveSettings('build', { config: file }, { env });
+    assert.equal(fromFile.source, join(dir, 'from-file'), 'a relative path in the file is relative to the file');
+    assert.deepEqual(fromFile.packages, ['a', 'b']);
+    assert.equal(fromFile.motd, true);
+    assert.equal(fromFile['output-dir'], join(dir, 'out'));
+    assert.equal((await resolveSettings('build', {}, { env })).source, '/from/env');
+    const none = await resolveSettings('build', {}, { env: {} });
+    assert.equal(none.source, 'https://updates.tritondatacenter.com');
+    assert.equal(none.motd, false);
+    assert.equal(none.timeout, 30 * 60_000);
+    assert.equal(none.state, undefined, 'build keeps no state file unless asked');
+    assert.equal((await resolveSettings('seal', {}, { env: {} })).state, '.buildimage/state.json');
+  });
+
+  it('the manifest: the file\'s, -m merged over it, --image-version over both', async () => {
+    const file = join(dir, 'mf.json');
+    await writeFile(file, JSON.stringify({ image: UUID, dir: 'proto', manifest: { name: 'svc', version: '0', description: 'from file' } }));
+    const s = await resolveSettings('build', { config: file, manifest: '{"version":"1","tags":{"a":"b"}}', 'image-version': '2' }, { env: { BUILDIMAGE_DATASET_ROOT: 'p/x' } });
+    const def = await buildDefinition(s);
+    assert.deepEqual(def.manifest, { name: 'svc', version: '2', description: 'from file', tags: { a: 'b' } });
+    assert.equal(def.protoDir, proto);
+    assert.equal(def.prefix, 'svc-zfs', 'the prefix defaults to NAME-zfs');
+    assert.equal(def.datasetRoot, 'p/x');
+  });
+
+  it('missing and malformed values are one UsageError naming the flag the user knows', async () => {
+    const env = { BUILDIMAGE_DATASET_ROOT: 'p/x' };
+    await assert.rejects(async () => buildDefinition(await resolveSettings('build', { dir: proto, manifest: '{"name":"a","version":"1"}' }, { env })), (e: Error) => e instanceof UsageError && /^missing -i \(the base image uuid\)$/.test(e.message));
+    await assert.rejects(resolveSettings('build', { image: 'nope' }, { env }), /: -i must be an image uuid/);
+    await assert.rejects(resolveSettings('build', { timeout: '5x' }, { env }), /: --timeout must be a duration/);
+    await assert.rejects(resolveSettings('clean', {}, { env: { BUILDIMAGE_DATASET_ROOT: 'bad//name' } }), /invalid dataset root name/);
+    const file = join(dir, 'bad.json');
+    await writeFile(file, JSON.stringify({ imgae: UUID }));
+    await assert.rejects(loadDefinitionFile(file), /unknown key "imgae"/);
+  });
+});
