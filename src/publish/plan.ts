@@ -8,6 +8,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../core/errors.js';
+import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
 import { contentTypeFor, pointerNames } from './bits.js';
 import { md5File } from '../core/files.js';
 
@@ -165,10 +166,7 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
 
 /** Image payloads next to a manifest, in bits-upload.sh's order plus buildimage's other compressions. */
 const IMAGE_SUFFIXES: { suffix: string; compression?: 'none' }[] = [
-  { suffix: '.zfs.gz' },
-  { suffix: '.zfs.bz2' },
-  { suffix: '.zfs.xz' },
-  { suffix: '.zfs' },
+  ...COMPRESSIONS.map((c) => ({ suffix: fileSuffix(c) })),
   { suffix: '.sh', compression: 'none' },
   { suffix: '.tgz' },
   { suffix: '.tar.gz' },
