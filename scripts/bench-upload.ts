@@ -1,5 +1,5 @@
 /**
- * `node dist/scripts/bench-upload.js [--mb 512] [--runs 3]`: the publish
+ * `node build/scripts/bench-upload.js [--mb 512] [--runs 3]`: the publish
  * upload path (MantaClient.putFile) against `curl -T` of the same file to
  * the same local Manta test server (test/servers/manta-server.ts), both
  * signed the same way, interleaved. Prints a markdown table row.

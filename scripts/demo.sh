@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-exec node dist/scripts/demo.js
+# The demo and the sample world it uses (testbed/) compile into build/, beside
+# the product in dist/ that setup-host built.
+npm run build:tests --silent
+exec node build/scripts/demo.js

@@ -1,7 +1,7 @@
 /**
  * Writes the top-level Jenkinsfile examples from templates/jenkins (the
  * files `buildimage init` renders), so the two never drift; a unit test
- * fails when they differ. Run: node dist/scripts/render-examples.js
+ * fails when they differ. Run: node build/scripts/render-examples.js
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -5,7 +5,7 @@
  * If-Modified-Since is honoured because pkgin and `pkg_admin
  * fetch-pkg-vulnerabilities -u` rely on it. Loopback only.
  *
- * As a script: node dist/src/sample/repo-server.js --dir D [--port P]
+ * As a script: node build/testbed/repo-server.js --dir D [--port P]
  * [--host H] [--write-sample] prints the URL and serves until SIGTERM/SIGINT.
  */
 import { createReadStream, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';

@@ -33,7 +33,12 @@ import {
 
 export const STANDIN_TOOLS = ['pkg_add', 'pkg_info', 'pkg_admin', 'pkgin'] as const;
 export type StandinTool = (typeof STANDIN_TOOLS)[number];
-export const STANDIN_LIB = 'pkgsrc-lib.cjs';
+/**
+ * The stand-ins' shared library: CommonJS modules in testbed/standins/lib,
+ * whose entry point the launchers load. Installed whole at STANDIN_LIB_PATH.
+ */
+export const STANDIN_LIB_DIR = 'lib';
+export const STANDIN_LIB_MAIN = 'index.cjs';
 
 /** Where each stand-in is installed inside a zone root. */
 export const STANDIN_PATHS: Record<StandinTool, string> = {
@@ -42,6 +47,8 @@ export const STANDIN_PATHS: Record<StandinTool, string> = {
   pkg_admin: '/opt/local/sbin/pkg_admin',
   pkgin: '/opt/local/bin/pkgin',
 };
+/** Where the library folder is installed inside a zone root (the launchers look there). */
+export const STANDIN_LIB_PATH = '/opt/local/lib/pkgsrc-standins';
 
 /** The repository's package directory, relative to its base URL (see writeRepository). */
 export const REPO_PACKAGES_PATH = '/All';
@@ -52,13 +59,18 @@ export function standinsDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     const candidate = join(dir, 'testbed', 'standins');
-    if (existsSync(join(candidate, STANDIN_LIB))) return candidate;
+    if (existsSync(join(candidate, STANDIN_LIB_DIR, STANDIN_LIB_MAIN))) return candidate;
     dir = dirname(dir);
   }
   throw new Error('cannot find testbed/standins above the testbed module');
 }
 
-/** Copy the stand-ins into a zone root; the shared library goes beside pkg_add and beside pkgin. */
+/** The library's entry point in the source tree, for tests that load it directly. */
+export function standinLibMain(): string {
+  return join(standinsDir(), STANDIN_LIB_DIR, STANDIN_LIB_MAIN);
+}
+
+/** Copy the stand-ins into a zone root: the launchers where pkgsrc has the tools, the library folder under /opt/local/lib. */
 export function installStandins(rootDir: string): void {
   const src = standinsDir();
   for (const tool of STANDIN_TOOLS) {
@@ -66,9 +78,14 @@ export function installStandins(rootDir: string): void {
     mkdirSync(dirname(dest), { recursive: true, mode: 0o755 });
     copyFileSync(join(src, tool), dest);
     chmodSync(dest, 0o755);
-    const lib = join(dirname(dest), STANDIN_LIB);
-    copyFileSync(join(src, STANDIN_LIB), lib);
-    chmodSync(lib, 0o644);
+  }
+  const libSrc = join(src, STANDIN_LIB_DIR);
+  const libDest = join(rootDir, STANDIN_LIB_PATH);
+  mkdirSync(libDest, { recursive: true, mode: 0o755 });
+  chmodSync(libDest, 0o755);
+  for (const name of readdirSync(libSrc).filter((n) => n.endsWith('.cjs')).sort()) {
+    copyFileSync(join(libSrc, name), join(libDest, name));
+    chmodSync(join(libDest, name), 0o644);
   }
 }
 

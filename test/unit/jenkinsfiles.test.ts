@@ -162,7 +162,7 @@ describe('Jenkinsfiles, templates and documented command lines', function () {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  it('the examples at the top of the repo are the templates rendered (node dist/scripts/render-examples.js)', () => {
+  it('the examples at the top of the repo are the templates rendered (node build/scripts/render-examples.js)', () => {
     for (const [file, kind] of Object.entries(EXAMPLES)) {
       assert.equal(readFileSync(join(REPO_ROOT, file), 'utf8'), renderJenkinsfile(kind, EXAMPLE_VALUES), `${file} is stale`);
     }

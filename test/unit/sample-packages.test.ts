@@ -22,14 +22,14 @@ import {
   writeRepository,
   type PackageSpec,
 } from '../../testbed/packages.js';
-import { standinsDir } from '../../testbed/zoneroot.js';
+import { standinLibMain } from '../../testbed/zoneroot.js';
 
 interface StandinLib {
   pkgMatch(pattern: string, pkg: string): boolean;
   versionCompare(a: string, b: string): number;
   parseVulnerabilities(text: string): Array<{ pattern: string; type: string; url: string }>;
 }
-const lib = createRequire(import.meta.url)(join(standinsDir(), 'pkgsrc-lib.cjs')) as StandinLib;
+const lib = createRequire(import.meta.url)(standinLibMain()) as StandinLib;
 
 function tarList(file: string): string[] {
   return execFileSync('/usr/bin/tar', ['-tzf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);

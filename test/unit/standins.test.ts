@@ -31,7 +31,7 @@ import {
   type PackageSpec,
 } from '../../testbed/packages.js';
 import { startRepoServer, type RepoServer } from '../../testbed/repo-server.js';
-import { STANDIN_PATHS, writeOriginLayer, writeZoneDataset, type StandinTool } from '../../testbed/zoneroot.js';
+import { STANDIN_LIB_PATH, STANDIN_PATHS, standinsDir, STANDIN_TOOLS, writeOriginLayer, writeZoneDataset, type StandinTool } from '../../testbed/zoneroot.js';
 
 interface Result {
   code: number;
@@ -111,8 +111,13 @@ describe('pkgsrc stand-ins', function () {
       assert.equal(readFileSync(join(root, 'etc/pkgsrc_version'), 'utf8'), 'release: 2024Q4\narchitecture: x86_64\n');
       assert.match(readFileSync(join(root, 'etc/product'), 'utf8'), /^Name: SmartOS Instance\nImage: minimal-64-lts 24.4.1\n/);
       for (const t of Object.values(STANDIN_PATHS)) assert.equal(mode(join(root, t)), 0o755, t);
-      assert.ok(existsSync(join(root, 'opt/local/sbin/pkgsrc-lib.cjs')));
-      assert.ok(existsSync(join(root, 'opt/local/bin/pkgsrc-lib.cjs')));
+      // The launchers share one library folder, installed whole under /opt/local/lib.
+      const libDir = join(root, STANDIN_LIB_PATH);
+      assert.equal(mode(libDir), 0o755);
+      assert.deepEqual(readdirSync(libDir).sort(), readdirSync(join(standinsDir(), 'lib')).filter((f) => f.endsWith('.cjs')).sort());
+      assert.ok(readdirSync(libDir).includes('index.cjs'));
+      for (const f of readdirSync(libDir)) assert.equal(mode(join(libDir, f)), 0o644, f);
+      for (const d of ['opt/local/sbin', 'opt/local/bin']) assert.deepEqual(readdirSync(join(root, d)).filter((f) => f.endsWith('.cjs')), [], d);
       const conf = readFileSync(join(root, 'opt/local/etc/pkg_install.conf'), 'utf8');
       assert.match(conf, new RegExp(`^PKG_PATH=${server.url}/All$`, 'm'));
       assert.match(conf, new RegExp(`^PKGVULNURL=${server.url}/pkg-vulnerabilities.gz$`, 'm'));
@@ -120,6 +125,17 @@ describe('pkgsrc stand-ins', function () {
       assert.deepEqual(installed(root), ['greeter-1.0', 'libgreet-1.0']);
       assert.ok(existsSync(join(pkgdb(root), 'pkgdb.byfile.db')));
       assert.deepEqual(installed(join(emptyTemplate, 'root')), []);
+    });
+
+    it('runs the launchers from the source tree too (library in lib/ beside them)', async () => {
+      for (const t of STANDIN_TOOLS) {
+        const r = await new Promise<Result>((resolve) =>
+          execFile(process.execPath, [join(standinsDir(), t), t === 'pkgin' ? '-v' : '-V'], (err, stdout, stderr) =>
+            resolve({ code: err ? 1 : 0, stdout, stderr }),
+          ),
+        );
+        assert.deepEqual(r, { code: 0, stdout: t === 'pkgin' ? 'pkgin 23.8.1 (pkgsrc stand-in)\n' : '20211115\n', stderr: '' }, t);
+      }
     });
 
     it('builds the origin layer on a copy of the base', async () => {
