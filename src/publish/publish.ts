@@ -13,13 +13,12 @@ import { interrupt, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
 import { StateFile } from '../build/state.js';
-import { runPlan, type Step } from './apply.js';
+import { runPlan, type ApplyOptions, type Step } from './apply.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
 import type { ImgapiImporter } from './importer.js';
 import { LocalStore } from './local-store.js';
 import { MantaStore } from './manta-store.js';
 import { makePlan, type PublishPlan } from './plan.js';
-import { progressReporter, type ProgressFactory } from './progress.js';
 import type { Store } from './store.js';
 import { updatesImporterFromEnv } from './updates.js';
 
@@ -54,7 +53,7 @@ export interface PublishOptions {
   retry?: RetryPolicy;
   stallMs?: number;
   sshDir?: string;
-  progress?: ProgressFactory;
+  progress?: ApplyOptions['progress'];
 }
 
 export interface PublishResult {
@@ -230,7 +229,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     );
     if (importer && plan.imports.length) await importer.check?.();
     if (importer) log.info(`${o.dryRun ? 'dry run: ' : ''}then importing ${plan.imports.length} image${plan.imports.length === 1 ? '' : 's'} into ${importer.description}, channel ${r.channel}`);
-    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress ?? progressReporter() });
+    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress });
     return {
       ok: true,
       dryRun: o.dryRun,

@@ -17,7 +17,6 @@ import { keyObjectSigner, md5Fingerprint, parsePublicKeyLine } from '../../src/h
 import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import { log } from '../../src/core/log.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
-import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
 import { UpdatesImporter } from '../../src/publish/updates.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
@@ -33,7 +32,6 @@ const BASE = `/${USER}/public/builds/demo`;
 const DEST = `${BASE}/${STAMP}`;
 const IMAGE_PATH = `${DEST}/demo/demo-zfs-1.0.zfs.gz`;
 const FAST = { attempts: 3, firstDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 1000 };
-const quiet = progressReporter({ tty: false, intervalMs: 3_600_000 });
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
 interface World {
@@ -127,7 +125,6 @@ function opts(w: World, o: Partial<PublishOptions> = {}): PublishOptions {
     sshDir: w.sshDir,
     retry: FAST,
     stallMs: 1000,
-    progress: quiet,
     cwd: w.dir,
     ...o,
   };

@@ -12,7 +12,6 @@ import {
   mantaBaseDir,
   pointerNames,
 } from '../../src/publish/bits.js';
-import { formatBytes, formatRate } from '../../src/publish/progress.js';
 
 describe('publish rules (unit)', () => {
   it('channel: staging for release-YYYYMMDD builds, dev for master/mantav1, else experimental', () => {
@@ -91,12 +90,5 @@ describe('publish rules (unit)', () => {
       assert.equal(mantaRetryable(err).retry, retry, (err as Error).message);
     }
     assert.deepEqual(mantaRetryable(e(503, 'InternalError', 30_000)), { retry: true, afterMs: 30_000 });
-  });
-
-  it('formats sizes and rates', () => {
-    assert.equal(formatBytes(512), '512 B');
-    assert.equal(formatBytes(1536), '1.5 KiB');
-    assert.equal(formatBytes(3 * 1024 ** 3), '3.0 GiB');
-    assert.equal(formatRate(10 * 1024 * 1024, 2000), '5.0 MiB/s');
   });
 });
