@@ -7,9 +7,9 @@
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BuildimageError, PublishError, UsageError } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry.js';
 import { KeyError, defaultKeyId, findSigner } from '../http/keys.js';
-import type { RetryPolicy } from '../http/retry-policy.js';
-import { interrupt, interruptSignal } from '../core/interrupt.js';
+import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
 import { StateFile } from '../build/state.js';
@@ -173,7 +173,6 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
     insecure: envBool(env.MANTA_TLS_INSECURE),
     retry: o.retry,
     stallMs: o.stallMs,
-    onRetry: (_what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),
   });
   return new MantaStore(client);
 }
@@ -201,12 +200,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const t0 = Date.now();
   const r = await resolveInputs(o);
   let store: Store | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    log.warn(`${sig} received: stopping; rerun to finish the publish`);
-    interrupt(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const uninstall = onInterruptSignals('stopping; rerun to finish the publish');
   try {
     const baseDir = baseDirOf(o);
     // The IMGAPI key is found before anything is hashed; key and server are checked before anything is uploaded.
@@ -251,8 +245,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   } catch (err) {
     throw asPublishError(err, store);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    uninstall();
     store?.close();
   }
 }

@@ -552,9 +552,9 @@ describe('publish (integration)', function () {
       const dry = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--dry-run'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /^plan: publish demo master-20240501T120000Z-g0123abc \(branch master, channel dev\) to \/Joyent_Dev\/public\/builds\/demo\//);
-      assert.match(dry.stdout, /\n {2}upload {4}\/Joyent_Dev\/public\/builds\/demo\/.*\/demo\/demo-zfs-1\.0\.zfs\.gz \(300\.0 KiB\)\n/);
+      assert.match(dry.stdout, /\n {2}upload {4}\/Joyent_Dev\/public\/builds\/demo\/.*\/demo\/demo-zfs-1\.0\.zfs\.gz \(307\.2 kB\)\n/);
       assert.match(dry.stdout, /\n {2}pointer {3}\/Joyent_Dev\/public\/builds\/demo\/master-latest → /);
-      assert.match(dry.stdout, /dry run: 3 to upload \(300\.\d KiB\), 0 already published; nothing was changed$/);
+      assert.match(dry.stdout, /dry run: 3 to upload \(307\.\d kB\), 0 already published; nothing was changed$/);
       assert.ok(f.srv.requests.every((r) => r.method === 'HEAD'));
 
       const js = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--json'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
