@@ -73,6 +73,7 @@ export async function pause(ms: number, signal: AbortSignal | undefined, err?: u
   });
 }
 
+/** Runs `fn` until it succeeds, `retryable` refuses its error, or the policy runs out; then throws the last error. */
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const started = Date.now();
   // Work that starts after an interruption is cleanup: its waits run to the end.

@@ -390,7 +390,7 @@ export class ImgapiClient {
         { ...this.opts.retry, retryable: (e) => e instanceof ImgapiError && e.retryable, signal },
       );
     } catch (err) {
-      if (!(err instanceof ImgapiError && err.retryable)) throw err;
+      if (signal.aborted || !(err instanceof ImgapiError && err.retryable)) throw err;
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       throw new ImgapiError(`${err.message} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s)`, {
         statusCode: err.statusCode,
