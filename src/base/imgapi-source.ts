@@ -7,11 +7,12 @@
  */
 import { Readable } from 'node:stream';
 import { BuildError } from '../core/errors.js';
-import { interruptSignal } from '../core/interrupt.js';
+import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 import type { GetManifestOptions, ImageSource, OpenFileOptions } from './source.js';
-import { ImgapiClient, ImgapiError, describeNetworkError, type ImageFileResponse, type ImgapiClientOptions } from '../imgapi/client.js';
+import { describeNetworkError } from '../http/network-errors.js';
+import { ImgapiClient, ImgapiError, type ImageFileResponse, type ImgapiClientOptions } from '../imgapi/client.js';
 
 export interface ImgapiSourceOptions extends ImgapiClientOptions {
   /** Use this client instead of making one from the options. */
@@ -97,7 +98,7 @@ class ResumingDownload extends Readable {
   private emittedAtConnect = 0;
   private readonly aborter = new AbortController();
   private readonly onInterrupt = (): void => {
-    this.destroy(interruptSignal().reason instanceof Error ? (interruptSignal().reason as Error) : new Error('interrupted'));
+    this.destroy(abortReason(interruptSignal(), new Error('interrupted')));
   };
 
   constructor(

@@ -8,7 +8,7 @@ import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
-import { interrupt, interruptedBy } from '../core/interrupt.js';
+import { interruptedBy, onInterruptSignals } from '../core/interrupt.js';
 import { acquireLock, lockHeld, readLock } from '../host/lock.js';
 import { log } from '../core/log.js';
 import { assemble } from './stages/assemble.js';
@@ -24,20 +24,6 @@ export interface PipelineOptions {
   stepTimeoutMs?: number;
   /** Remove the state file after the build is done or cleaned (a `build` with no --state). */
   discardState?: boolean;
-}
-
-/** SIGINT/SIGTERM set the interrupt flag; the running step stops and cleanup runs. */
-export function installSignalHandlers(): () => void {
-  const handler = (sig: NodeJS.Signals) => {
-    log.warn(`${sig} received: stopping and cleaning up`);
-    interrupt(sig);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
-  };
 }
 
 /**
@@ -68,7 +54,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   }
   if (stages[0] !== 'prepare') await checkAnalog(sf, zfs);
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
-  const uninstall = installSignalHandlers();
+  const uninstall = onInterruptSignals('stopping and cleaning up');
   let current: StageName | undefined;
   try {
     for (const stage of stages) {

@@ -1,6 +1,6 @@
 /** Human renderings of a publish result; --json prints the result as it is. */
 import type { Step } from '../publish/apply.js';
-import { formatBytes } from '../publish/progress.js';
+import { formatBytes } from '../core/progress.js';
 import type { PublishResult } from '../publish/publish.js';
 
 function stepLine(s: Step): string {

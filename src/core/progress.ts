@@ -43,13 +43,23 @@ export interface Progress {
 
 const LIVE_EVERY_MS = 200;
 
-function mb(n: number): string {
-  return `${(n / 1e6).toFixed(1)} MB`;
+/**
+ * Bytes in decimal units, as the rest of the tool prints them: MB (1e6)
+ * from one MB up (no GB: image sizes read best in one unit), kB and B below.
+ */
+export function formatBytes(n: number): string {
+  if (n >= 999_950) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 999.5) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${Math.round(n)} B`;
+}
+
+export function formatRate(bytes: number, secs: number): string {
+  return `${formatBytes(secs > 0 ? bytes / secs : 0)}/s`;
 }
 
 export function formatProgress(done: number, total: number | undefined, secs: number): string {
   const rate = secs > 0 ? done / secs : 0;
-  const parts = [total ? `${mb(done)} of ${mb(total)} (${Math.floor((done / total) * 100)}%)` : mb(done), `${mb(rate)}/s`];
+  const parts = [total ? `${formatBytes(done)} of ${formatBytes(total)} (${Math.floor((done / total) * 100)}%)` : formatBytes(done), formatRate(done, secs)];
   if (total && rate > 0 && done < total) parts.push(`ETA ${Math.ceil((total - done) / rate)}s`);
   return parts.join(', ');
 }
@@ -59,7 +69,7 @@ function describe(unit: ProgressUnit, count: number, total: number | undefined, 
   if (unit === 'bytes') parts.push(formatProgress(count, total, secs));
   else if (unit === 'files') {
     parts.push(`${count}${total ? ` of ${total}` : ''} files`);
-    if (extra.bytes !== undefined) parts.push(`${mb(extra.bytes)}, ${mb(secs > 0 ? extra.bytes / secs : 0)}/s`);
+    if (extra.bytes !== undefined) parts.push(`${formatBytes(extra.bytes)}, ${formatRate(extra.bytes, secs)}`);
   } else parts.push(`${Math.round(secs)}s, ${count} lines of output`);
   if (extra.note) parts.push(extra.note.length > 80 ? `${extra.note.slice(0, 79)}…` : extra.note);
   return parts.join(', ');
@@ -127,12 +137,4 @@ export function byteProgress(label: string, total?: number, everyMs = 5000): (by
     p.update(bytes);
     if (total !== undefined && bytes >= total) p.done();
   };
-}
-
-/**
- * The shape `src/publish` takes for uploads (`(label, total) => { update(bytes), done() }`),
- * so publish shows progress the same way as the rest.
- */
-export function progressFactory(label: string, total: number): Progress {
-  return startProgress(label, { unit: 'bytes', total });
 }

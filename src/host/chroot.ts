@@ -11,7 +11,7 @@ import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { run, type RunOptions } from './exec.js';
 import { isSmartOS } from './platform.js';
-import { withRetry } from '../core/retry.js';
+import { retryLine, withRetry } from '../core/retry.js';
 
 /** What the original mounts: the platform parts a zone gets from the global zone. */
 export const HOST_DIRS = ['/dev', '/lib', '/proc', '/sbin', '/usr'];
@@ -84,6 +84,7 @@ export async function unmount(target: string): Promise<void> {
     attempts: 6,
     firstDelayMs: 250,
     retryable: (err) => /busy/i.test((err as Error).message),
+    onRetry: (err, n, wait) => log.debug(retryLine(err, n, 6, wait)),
   }).catch(async (err) => {
     if (isSmartOS()) throw err;
     // Last resort on Linux: detach now, the kernel finishes when it is free.

@@ -48,10 +48,6 @@ export function setDefaultTimeout(ms: number): void {
   defaultTimeoutMs = ms;
 }
 
-export function defaultTimeout(): number {
-  return defaultTimeoutMs;
-}
-
 /** Interruptible unless cleanup: see cancelSignalForNewWork. */
 function cancelSignalFor(opts: RunOptions): AbortSignal | undefined {
   return opts.uninterruptible ? undefined : cancelSignalForNewWork();

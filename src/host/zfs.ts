@@ -7,7 +7,7 @@
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { run, spawn, type RunOptions } from './exec.js';
-import { withRetry } from '../core/retry.js';
+import { retryLine, withRetry } from '../core/retry.js';
 
 /** User property marking datasets buildimage created; its value says what for. */
 export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';
@@ -48,7 +48,8 @@ export class Zfs {
       firstDelayMs: 250,
       maxDelayMs: 4000,
       retryable: isBusyError,
-      onRetry: (err, n) => log.debug(`zfs busy (try ${n}): ${(err as Error).message}`),
+      // Routine with zfs-fuse: not worth a warning.
+      onRetry: (err, n, wait) => log.debug(retryLine(err, n, this.busyRetries, wait)),
     });
   }
 

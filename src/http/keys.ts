@@ -39,12 +39,6 @@ export function parsePrivateKey(text: string): ParsedPrivateKey {
   return { locked: false, key, blob: publicBlob(key) };
 }
 
-export async function loadPrivateKeyFile(path: string): Promise<Signer> {
-  const parsed = parsePrivateKey(await readFile(path, 'utf8'));
-  if (parsed.locked) throw new KeyError(`SSH private key ${path} is protected by a passphrase; add it to the ssh-agent`);
-  return keyObjectSigner(parsed.key, path);
-}
-
 function parseOpenSsh(text: string): ParsedPrivateKey {
   const b64 = text
     .replace(/-----(BEGIN|END) OPENSSH PRIVATE KEY-----/g, '')

@@ -63,33 +63,6 @@ export function keyInfo(blob: Buffer): KeyInfo {
   throw new Error(`unsupported SSH key type ${type}`);
 }
 
-/** The node public KeyObject for a blob (verifying agent signatures, tests). */
-export function publicKeyFromBlob(blob: Buffer): KeyObject {
-  const r = new SshReader(blob);
-  const type = r.text();
-  if (type === 'ssh-rsa') {
-    const e = r.mpint();
-    const n = r.mpint();
-    return createPublicKey({ key: { kty: 'RSA', e: e.toString('base64url'), n: n.toString('base64url') }, format: 'jwk' });
-  }
-  if (type === 'ssh-ed25519') {
-    return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: r.string().toString('base64url') }, format: 'jwk' });
-  }
-  const info = keyInfo(blob);
-  r.text();
-  const point = r.string();
-  const size = CURVES[info.curve!].size;
-  return createPublicKey({
-    key: {
-      kty: 'EC',
-      crv: CURVES[info.curve!].jwk,
-      x: point.subarray(1, 1 + size).toString('base64url'),
-      y: point.subarray(1 + size).toString('base64url'),
-    },
-    format: 'jwk',
-  });
-}
-
 /** `ssh-rsa AAAA... comment` → blob. */
 export function parsePublicKeyLine(line: string): { blob: Buffer; comment: string } {
   const m = /^\s*(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$/.exec(line.trim());

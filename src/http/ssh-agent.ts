@@ -13,7 +13,6 @@ const SSH2_AGENTC_SIGN_REQUEST = 13;
 const SSH2_AGENT_SIGN_RESPONSE = 14;
 /** Ask for rsa-sha2-256 rather than the sha1 `ssh-rsa` default. */
 export const SSH_AGENT_RSA_SHA2_256 = 2;
-export const SSH_AGENT_RSA_SHA2_512 = 4;
 
 export interface AgentIdentity {
   blob: Buffer;

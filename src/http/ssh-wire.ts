@@ -37,10 +37,6 @@ export class SshReader {
     return stripZeros(this.string());
   }
 
-  get remaining(): number {
-    return this.buf.length - this.off;
-  }
-
   private need(n: number): void {
     if (this.off + n > this.buf.length) throw new Error('truncated SSH data');
   }

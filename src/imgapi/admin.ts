@@ -10,11 +10,12 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import got, { type Response } from 'got';
 import type { Signer } from '../http/signature.js';
-import { interruptSignal } from '../core/interrupt.js';
+import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { Compression, ImageManifest } from '../image/manifest/types.js';
 import { imgapiAuthHeaders } from './auth.js';
-import { ImgapiClient, ImgapiError, redactUrl, type ImgapiClientOptions } from './client.js';
+import { redactUrl } from '../http/url.js';
+import { ImgapiClient, ImgapiError, type ImgapiClientOptions } from './client.js';
 
 export interface ImgapiAdminOptions extends ImgapiClientOptions {
   /** UPDATES_IMGADM_USER: the keyId IMGAPI looks keys up by. */
@@ -171,7 +172,7 @@ export class ImgapiAdminClient extends ImgapiClient {
         signal,
       });
     } catch (err) {
-      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+      if (signal.aborted) throw abortReason(signal);
       const e = this.toImgapiError(what, err);
       throw new ImgapiError(scrub(e.message, o.secrets ?? []), { retryable: e.retryable, hint: e.hint });
     }

@@ -5,20 +5,19 @@
  * `channel` option, `Accept-Version: ~2` so that `channels` is served.
  * GETs are retried with backoff on connection errors, timeouts, 5xx and
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
- * Proxies come from http_proxy/https_proxy/no_proxy (got has none built in).
+ * Proxies come from http_proxy/https_proxy/no_proxy (src/http/proxy.ts).
  */
-import http from 'node:http';
-import https from 'node:https';
-import net, { isIP, type Socket } from 'node:net';
 import querystring from 'node:querystring';
-import type { Duplex, Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import tls from 'node:tls';
-import got, { RequestError, TimeoutError, type Agents, type Response } from 'got';
-import { BuildError } from '../core/errors.js';
-import { interruptSignal } from '../core/interrupt.js';
+import type { Readable } from 'node:stream';
+import got, { type Agents, type Response } from 'got';
+import { BuildError, oneLine } from '../core/errors.js';
+import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { userAgent } from '../core/package.js';
+import { withRetry, type RetryPolicy } from '../core/retry.js';
+import { describeNetworkError } from '../http/network-errors.js';
+import { HttpProxyAgent, HttpsTunnelAgent, proxyFor } from '../http/proxy.js';
+import { redactUrl } from '../http/url.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 
 export interface ImgapiClientOptions {
@@ -31,13 +30,8 @@ export interface ImgapiClientOptions {
   timeoutMs?: number;
   /** TCP (and proxy CONNECT) connect timeout. Default 10 s, as updates-imgadm. */
   connectTimeoutMs?: number;
-  /** Retries after the first attempt, for GETs. Default 4. */
-  retries?: number;
-  /** First backoff delay, doubled each retry up to retryMaxDelayMs. Default 500 ms. */
-  retryDelayMs?: number;
-  retryMaxDelayMs?: number;
-  /** No retry starts once this much time has passed since the first attempt. Default 60 s. */
-  retryBudgetMs?: number;
+  /** Retries of GETs; each field defaults to CLIENT_DEFAULTS.retry's. */
+  retry?: Partial<RetryPolicy>;
   /** Skip TLS verification (IMGADM_INSECURE / --insecure). */
   insecure?: boolean;
   /** Extra CA certificate(s) to trust. */
@@ -49,11 +43,8 @@ export interface ImgapiClientOptions {
 export const CLIENT_DEFAULTS = {
   timeoutMs: 30_000,
   connectTimeoutMs: 10_000,
-  retries: 4,
-  retryDelayMs: 500,
-  retryMaxDelayMs: 8_000,
-  retryBudgetMs: 60_000,
-} as const;
+  retry: { attempts: 5, firstDelayMs: 500, maxDelayMs: 8_000, budgetMs: 60_000 } satisfies RetryPolicy,
+};
 
 /** ListImages filters (§4.3); values go to the query string as given. */
 export type ListImagesFilters = Record<string, string | number | boolean | string[] | undefined>;
@@ -123,16 +114,6 @@ export function parseImgapiUrl(spec: string): { origin: URL; basePath: string; c
   return { origin, basePath, channel };
 }
 
-/** A URL fit for messages: no credentials, no query (it may carry signatures). */
-export function redactUrl(spec: string | URL): string {
-  try {
-    const u = new URL(String(spec));
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
-  } catch {
-    return String(spec).replace(/\/\/[^/@]*@/, '//').replace(/[?#].*$/, '');
-  }
-}
-
 export class ImgapiClient {
   /** Scheme, host and port (with credentials, if the URL had any). */
   protected readonly origin: URL;
@@ -140,8 +121,8 @@ export class ImgapiClient {
   readonly channel?: string;
   /** The URL for messages: no credentials, no query. */
   readonly url: string;
-  protected readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure'>> &
-    Pick<ImgapiClientOptions, 'ca' | 'insecure'>;
+  protected readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure' | 'retry'>> &
+    Pick<ImgapiClientOptions, 'ca' | 'insecure'> & { retry: RetryPolicy };
   protected readonly userAgent: string;
   protected readonly agents: Agents;
   readonly proxy?: string;
@@ -157,10 +138,7 @@ export class ImgapiClient {
       url: options.url,
       timeoutMs: options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs,
       connectTimeoutMs: options.connectTimeoutMs ?? CLIENT_DEFAULTS.connectTimeoutMs,
-      retries: options.retries ?? CLIENT_DEFAULTS.retries,
-      retryDelayMs: options.retryDelayMs ?? CLIENT_DEFAULTS.retryDelayMs,
-      retryMaxDelayMs: options.retryMaxDelayMs ?? CLIENT_DEFAULTS.retryMaxDelayMs,
-      retryBudgetMs: options.retryBudgetMs ?? CLIENT_DEFAULTS.retryBudgetMs,
+      retry: { ...CLIENT_DEFAULTS.retry, ...options.retry },
       insecure: options.insecure,
       ca: options.ca,
     };
@@ -364,7 +342,7 @@ export class ImgapiClient {
     const common = { statusCode: status, retryable, retryAfterMs, body: parsed ?? text };
     if (parsed && typeof parsed.code === 'string') {
       const code = parsed.code;
-      const message = oneLineText(String(parsed.message ?? ''));
+      const message = oneLine(String(parsed.message ?? ''));
       if (status === 404 && code === 'ResourceNotFound' && /^image /.test(what) && (/not found/.test(message) || message === '')) {
         // "image not found" (no uuid) is IMGAPI's answer for an image that exists in another channel.
         const elsewhere = message === 'image not found';
@@ -389,42 +367,39 @@ export class ImgapiClient {
   }
 
   /**
-   * Runs `attempt` with bounded retries: count (retries), exponential backoff
-   * and a total time budget. Only ImgapiErrors marked retryable and network
-   * errors are retried.
+   * Runs `attempt` with the retry policy (count, backoff, time budget,
+   * Retry-After). Only ImgapiErrors marked retryable (network trouble
+   * included) are retried; running out of tries says so in the message.
    */
   protected async withRetries<T>(what: string, path: string, channel: unknown, outer: AbortSignal | undefined, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = Date.now();
     const signal = outer ? AbortSignal.any([outer, interruptSignal()]) : interruptSignal();
-    let delay = this.opts.retryDelayMs;
-    for (let n = 1; ; n++) {
-      log.debug(`IMGAPI GET ${this.url}${path}${channel ? ` (channel ${String(channel)})` : ''}${n > 1 ? ` attempt ${n}` : ''}`);
-      try {
-        return await attempt(signal);
-      } catch (raw) {
-        if (signal.aborted) throw abortReason(signal);
-        const err = this.toImgapiError(what, raw);
-        const wait = Math.min(Math.max(delay, err.retryAfterMs ?? 0), this.opts.retryMaxDelayMs);
-        const elapsed = Date.now() - started;
-        if (!err.retryable) throw err;
-        if (n > this.opts.retries || elapsed + wait > this.opts.retryBudgetMs) {
-          throw new ImgapiError(`${err.message} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${(elapsed / 1000).toFixed(1)}s)`, {
-            statusCode: err.statusCode,
-            restCode: err.restCode,
-            body: err.body,
-            retryable: true,
-            hint: err.hint,
-            cause: err,
-          });
-        }
-        log.warn(`${err.message}; retrying in ${(wait / 1000).toFixed(1)}s (attempt ${n + 1} of ${this.opts.retries + 1})`);
-        try {
-          await sleep(wait, undefined, { signal });
-        } catch {
-          throw abortReason(signal);
-        }
-        delay = Math.min(delay * 2, this.opts.retryMaxDelayMs);
-      }
+    let n = 0;
+    try {
+      return await withRetry(
+        async (a) => {
+          n = a;
+          log.debug(`IMGAPI GET ${this.url}${path}${channel ? ` (channel ${String(channel)})` : ''}${a > 1 ? ` attempt ${a}` : ''}`);
+          try {
+            return await attempt(signal);
+          } catch (raw) {
+            if (signal.aborted) throw abortReason(signal);
+            throw this.toImgapiError(what, raw);
+          }
+        },
+        { ...this.opts.retry, retryable: (e) => e instanceof ImgapiError && e.retryable, signal },
+      );
+    } catch (err) {
+      if (signal.aborted || !(err instanceof ImgapiError && err.retryable)) throw err;
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      throw new ImgapiError(`${err.message} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s)`, {
+        statusCode: err.statusCode,
+        restCode: err.restCode,
+        body: err.body,
+        retryable: true,
+        hint: err.hint,
+        cause: err,
+      });
     }
   }
 
@@ -435,55 +410,21 @@ export class ImgapiClient {
     const via = this.proxy && !c.fromProxy ? ` via proxy ${this.proxy}` : '';
     // got errors carry the request options (URL credentials included): keep only name, code, message.
     const e = err as { name?: string; code?: string; message?: string };
-    const cause = Object.assign(new Error(oneLineText(String(e?.message ?? err))), { name: e?.name ?? 'Error', code: e?.code });
+    const cause = Object.assign(new Error(oneLine(String(e?.message ?? err))), { name: e?.name ?? 'Error', code: e?.code });
     return new ImgapiError(`IMGAPI ${this.url}: ${what}: ${c.text}${via}`, { retryable: c.retryable, hint: c.hint, cause });
   }
 }
 
-/** A short reason for a got/socket/proxy error, and whether another attempt may help. */
-export function describeNetworkError(err: unknown): { text: string; retryable: boolean; hint?: string; fromProxy?: boolean } {
-  const proxyErr = err instanceof ProxyError ? err : err instanceof RequestError && err.cause instanceof ProxyError ? err.cause : undefined;
-  if (proxyErr) return { text: proxyErr.message, retryable: proxyErr.retryable, hint: proxyErr.hint, fromProxy: true };
-  if (err instanceof TimeoutError) {
-    const connecting = ['lookup', 'connect', 'secureConnect'].includes(err.event);
-    return { text: `timed out ${connecting ? 'connecting' : 'waiting for an answer'}`, retryable: true };
-  }
-  const code = (err as { code?: string })?.code ?? '';
-  const msg = oneLineText((err as Error)?.message ?? String(err));
-  if (code === 'ENOTFOUND') return { text: 'host not found', retryable: false };
-  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || /premature close|aborted/i.test(msg)) {
-    return { text: 'the connection closed before the whole answer arrived', retryable: true };
-  }
-  if (code === 'ECONNREFUSED') return { text: 'connection refused', retryable: true };
-  if (code === 'ECONNRESET') return { text: 'connection reset', retryable: true };
-  if (['EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN'].includes(code)) {
-    return { text: msg, retryable: true };
-  }
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY/i.test(code)) {
-    return { text: `TLS: ${msg}`, retryable: false, hint: 'a self-signed server needs --insecure (or IMGADM_INSECURE=1)' };
-  }
-  // Other got RequestErrors without a code are socket-level surprises: worth one more go.
-  return { text: msg, retryable: err instanceof RequestError && !code };
-}
-
 // ---- helpers
-
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
-}
 
 function isHtml(type: string, text: string): boolean {
   return /html/i.test(type) || /^\s*<(!doctype|html|head|body)/i.test(text);
 }
 
-function oneLineText(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
-}
-
 /** The start of an unexpected body, for a message: tags and whitespace squeezed, clipped. */
 function snippet(text: string): string {
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1];
-  const s = oneLineText((title ?? text).replace(/<[^>]*>/g, ' ')).slice(0, 80);
+  const s = oneLine((title ?? text).replace(/<[^>]*>/g, ' ')).slice(0, 80);
   return s ? JSON.stringify(s) : '';
 }
 
@@ -505,165 +446,4 @@ async function readCapped(stream: Readable, max: number): Promise<Buffer> {
   }
   stream.destroy();
   return Buffer.concat(chunks).subarray(0, max);
-}
-
-// ---- proxies
-
-/** A proxy refused or failed a request (a CONNECT answer, or no connection at all). */
-export class ProxyError extends Error {
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * The proxy for `target` from the environment, or undefined: `<scheme>_proxy`
- * (lower case first, then upper case), then `all_proxy`; `no_proxy` excludes.
- */
-export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
-  const scheme = target.protocol.replace(/:$/, '');
-  const raw = env[`${scheme}_proxy`] || env[`${scheme.toUpperCase()}_PROXY`] || env.all_proxy || env.ALL_PROXY;
-  if (!raw) return undefined;
-  if (noProxyMatches(target, env.no_proxy || env.NO_PROXY || '')) return undefined;
-  let proxy: URL;
-  try {
-    // curl accepts "host:port" too.
-    proxy = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
-  } catch {
-    throw new BuildError(`invalid proxy URL in ${scheme}_proxy: ${JSON.stringify(redactUrl(raw))}`);
-  }
-  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
-    throw new BuildError(`unsupported proxy ${redactUrl(proxy)}: only http:// and https:// proxies are supported`);
-  }
-  return proxy;
-}
-
-/**
- * no_proxy as curl reads it: comma/space separated; `*` = everything; an
- * entry matches the host itself and its subdomains (leading `.` or `*.`
- * ignored); `host:port` entries only that port. IPs match exactly.
- */
-export function noProxyMatches(target: URL, noProxy: string): boolean {
-  const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  const port = target.port || (target.protocol === 'https:' ? '443' : '80');
-  for (let entry of noProxy.split(/[\s,]+/)) {
-    entry = entry.trim().toLowerCase();
-    if (!entry) continue;
-    if (entry === '*') return true;
-    let entryPort: string | undefined;
-    const m = /^\[?([^\]]*?)\]?(?::(\d+))?$/.exec(entry);
-    if (m && (m[2] !== undefined) && !(isIP(entry) === 6)) {
-      entry = m[1]!;
-      entryPort = m[2];
-    } else if (entry.startsWith('[')) {
-      entry = entry.replace(/^\[|\]$/g, '');
-    }
-    if (entryPort && entryPort !== port) continue;
-    entry = entry.replace(/^\*?\.+/, '');
-    if (!entry) continue;
-    if (host === entry) return true;
-    if (!isIP(host) && host.endsWith(`.${entry}`)) return true;
-  }
-  return false;
-}
-
-function proxyAuthorization(proxy: URL): string | undefined {
-  if (!proxy.username && !proxy.password) return undefined;
-  const creds = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
-  return `Basic ${Buffer.from(creds).toString('base64')}`;
-}
-
-type AddRequest = { addRequest(req: http.ClientRequest, options: Record<string, unknown>): void };
-
-/** For http:// targets: connect to the proxy and send the request with an absolute URI. */
-export class HttpProxyAgent extends http.Agent {
-  constructor(private readonly proxy: URL) {
-    super({ keepAlive: false });
-  }
-
-  addRequest(req: http.ClientRequest, options: Record<string, unknown>): void {
-    const host = req.getHeader('host') ?? `${String(options.host)}:${String(options.port)}`;
-    req.path = `http://${String(host)}${req.path}`;
-    const auth = proxyAuthorization(this.proxy);
-    if (auth) req.setHeader('proxy-authorization', auth);
-    const port = Number(this.proxy.port) || (this.proxy.protocol === 'https:' ? 443 : 80);
-    const hostname = this.proxy.hostname.replace(/^\[|\]$/g, '');
-    (http.Agent.prototype as unknown as AddRequest).addRequest.call(this, req, { ...options, host: hostname, hostname, port, servername: undefined });
-  }
-
-  createConnection(options: Record<string, unknown>): Socket {
-    const host = String(options.host);
-    const port = Number(options.port);
-    // An https:// proxy is reached over TLS; the request inside stays plain HTTP.
-    if (this.proxy.protocol === 'https:') return tls.connect({ host, port, servername: isIP(host) ? undefined : host });
-    return net.connect({ host, port });
-  }
-}
-
-/** For https:// targets: a CONNECT tunnel through the proxy, then TLS to the target inside it. */
-export class HttpsTunnelAgent extends https.Agent {
-  constructor(
-    private readonly proxy: URL,
-    private readonly connectTimeoutMs: number,
-  ) {
-    super({ keepAlive: false });
-  }
-
-  // Node's Agent accepts an async createConnection: return nothing and call back later.
-  createConnection(options: http.RequestOptions, callback?: (err: Error | null, stream: Duplex) => void): undefined {
-    const cb = callback!;
-    const host = String(options.host ?? options.hostname);
-    const port = Number(options.port) || 443;
-    const target = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
-    const headers: Record<string, string> = { host: target };
-    const auth = proxyAuthorization(this.proxy);
-    if (auth) headers['proxy-authorization'] = auth;
-    const proxyName = redactUrl(this.proxy);
-    const mod = this.proxy.protocol === 'https:' ? https : http;
-    let done = false;
-    const finish = (err: Error | null, socket?: Socket): void => {
-      if (done) return;
-      done = true;
-      cb(err, socket as Duplex);
-    };
-    const req = mod.request({
-      host: this.proxy.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(this.proxy.port) || (this.proxy.protocol === 'https:' ? 443 : 80),
-      method: 'CONNECT',
-      path: target,
-      headers,
-      agent: false,
-      timeout: this.connectTimeoutMs,
-    });
-    req.once('connect', (res, socket, head) => {
-      req.setTimeout(0);
-      if (res.statusCode !== 200) {
-        socket.destroy();
-        const s = res.statusCode ?? 0;
-        finish(
-          new ProxyError(
-            `proxy ${proxyName} answered ${s} ${res.statusMessage ?? ''} to CONNECT ${target}`.trim(),
-            s >= 500 || s === 429,
-            s === 407 ? 'the proxy wants credentials: put them in the proxy URL' : undefined,
-          ),
-        );
-        return;
-      }
-      if (head.length) socket.unshift(head);
-      const servername = (options as tls.ConnectionOptions).servername || (isIP(host) ? undefined : host);
-      const tlsSocket = tls.connect({ ...(options as tls.ConnectionOptions), socket, servername });
-      finish(null, tlsSocket);
-    });
-    req.once('timeout', () => {
-      req.destroy();
-      finish(new ProxyError(`proxy ${proxyName}: CONNECT ${target} timed out`, true));
-    });
-    req.once('error', (err) => finish(new ProxyError(`proxy ${proxyName}: ${oneLineText(err.message)}`, true)));
-    req.end();
-    return undefined;
-  }
 }

@@ -13,7 +13,7 @@ import { posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { interruptSignal } from '../core/interrupt.js';
-import { DEFAULT_RETRY, retrying, type RetryPolicy, type Verdict } from '../http/retry-policy.js';
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.js';
 import { mantaKeyId, signDateHeader, type Signer } from '../http/signature.js';
 
 export interface MantaClientOptions {
@@ -29,7 +29,6 @@ export interface MantaClientOptions {
   stallMs?: number;
   /** How long to wait for `100 Continue` before sending the body anyway (as curl does). */
   continueTimeoutMs?: number;
-  onRetry?: (what: string, err: unknown, attempt: number, delayMs: number) => void;
 }
 
 export type MantaEntry = { type: 'directory' } | { type: 'object'; md5?: string; size: number; contentType?: string };
@@ -60,17 +59,15 @@ const RETRY_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '
  * conditional headers are create-or-overwrite; PutDirectory and HEAD are
  * idempotent): 5xx but 501/507, throttling, UploadTimeout, ConcurrentRequest, a body
  * corrupted in transit, and network failures. Never auth or request errors.
+ * A Retry-After travels in the error (`retryAfterMs`).
  */
-export function mantaRetryable(err: unknown): Verdict {
-  if (!(err instanceof MantaError)) return { retry: false };
-  if (err.status === undefined) return { retry: RETRY_NET.has(err.code) };
+export function mantaRetryable(err: unknown): boolean {
+  if (!(err instanceof MantaError)) return false;
+  if (err.status === undefined) return RETRY_NET.has(err.code);
   // 507 NotEnoughSpace and 501 NotImplemented will not change by asking again.
-  if ((err.status >= 500 && err.status !== 501 && err.status !== 507) || err.status === 408 || err.status === 429) {
-    return { retry: true, afterMs: err.retryAfterMs };
-  }
-  if (err.status === 409 && err.code === 'ConcurrentRequest') return { retry: true };
-  if (err.status === 400 && err.code === 'ContentMD5Mismatch') return { retry: true };
-  return { retry: false };
+  if ((err.status >= 500 && err.status !== 501 && err.status !== 507) || err.status === 408 || err.status === 429) return true;
+  if (err.status === 409 && err.code === 'ConcurrentRequest') return true;
+  return err.status === 400 && err.code === 'ContentMD5Mismatch';
 }
 
 /** `/u/stor/a b/c` → `/u/stor/a%20b/c`: each segment percent-encoded, as node-manta does. */
@@ -126,7 +123,7 @@ export class MantaClient {
 
   /** The object or directory at `path`, or undefined when (and only when) Manta says 404. */
   async head(path: string): Promise<MantaEntry | undefined> {
-    return this.withRetry('HEAD', path, async () => {
+    return this.retried(async () => {
       const res = await this.send('HEAD', path, { headers: { accept: 'application/json, */*' } });
       if (res.status === 404) return undefined;
       this.check('HEAD', path, res, [200]);
@@ -144,7 +141,7 @@ export class MantaClient {
 
   /** PutDirectory (one level; Manta answers 204 whether or not it existed). */
   async mkdir(path: string): Promise<void> {
-    await this.withRetry('PUT', path, async () => {
+    await this.retried(async () => {
       const res = await this.send('PUT', path, {
         headers: { 'content-type': 'application/json; type=directory', accept: 'application/json' },
       });
@@ -170,7 +167,7 @@ export class MantaClient {
 
   /** GET of a small object, checked against its Content-MD5. */
   async get(path: string): Promise<Buffer> {
-    return this.withRetry('GET', path, async () => {
+    return this.retried(async () => {
       const res = await this.send('GET', path, { headers: { accept: '*/*' } });
       this.check('GET', path, res, [200]);
       return res.body;
@@ -182,7 +179,7 @@ export class MantaClient {
     body: () => Readable,
     meta: { size: number; md5: string; contentType: string; onProgress?: (bytes: number) => void },
   ): Promise<void> {
-    await this.withRetry('PUT', path, async (attempt) => {
+    await this.retried(async (attempt) => {
       if (attempt > 1) {
         const now = await this.head(path).catch(() => undefined);
         if (now?.type === 'object' && now.md5 === meta.md5) return;
@@ -205,10 +202,8 @@ export class MantaClient {
     });
   }
 
-  private withRetry<T>(method: string, path: string, fn: (attempt: number) => Promise<T>): Promise<T> {
-    return retrying(fn, mantaRetryable, this.retry, (err, attempt, delay) =>
-      this.opts.onRetry?.(`${method} ${path}`, err, attempt, delay),
-    );
+  private retried<T>(fn: (attempt: number) => Promise<T>): Promise<T> {
+    return withRetry(fn, { ...this.retry, retryable: mantaRetryable, signal: interruptSignal() });
   }
 
   private check(method: string, path: string, res: Response, ok: number[]): void {

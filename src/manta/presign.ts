@@ -2,7 +2,7 @@
  * Presigned Manta URLs as `msign` makes them (smartdc-auth signUrl with
  * node-manta's options): the URL itself is the credential until it
  * expires, so it goes to the one consumer that needs it (IMGAPI's
- * import-from-URL) and never into a log line: use `redactUrl` for those.
+ * import-from-URL) and never into a log line: use http/url.ts's `redactUrl` for those.
  */
 import { mantaKeyId, type Signer } from '../http/signature.js';
 import { encodeMantaPath, mantaBaseUrl } from './client.js';
@@ -59,10 +59,4 @@ export async function presignUrl(o: PresignOptions): Promise<string> {
     sig = await o.signer.sign(line);
   }
   return `${base.protocol}//${base.host}${path}?${q}&signature=${rfc3986(sig.signature)}`;
-}
-
-/** A URL safe to log: the query (signature, keyId, expiry) removed. */
-export function redactUrl(u: string): string {
-  const i = u.indexOf('?');
-  return i < 0 ? u : `${u.slice(0, i)}?…`;
 }

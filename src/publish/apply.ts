@@ -12,9 +12,9 @@ import { PublishError } from '../core/errors.js';
 import { throwIfInterrupted } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { md5File, writeAtomic } from '../core/files.js';
+import { formatBytes, formatRate, startProgress, type ProgressOptions } from '../core/progress.js';
 import type { ImgapiImporter, ImportRequest } from './importer.js';
 import type { PlannedFile, PublishPlan } from './plan.js';
-import { formatBytes, formatRate, type ProgressFactory } from './progress.js';
 import type { Store } from './store.js';
 
 export type Step =
@@ -31,7 +31,8 @@ export type Step =
 export interface ApplyOptions {
   dryRun: boolean;
   importer?: ImgapiImporter;
-  progress?: ProgressFactory;
+  /** Upload progress: how often a log line (default every 5 s), or a live line on a TTY. */
+  progress?: Pick<ProgressOptions, 'everyMs' | 'live'>;
 }
 
 export interface ApplyReport {
@@ -102,9 +103,14 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
     }
     const t0 = Date.now();
     log.info(`uploading ${f.rel} (${formatBytes(f.size)}) to ${f.remote}`);
-    await store.putFile(f.remote, f.local, { size: f.size, md5: f.md5, contentType: f.contentType }, o.progress);
-    const ms = Date.now() - t0;
-    note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `uploaded ${f.rel}: ${formatBytes(f.size)} in ${(ms / 1000).toFixed(1)} s, ${formatRate(f.size, ms)}`);
+    const p = startProgress(f.remote, { unit: 'bytes', total: f.size, ...o.progress });
+    try {
+      await store.putFile(f.remote, f.local, { size: f.size, md5: f.md5, contentType: f.contentType }, (b) => p.update(b));
+    } finally {
+      p.done();
+    }
+    const secs = (Date.now() - t0) / 1000;
+    note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `uploaded ${f.rel}: ${formatBytes(f.size)} in ${secs.toFixed(1)} s, ${formatRate(f.size, secs)}`);
   }
 
   // md5sums.txt is derived from this run's files, so a different one is replaced, not a conflict.

@@ -13,7 +13,6 @@ import { pipeline } from 'node:stream/promises';
 import { PublishError } from '../core/errors.js';
 import { interruptSignal } from '../core/interrupt.js';
 import { md5File, writeAtomic } from '../core/files.js';
-import type { ProgressFactory } from './progress.js';
 import type { PutFileMeta, Store, StoreEntry } from './store.js';
 
 const PARTIAL = '.partial-';
@@ -52,7 +51,7 @@ export class LocalStore implements Store {
     });
   }
 
-  async putFile(path: string, localFile: string, meta: PutFileMeta, progress?: ProgressFactory): Promise<void> {
+  async putFile(path: string, localFile: string, meta: PutFileMeta, onProgress?: (bytes: number) => void): Promise<void> {
     // A copy killed earlier left a temp file: it is never reused, only removed.
     const dir = dirname(path);
     const stale = (await readdir(dir)).filter((n) => n.startsWith(basename(path) + PARTIAL));
@@ -60,12 +59,11 @@ export class LocalStore implements Store {
     const tmp = `${path}${PARTIAL}${process.pid}`;
     const h = createHash('md5');
     let sent = 0;
-    const p = progress?.(path, meta.size);
     const counter = new Transform({
       transform(chunk: Buffer, _e, cb) {
         h.update(chunk);
         sent += chunk.length;
-        p?.update(sent);
+        onProgress?.(sent);
         cb(null, chunk);
       },
     });
@@ -81,8 +79,6 @@ export class LocalStore implements Store {
       if (err instanceof PublishError) throw err;
       if (interruptSignal().aborted) throw interruptSignal().reason;
       throw new PublishError(`cannot copy ${localFile} to ${path}: ${(err as Error).message}`, { cause: err });
-    } finally {
-      p?.done();
     }
   }
 

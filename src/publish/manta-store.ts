@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { MantaClient } from '../manta/client.js';
 import { presignUrl } from '../manta/presign.js';
-import type { ProgressFactory } from './progress.js';
 import type { PutFileMeta, Store, StoreEntry } from './store.js';
 
 export class MantaStore implements Store {
@@ -33,13 +32,8 @@ export class MantaStore implements Store {
     return this.client.mkdir(path);
   }
 
-  async putFile(path: string, localFile: string, meta: PutFileMeta, progress?: ProgressFactory): Promise<void> {
-    const p = progress?.(path, meta.size);
-    try {
-      await this.client.putFile(path, localFile, { ...meta, onProgress: (b) => p?.update(b) });
-    } finally {
-      p?.done();
-    }
+  async putFile(path: string, localFile: string, meta: PutFileMeta, onProgress?: (bytes: number) => void): Promise<void> {
+    await this.client.putFile(path, localFile, { ...meta, onProgress });
   }
 
   async putText(path: string, body: string, contentType: string): Promise<void> {

@@ -7,20 +7,19 @@
 import { access, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { BuildimageError, PublishError, UsageError } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry.js';
 import { KeyError } from '../http/keys.js';
-import type { RetryPolicy } from '../http/retry-policy.js';
-import { interrupt, interruptSignal } from '../core/interrupt.js';
+import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { MantaClient, MantaError } from '../manta/client.js';
 import { StateFile } from '../build/state.js';
-import { runPlan, type Step } from './apply.js';
+import { runPlan, type ApplyOptions, type Step } from './apply.js';
 import { allowDirty, mantaEnv, mantaSigner, sshDirOf, updatesEnv } from './env.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
 import type { ImgapiImporter } from './importer.js';
 import { LocalStore } from './local-store.js';
 import { MantaStore } from './manta-store.js';
 import { makePlan, type PublishPlan } from './plan.js';
-import { progressReporter, type ProgressFactory } from './progress.js';
 import type { Store } from './store.js';
 import { updatesImporterFromEnv } from './updates.js';
 
@@ -55,7 +54,7 @@ export interface PublishOptions {
   retry?: RetryPolicy;
   stallMs?: number;
   sshDir?: string;
-  progress?: ProgressFactory;
+  progress?: ApplyOptions['progress'];
 }
 
 export interface PublishResult {
@@ -163,7 +162,6 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
     insecure: m.insecure,
     retry: o.retry,
     stallMs: o.stallMs,
-    onRetry: (_what, err, attempt, delay) => log.warn(`${err instanceof Error ? err.message : String(err)}; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1})`),
   });
   return new MantaStore(client);
 }
@@ -191,12 +189,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   const t0 = Date.now();
   const r = await resolveInputs(o);
   let store: Store | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    log.warn(`${sig} received: stopping; rerun to finish the publish`);
-    interrupt(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const uninstall = onInterruptSignals('stopping; rerun to finish the publish');
   try {
     const baseDir = baseDirOf(o);
     // The IMGAPI key is found before anything is hashed; key and server are checked before anything is uploaded.
@@ -219,7 +212,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     );
     if (importer && plan.imports.length) await importer.check?.();
     if (importer) log.info(`${o.dryRun ? 'dry run: ' : ''}then importing ${plan.imports.length} image${plan.imports.length === 1 ? '' : 's'} into ${importer.description}, channel ${r.channel}`);
-    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress ?? progressReporter() });
+    const rep = await runPlan(plan, store, { dryRun: o.dryRun, importer, progress: o.progress });
     return {
       ok: true,
       dryRun: o.dryRun,
@@ -241,8 +234,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
   } catch (err) {
     throw asPublishError(err, store);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    uninstall();
     store?.close();
   }
 }

@@ -3,8 +3,6 @@
  * -L. One plan is applied to either; the store only answers "what is at
  * this path" and performs single, idempotent writes.
  */
-import type { ProgressFactory } from './progress.js';
-
 export type StoreEntry =
   | { type: 'directory' }
   /** md5: base64, as Manta's Content-MD5. */
@@ -28,8 +26,8 @@ export interface Store {
   stat(path: string): Promise<StoreEntry | undefined>;
   /** Create one directory whose parent exists. */
   mkdir(path: string): Promise<void>;
-  /** Store a local file, streamed, verified against meta.md5 on the way. */
-  putFile(path: string, localFile: string, meta: PutFileMeta, progress?: ProgressFactory): Promise<void>;
+  /** Store a local file, streamed, verified against meta.md5 on the way; `onProgress` gets the bytes sent so far. */
+  putFile(path: string, localFile: string, meta: PutFileMeta, onProgress?: (bytes: number) => void): Promise<void>;
   putText(path: string, body: string, contentType: string): Promise<void>;
   /** `<branch>-latest`: is it pointing at `target` (a stamp directory) already? */
   pointsAt(path: string, target: string): Promise<boolean>;

@@ -8,10 +8,9 @@
  * with a transient error is not resent blindly: the image is read again
  * and the next call decided from what the server really has.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PublishError } from '../core/errors.js';
 import { KeyError } from '../http/keys.js';
-import { DEFAULT_RETRY, type RetryPolicy } from '../http/retry-policy.js';
+import { Backoff, DEFAULT_RETRY, pause, retryLine, type RetryPolicy } from '../core/retry.js';
 import { ImgapiAdminClient, type CallLine, type FileParams } from '../imgapi/admin.js';
 import { ImgapiError } from '../imgapi/client.js';
 import { decide, planSteps, type Decision } from '../imgapi/import-state.js';
@@ -91,7 +90,8 @@ export class UpdatesImporter implements ImgapiImporter {
     let failures = 0;
     let rounds = 0;
     let pending: Step | undefined;
-    let delay = policy.firstDelayMs;
+    // Not withRetry: a failed call is followed by a fresh read, and the next call is decided from it.
+    const backoff = new Backoff(policy);
     for (;;) {
       throwIfInterrupted();
       const d = decide(image, input.want);
@@ -101,7 +101,7 @@ export class UpdatesImporter implements ImgapiImporter {
         calls.push(this.callText(pending, input, req));
         log.info(`updates IMGAPI: ${this.doneText(pending, req)} (its answer was lost)`);
         failures = 0;
-        delay = policy.firstDelayMs;
+        backoff.reset();
       }
       pending = undefined;
       if (d.kind === 'conflict') {
@@ -116,21 +116,18 @@ export class UpdatesImporter implements ImgapiImporter {
       try {
         image = await this.run(d, input, req);
         failures = 0;
-        delay = policy.firstDelayMs;
+        backoff.reset();
         done.push(d);
         calls.push(this.callText(d, input, req));
         log.info(`updates IMGAPI: ${this.doneText(d, req)}`);
       } catch (err) {
         if (!(err instanceof ImgapiError) || !this.recoverable(err) || ++failures >= policy.attempts) throw this.publishError(err);
         pending = d;
+        // "The image moved on" needs no wait, only a fresh look.
         const moved = err.restCode !== undefined && STATE_MOVED.has(err.restCode);
-        log.warn(`${err.message}; ${moved ? 'looking at the image again' : `looking at the image again in ${(delay / 1000).toFixed(1)} s`} (attempt ${failures + 1} of ${policy.attempts})`);
-        if (!moved) {
-          await sleep(Math.min(Math.max(delay, err.retryAfterMs ?? 0), policy.maxRetryAfterMs), undefined, { signal: interruptSignal() }).catch(() => {
-            throw interruptSignal().reason ?? err;
-          });
-          delay = Math.min(delay * 2, policy.maxDelayMs);
-        }
+        const wait = moved ? 0 : backoff.next(err);
+        log.warn(retryLine(err, failures, policy.attempts, wait));
+        if (wait) await pause(wait, interruptSignal(), err);
         image =
           d.step === 'add-file' && !this.o.uploadFile && isGatewayTimeout(err)
             ? await this.waitForFile(uuid)
@@ -250,9 +247,7 @@ export class UpdatesImporter implements ImgapiImporter {
       const image = await this.call(() => this.client.findImage(uuid));
       if (!image || image.files?.length || image.state !== 'unactivated' || Date.now() >= until) return image;
       log.info(`updates IMGAPI: waiting for the file of ${uuid} (IMGAPI may still be downloading it)`);
-      await sleep(poll, undefined, { signal: interruptSignal() }).catch(() => {
-        throw interruptSignal().reason;
-      });
+      await pause(poll, interruptSignal());
     }
   }
 
@@ -315,9 +310,7 @@ export async function updatesImporterFromEnv(o: UpdatesFromEnvOptions): Promise<
       channel: o.channel,
       insecure: u.insecure,
       env: o.env,
-      retries: retry.attempts - 1,
-      retryDelayMs: retry.firstDelayMs,
-      retryMaxDelayMs: retry.maxDelayMs,
+      retry,
     });
   } catch (err) {
     throw new PublishError(`UPDATES_IMGADM_URL: ${(err as Error).message}`);

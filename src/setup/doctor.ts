@@ -191,7 +191,7 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
   let detail: string;
   try {
     if (isUrl(o.source)) {
-      const client = new ImgapiClient({ url: o.source, channel: o.channel, timeoutMs: ms, connectTimeoutMs: ms, retries: 0, env: o.env });
+      const client = new ImgapiClient({ url: o.source, channel: o.channel, timeoutMs: ms, connectTimeoutMs: ms, retry: { attempts: 1 }, env: o.env });
       const pong = await withTimeout(ms + 1000, o.source, client.ping());
       detail = `${client.description} answers${pong.version ? ` (IMGAPI ${pong.version})` : ''}`;
     } else {

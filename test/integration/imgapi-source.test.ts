@@ -50,9 +50,7 @@ describe('ImgapiSource', function () {
     new ImgapiSource({
       url: server.url,
       env: {},
-      retries: 2,
-      retryDelayMs: 5,
-      retryMaxDelayMs: 20,
+      retry: { attempts: 3, firstDelayMs: 5, maxDelayMs: 20 },
       timeoutMs: 2_000,
       stallTimeoutMs: 2_000,
       resumeDelayMs: 5,

@@ -17,7 +17,6 @@ import { keyObjectSigner, md5Fingerprint, parsePublicKeyLine } from '../../src/h
 import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import { log } from '../../src/core/log.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
-import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
 import { UpdatesImporter } from '../../src/publish/updates.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
@@ -33,7 +32,6 @@ const BASE = `/${USER}/public/builds/demo`;
 const DEST = `${BASE}/${STAMP}`;
 const IMAGE_PATH = `${DEST}/demo/demo-zfs-1.0.zfs.gz`;
 const FAST = { attempts: 3, firstDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 1000 };
-const quiet = progressReporter({ tty: false, intervalMs: 3_600_000 });
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
 interface World {
@@ -127,7 +125,6 @@ function opts(w: World, o: Partial<PublishOptions> = {}): PublishOptions {
     sshDir: w.sshDir,
     retry: FAST,
     stallMs: 1000,
-    progress: quiet,
     cwd: w.dir,
     ...o,
   };
@@ -264,7 +261,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
         pendingRes.writeHead(504, { 'content-type': 'text/html' }).end('<html><body><h1>504 Gateway Time-out</h1></body></html>\n');
       }
     };
-    const client = new ImgapiAdminClient({ url: w.imgapi.url, user: 'mg', signer: keyObjectSigner(createPrivateKey(w.imgapiKey.pem), 'test'), channel: 'dev', retries: 2, retryDelayMs: 5 });
+    const client = new ImgapiAdminClient({ url: w.imgapi.url, user: 'mg', signer: keyObjectSigner(createPrivateKey(w.imgapiKey.pem), 'test'), channel: 'dev', retry: { attempts: 3, firstDelayMs: 5 } });
     const importer = new UpdatesImporter({ client, retry: FAST, pollMs: 50, fileWaitMs: 10_000 });
     const logs = captureLogs();
     let r: PublishResult;
@@ -475,7 +472,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
       logs.stop();
     }
     assert.equal(errors.length, 3);
-    assert.match(errors[1]!, /HTTP 403 error attempting to download image https:\/\/127\.0\.0\.1:\d+\/Joyent_Dev\/public\/builds\/demo\/.*\.zfs\.gz \(Download\)/);
+    assert.match(errors[1]!, /HTTP 403 error attempting to download image https:\/\/127\.0\.0\.1:\d+\/Joyent_Dev\/public\/builds\/demo\/.*\.zfs\.gz\?… \(Download\)/);
     assert.equal((await served(w))!.state, 'active');
     const fetched = [...w.admin.fetches.map((f) => f.url), ...echoed].map((u) => new URL(u));
     assert.ok(fetched.length >= 1);

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import winston from 'winston';
 import { PublishError, UsageError } from '../../src/core/errors.js';
-import { log } from '../../src/core/log.js';
+import { jsonFormat, log } from '../../src/core/log.js';
 import { parsePublicKeyLine, sha256Fingerprint } from '../../src/http/signature.js';
 import type { ImgapiImporter, ImportRequest } from '../../src/publish/importer.js';
-import { progressReporter } from '../../src/publish/progress.js';
 import { publish, type PublishOptions, type PublishResult } from '../../src/publish/publish.js';
 import { newState, type BuildDefinition } from '../../src/build/state.js';
 import { BIN, cli, errorLines } from '../helpers/cli.js';
@@ -34,7 +34,6 @@ const FAST = { attempts: 3, firstDelayMs: 5, maxDelayMs: 20, maxRetryAfterMs: 10
 const IMAGE_UUID = '2b1c8d3e-0000-4000-8000-000000000001';
 
 const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
-const quiet = progressReporter({ tty: false, intervalMs: 3_600_000 });
 
 interface Fixture {
   dir: string;
@@ -84,7 +83,6 @@ function opts(f: Fixture, o: Partial<PublishOptions> = {}): PublishOptions {
     sshDir: f.sshDir,
     retry: FAST,
     stallMs: 1000,
-    progress: quiet,
     cwd: f.dir,
     ...o,
   };
@@ -350,19 +348,33 @@ describe('publish (integration)', function () {
       const g = await fixture({ imageBytes: 4 * 1024 * 1024 });
       const importer = new FakeImporter();
       const logs = captureLogs();
+      // The same records as --log-format json writes them.
+      const records: Array<Record<string, unknown>> = [];
+      const json = new winston.transports.Stream({
+        stream: new Writable({ write: (c, _e, cb) => cb(void records.push(JSON.parse(String(c)))) }),
+        level: 'debug',
+        format: jsonFormat,
+      });
+      log.add(json);
       let err: unknown;
       try {
         g.srv.fault({ kind: 'status', status: 500, code: 'InternalError', method: 'PUT', path: `${DEST}/demo/latest-build-stamp` });
-        await publish(opts(g, { updates: true, importer, progress: progressReporter({ tty: false, intervalMs: 0 }) }));
+        await publish(opts(g, { updates: true, importer, progress: { everyMs: 0, live: false } }));
         // And a refused key, whose error text goes to the user.
         await writeFile(join(g.sshDir, 'id_rsa'), nodeRsaKey().pem);
         await rm(join(g.sshDir, 'id_rsa.pub'));
         await publish(opts(g, { env: { MANTA_URL: g.srv.url, MANTA_USER: USER, MANTA_KEY_ID: 'MD5:' + '00:'.repeat(15) + '00' } })).catch((e) => (err = e));
       } finally {
         logs.stop();
+        log.remove(json);
         await dispose(g);
       }
-      assert.ok(logs.lines.some((l) => /demo-zfs-1\.0\.zfs\.gz: [\d.]+ [KM]iB of 4\.0 MiB \d+%, [\d.]+ [KMG]?i?B\/s/.test(l)), 'progress lines');
+      const upload = records.find((r) => r.progress === `${DEST}/demo/demo-zfs-1.0.zfs.gz`);
+      assert.ok(upload, 'upload progress as json fields');
+      assert.equal(upload.unit, 'bytes');
+      assert.equal(upload.total, 4 * 1024 * 1024);
+      assert.equal(typeof upload.count, 'number');
+      assert.ok(logs.lines.some((l) => /\] \/Joyent_Dev\/public\/builds\/demo\/[^ ]+\/demo-zfs-1\.0\.zfs\.gz: [\d.]+ [kM]?B of 4\.2 MB \(\d+%\), [\d.]+ [kM]?B\/s/.test(l)), 'progress lines');
       assert.equal(importer.applied.length, 1);
       const url = importer.applied[0]!.url;
       assert.deepEqual(importer.applied[0]!.body, g.files['demo/demo-zfs-1.0.zfs.gz']);
@@ -540,9 +552,9 @@ describe('publish (integration)', function () {
       const dry = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--dry-run'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdout, /^plan: publish demo master-20240501T120000Z-g0123abc \(branch master, channel dev\) to \/Joyent_Dev\/public\/builds\/demo\//);
-      assert.match(dry.stdout, /\n {2}upload {4}\/Joyent_Dev\/public\/builds\/demo\/.*\/demo\/demo-zfs-1\.0\.zfs\.gz \(300\.0 KiB\)\n/);
+      assert.match(dry.stdout, /\n {2}upload {4}\/Joyent_Dev\/public\/builds\/demo\/.*\/demo\/demo-zfs-1\.0\.zfs\.gz \(307\.2 kB\)\n/);
       assert.match(dry.stdout, /\n {2}pointer {3}\/Joyent_Dev\/public\/builds\/demo\/master-latest → /);
-      assert.match(dry.stdout, /dry run: 3 to upload \(300\.\d KiB\), 0 already published; nothing was changed$/);
+      assert.match(dry.stdout, /dry run: 3 to upload \(307\.\d kB\), 0 already published; nothing was changed$/);
       assert.ok(f.srv.requests.every((r) => r.method === 'HEAD'));
 
       const js = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--json'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });

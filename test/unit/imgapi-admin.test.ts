@@ -189,7 +189,7 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     return c;
   };
   const ours = (o: { pem?: string; user?: string } = {}): ImgapiAdminClient =>
-    new ImgapiAdminClient({ url: server.url, user: o.user ?? 'mg', signer: pemSigner(o.pem ?? key.pem), channel: 'dev', retries: 0 });
+    new ImgapiAdminClient({ url: server.url, user: o.user ?? 'mg', signer: pemSigner(o.pem ?? key.pem), channel: 'dev', retry: { attempts: 1 } });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'bi-imgapi-admin-'));
@@ -352,7 +352,7 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     const prefixed = await startImgapiServer({ basePath: '/imgapi' });
     mountAdminApi(prefixed, { authkeys: { mg: [key.pubLine] } });
     try {
-      const c = new ImgapiAdminClient({ url: `${prefixed.url}/`, user: 'mg', signer: pemSigner(key.pem), retries: 0 });
+      const c = new ImgapiAdminClient({ url: `${prefixed.url}/`, user: 'mg', signer: pemSigner(key.pem), retry: { attempts: 1 } });
       const m = manifest();
       assert.equal((await c.adminImportImage(importBody(m).body, 'dev')).uuid, m.uuid);
       assert.equal((await c.findImage(m.uuid))!.state, 'unactivated');

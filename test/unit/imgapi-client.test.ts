@@ -13,23 +13,23 @@ import { tmpdir } from 'node:os';
 import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { ImgapiClient, ImgapiError, noProxyMatches, parseImgapiUrl, proxyFor, redactUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
+import { noProxyMatches, proxyFor } from '../../src/http/proxy.js';
+import { redactUrl } from '../../src/http/url.js';
+import { ImgapiClient, ImgapiError, parseImgapiUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
 import { log } from '../../src/core/log.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
 
-const FAST: Partial<ImgapiClientOptions> = {
-  retries: 3,
-  retryDelayMs: 5,
-  retryMaxDelayMs: 20,
+const FAST = {
+  retry: { attempts: 4, firstDelayMs: 5, maxDelayMs: 20 },
   timeoutMs: 2_000,
   connectTimeoutMs: 1_000,
   env: {},
-};
+} satisfies Partial<ImgapiClientOptions>;
 
 function client(url: string, opts: Partial<ImgapiClientOptions> = {}): ImgapiClient {
-  return new ImgapiClient({ ...FAST, url, ...opts });
+  return new ImgapiClient({ ...FAST, url, ...opts, retry: { ...FAST.retry, ...opts.retry } });
 }
 
 function manifest(over: Partial<ImageManifest> = {}, data?: Buffer): ImageManifest {
@@ -120,8 +120,10 @@ describe('imgapi client: URL and proxy parsing', () => {
   });
 
   it('redacts credentials and query strings from URLs for messages', () => {
-    assert.equal(redactUrl('https://a:b@h.example:8443/p?signature=zzz'), 'https://h.example:8443/p');
-    assert.equal(redactUrl('not a url //u:p@h/x?y'), 'not a url //h/x');
+    assert.equal(redactUrl('https://a:b@h.example:8443/p?signature=zzz'), 'https://h.example:8443/p?…');
+    assert.equal(redactUrl('https://u@h.example/#top'), 'https://h.example');
+    assert.equal(redactUrl(new URL('http://h.example/a/b')), 'http://h.example/a/b');
+    assert.equal(redactUrl('not a url //u:p@h/x?y'), 'not a url //h/x?…');
   });
 
   it('matches no_proxy like curl: suffixes, leading dots, *, ports, exact IPs', () => {
@@ -276,7 +278,7 @@ describe('imgapi client against the test server', function () {
   it('500 forever fails after bounded retries with one line', async () => {
     server.addFault({ kind: 'status', status: 500, route: 'GetImage', times: Infinity });
     const t0 = Date.now();
-    const err = await rejectsWith(client(server.url, { retries: 3 }).getImage(active.uuid));
+    const err = await rejectsWith(client(server.url, { retry: { attempts: 4 } }).getImage(active.uuid));
     assert.match(err.message, new RegExp(`^IMGAPI ${server.url}: image ${active.uuid}: boom \\(InternalError, HTTP 500\\) \\(gave up after 4 attempts in \\d+\\.\\ds\\)$`));
     assert.equal(server.requestsTo('GetImage').length, 4);
     assert.ok(Date.now() - t0 < 5_000);
@@ -284,7 +286,7 @@ describe('imgapi client against the test server', function () {
 
   it('the retry time budget bounds attempts too', async () => {
     server.addFault({ kind: 'status', status: 503, route: 'GetImage', times: Infinity });
-    const err = await rejectsWith(client(server.url, { retries: 50, retryDelayMs: 100, retryMaxDelayMs: 100, retryBudgetMs: 250 }).getImage(active.uuid));
+    const err = await rejectsWith(client(server.url, { retry: { attempts: 51, firstDelayMs: 100, maxDelayMs: 100, budgetMs: 250 } }).getImage(active.uuid));
     assert.match(err.message, /\(ServiceUnavailable, HTTP 503\) \(gave up after [2-3] attempts/);
   });
 
@@ -305,7 +307,7 @@ describe('imgapi client against the test server', function () {
     assert.equal(server.requestsTo('GetImage').length, 1);
     server.clearFaults();
     server.addFault({ kind: 'html', status: 502, route: 'GetImage', times: Infinity });
-    err = await rejectsWith(client(server.url, { retries: 1 }).getImage(active.uuid));
+    err = await rejectsWith(client(server.url, { retry: { attempts: 2 } }).getImage(active.uuid));
     assert.match(err.message, /: HTTP 502 Bad Gateway with an HTML page "Proxy" \(gave up after 2 attempts/);
   });
 
@@ -314,13 +316,13 @@ describe('imgapi client against the test server', function () {
     assert.equal((await client(server.url).getImage(active.uuid)).uuid, active.uuid);
     assert.equal(server.requestsTo('GetImage').length, 2);
     server.addFault({ kind: 'truncate', route: 'GetImage', times: Infinity });
-    const err = await rejectsWith(client(server.url, { retries: 2 }).getImage(active.uuid));
+    const err = await rejectsWith(client(server.url, { retry: { attempts: 3 } }).getImage(active.uuid));
     assert.match(err.message, new RegExp(`^IMGAPI ${server.url}: image ${active.uuid}: the connection closed before the whole answer arrived \\(gave up after 3 attempts`));
   });
 
   it('cut JSON in a complete response is retried, then reported as invalid JSON', async () => {
     server.addFault({ kind: 'bad-json', route: 'GetImage', times: Infinity });
-    const err = await rejectsWith(client(server.url, { retries: 1 }).getImage(active.uuid));
+    const err = await rejectsWith(client(server.url, { retry: { attempts: 2 } }).getImage(active.uuid));
     assert.match(err.message, /: the answer is not valid JSON \(\d+ bytes, application\/json; cut short\?\) \(gave up after 2 attempts/);
     server.clearFaults();
     server.addFault({ kind: 'bad-json', route: 'GetImage' });
@@ -329,7 +331,7 @@ describe('imgapi client against the test server', function () {
 
   it('a silent server times out, is retried and reported', async () => {
     server.addFault({ kind: 'stall', afterBytes: 10, route: 'GetImage', times: Infinity });
-    const err = await rejectsWith(client(server.url, { retries: 1, timeoutMs: 200 }).getImage(active.uuid));
+    const err = await rejectsWith(client(server.url, { retry: { attempts: 2 }, timeoutMs: 200 }).getImage(active.uuid));
     assert.match(err.message, /: timed out waiting for an answer \(gave up after 2 attempts/);
   });
 
@@ -337,7 +339,7 @@ describe('imgapi client against the test server', function () {
     const dead = await startImgapiServer();
     const url = dead.url;
     await dead.close();
-    const err = await rejectsWith(client(url, { retries: 1 }).getImage(active.uuid));
+    const err = await rejectsWith(client(url, { retry: { attempts: 2 } }).getImage(active.uuid));
     assert.equal(err.message.replace(/ in \d+\.\ds\)$/, ')'), `IMGAPI ${url}: image ${active.uuid}: connection refused (gave up after 2 attempts)`);
   });
 
@@ -345,7 +347,7 @@ describe('imgapi client against the test server', function () {
     const dead = await startImgapiServer();
     const url = dead.url.replace('//', '//alice:pa55word@') + '/?channel=dev&signature=S1GN';
     await dead.close();
-    const err = await rejectsWith(client(url, { retries: 0 }).getImage(active.uuid));
+    const err = await rejectsWith(client(url, { retry: { attempts: 1 } }).getImage(active.uuid));
     const all = inspect(err, { depth: 10 }) + String(err.hint);
     assert.ok(!/alice|pa55word|S1GN/.test(all), all);
     await client(server.url.replace('//', '//alice:pa55word@') + '?channel=dev&signature=S1GN').getImage(active.uuid);
@@ -466,7 +468,7 @@ describe('imgapi client against the test server', function () {
     it('a dead proxy is a clear, retried connection error that names the proxy', async () => {
       const url = proxy.url;
       await proxy.close();
-      const err = await rejectsWith(client(server.url, { retries: 1, env: { http_proxy: url } }).getImage(active.uuid));
+      const err = await rejectsWith(client(server.url, { retry: { attempts: 2 }, env: { http_proxy: url } }).getImage(active.uuid));
       assert.match(err.message, new RegExp(`: connection refused via proxy ${url} \\(gave up after 2 attempts`));
       proxy = await startProxy();
     });

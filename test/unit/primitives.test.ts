@@ -11,7 +11,12 @@ import { acquireLock, lockHeld } from '../../src/host/lock.js';
 import { chrootProxyEnv, parsePkgInfo } from '../../src/pkgsrc/tools.js';
 import { renderMotd } from '../../src/build/stages/assemble.js';
 import { parseMinPlatform } from '../../src/settings/table.js';
-import { withRetry } from '../../src/core/retry.js';
+import winston from 'winston';
+import { InterruptedError } from '../../src/core/errors.js';
+import { interrupt, interruptedBy, interruptSignal, onInterruptSignals, resetInterrupt } from '../../src/core/interrupt.js';
+import { log } from '../../src/core/log.js';
+import { Backoff, retryLine, withRetry } from '../../src/core/retry.js';
+import { captureLogs } from '../helpers/logs.js';
 
 function sink(): { stream: Writable; chunks: Buffer[] } {
   const chunks: Buffer[] = [];
@@ -118,16 +123,96 @@ describe('pkgsrc helpers', () => {
 });
 
 describe('withRetry', () => {
+  const quiet = { onRetry: () => {} };
+  afterEach(() => resetInterrupt());
+
   it('retries only what it is told, a bounded number of times', async () => {
     let n = 0;
     await assert.rejects(
-      withRetry(async () => { n++; throw new Error('dataset is busy'); }, { attempts: 3, firstDelayMs: 1, retryable: () => true }),
+      withRetry(async () => { n++; throw new Error('dataset is busy'); }, { attempts: 3, firstDelayMs: 1, retryable: () => true, ...quiet }),
       /busy/,
     );
     assert.equal(n, 3);
     n = 0;
     await assert.rejects(withRetry(async () => { n++; throw new Error('no'); }, { attempts: 3, firstDelayMs: 1, retryable: () => false }));
     assert.equal(n, 1);
-    assert.equal(await withRetry(async (a) => (a < 2 ? Promise.reject(new Error('x')) : 'ok'), { attempts: 3, firstDelayMs: 1, retryable: () => true }), 'ok');
+    assert.equal(await withRetry(async (a) => (a < 2 ? Promise.reject(new Error('x')) : 'ok'), { attempts: 3, firstDelayMs: 1, retryable: () => true, ...quiet }), 'ok');
+  });
+
+  it('logs one warning per retry in the one retry format, unless given its own onRetry', async () => {
+    assert.equal(retryLine(new Error('PUT /a: 503\n  busy'), 1, 5, 1500), 'PUT /a: 503 busy; retrying in 1.5 s (attempt 2 of 5)');
+    assert.equal(retryLine('moved on', 2, 5, 0), 'moved on; retrying now (attempt 3 of 5)');
+    const consoles = log.transports.filter((t) => t instanceof winston.transports.Console);
+    consoles.forEach((t) => (t.silent = true));
+    const logs = captureLogs();
+    const seen: Array<[number, number]> = [];
+    try {
+      await assert.rejects(withRetry(async () => { throw new Error('boom'); }, { attempts: 3, firstDelayMs: 100, maxDelayMs: 100, retryable: () => true }));
+      await assert.rejects(withRetry(async () => { throw new Error('hook'); }, { attempts: 2, firstDelayMs: 1, retryable: () => true, onRetry: (_e, a, d) => seen.push([a, d]) }));
+    } finally {
+      logs.stop();
+      consoles.forEach((t) => (t.silent = false));
+    }
+    assert.deepEqual(
+      logs.lines.filter((l) => l.includes('retrying')).map((l) => l.replace(/^\[[^\]]*\] /, '').trim()),
+      ['WARN: boom; retrying in 0.1 s (attempt 2 of 3)', 'WARN: boom; retrying in 0.1 s (attempt 3 of 3)'],
+    );
+    assert.deepEqual(seen, [[1, 1]]);
+  });
+
+  it('doubles the wait up to its cap; a Retry-After in the error lengthens a wait, within its own cap', () => {
+    const b = new Backoff({ attempts: 9, firstDelayMs: 100, maxDelayMs: 300 });
+    assert.deepEqual([b.next(), b.next(), b.next(), b.next()], [100, 200, 300, 300]);
+    b.reset();
+    assert.equal(b.next(Object.assign(new Error('x'), { retryAfterMs: 250 })), 250, 'capped by maxDelayMs when no maxRetryAfterMs');
+    assert.equal(b.next(Object.assign(new Error('x'), { retryAfterMs: 900 })), 300);
+    const c = new Backoff({ attempts: 9, firstDelayMs: 100, maxDelayMs: 300, maxRetryAfterMs: 2000 });
+    assert.equal(c.next(Object.assign(new Error('x'), { retryAfterMs: 0 })), 100, 'never shorter than the backoff');
+    assert.equal(c.next(Object.assign(new Error('x'), { retryAfterMs: 1500 })), 1500);
+    assert.equal(c.next(Object.assign(new Error('x'), { retryAfterMs: 60_000 })), 2000);
+  });
+
+  it('starts no retry that would end past the time budget', async () => {
+    let n = 0;
+    const t0 = Date.now();
+    await assert.rejects(
+      withRetry(async () => { n++; throw new Error('down'); }, { attempts: 100, firstDelayMs: 40, maxDelayMs: 40, budgetMs: 100, retryable: () => true, ...quiet }),
+      /down/,
+    );
+    assert.ok(n >= 2 && n <= 3, `${n} tries`);
+    assert.ok(Date.now() - t0 < 100);
+  });
+
+  it('SIGINT/SIGTERM cut a wait short and the interruption is thrown; a retry started after one (cleanup) runs on', async () => {
+    const t0 = Date.now();
+    const p = withRetry(async () => { throw new Error('busy'); }, { attempts: 5, firstDelayMs: 10_000, retryable: () => true, ...quiet });
+    setTimeout(() => interrupt('SIGTERM'), 20);
+    await assert.rejects(p, (e: InterruptedError) => e instanceof InterruptedError && e.signal === 'SIGTERM');
+    assert.ok(Date.now() - t0 < 2000, 'stopped promptly');
+    assert.equal(await withRetry(async (a) => (a < 3 ? Promise.reject(new Error('busy')) : 'cleaned'), { attempts: 3, firstDelayMs: 5, retryable: () => true, ...quiet }), 'cleaned');
+  });
+});
+
+describe('onInterruptSignals', () => {
+  afterEach(() => resetInterrupt());
+
+  it('logs "<signal> received: <message>" and sets the interruption until uninstalled', () => {
+    const before = process.listenerCount('SIGTERM');
+    const consoles = log.transports.filter((t) => t instanceof winston.transports.Console);
+    consoles.forEach((t) => (t.silent = true));
+    const logs = captureLogs();
+    const off = onInterruptSignals('stopping for the test');
+    try {
+      assert.equal(process.listenerCount('SIGTERM'), before + 1);
+      process.emit('SIGTERM', 'SIGTERM');
+    } finally {
+      off();
+      logs.stop();
+      consoles.forEach((t) => (t.silent = false));
+    }
+    assert.equal(interruptedBy(), 'SIGTERM');
+    assert.ok(interruptSignal().aborted);
+    assert.ok(logs.lines.some((l) => /WARN: SIGTERM received: stopping for the test$/m.test(l)), logs.lines.join(''));
+    assert.equal(process.listenerCount('SIGTERM'), before);
   });
 });

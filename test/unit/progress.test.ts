@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import sinon from 'sinon';
 import winston from 'winston';
 import { humanFormat, jsonFormat, log, setLiveLine } from '../../src/core/log.js';
-import { byteProgress, formatProgress, startProgress } from '../../src/core/progress.js';
+import { byteProgress, formatBytes, formatProgress, formatRate, startProgress } from '../../src/core/progress.js';
 
 interface Captured {
   infos: Array<Record<string, unknown>>;
@@ -72,6 +72,17 @@ describe('progress', () => {
   it('formats bytes with total, percentage, rate and ETA', () => {
     assert.equal(formatProgress(50e6, 200e6, 10), '50.0 MB of 200.0 MB (25%), 5.0 MB/s, ETA 30s');
     assert.equal(formatProgress(5e6, undefined, 2), '5.0 MB, 2.5 MB/s');
+    assert.equal(formatProgress(300e3, 4.2e6, 2), '300.0 kB of 4.2 MB (7%), 150.0 kB/s, ETA 26s');
+  });
+
+  it('prints sizes in decimal units, MB from one MB up', () => {
+    assert.equal(formatBytes(0), '0 B');
+    assert.equal(formatBytes(512), '512 B');
+    assert.equal(formatBytes(1536), '1.5 kB');
+    assert.equal(formatBytes(999_999), '1.0 MB');
+    assert.equal(formatBytes(3 * 1024 ** 3), '3221.2 MB');
+    assert.equal(formatRate(10e6, 2), '5.0 MB/s');
+    assert.equal(formatRate(10e6, 0), '0 B/s');
   });
 
   it('without a TTY logs at most one line per interval, with fields for --log-format json', () => {

@@ -21,7 +21,8 @@ import {
   signDateHeader,
   type Signer,
 } from '../../src/http/signature.js';
-import { presignUrl, redactUrl, rfc3986 } from '../../src/manta/presign.js';
+import { redactUrl } from '../../src/http/url.js';
+import { presignUrl, rfc3986 } from '../../src/manta/presign.js';
 import { haveBinary, httpSignature, nodeRsaKey, smartdcAuth, sshFingerprint, sshKeygen, sshpk, tempDir } from '../servers/ssh-keys.js';
 
 const DATE = 'Tue, 08 Jan 2013 01:07:25 GMT';

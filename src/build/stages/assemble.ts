@@ -5,7 +5,7 @@ import { writeFileInRoot } from '../../host/rootfs.js';
 import { zoneRoot } from '../../core/layout.js';
 import { log } from '../../core/log.js';
 import { fill, readTemplate } from '../../core/templates.js';
-import { startProgress } from '../../core/progress.js';
+import { formatBytes, startProgress } from '../../core/progress.js';
 
 export async function assemble(ctx: StageContext): Promise<void> {
   const { sf } = ctx;
@@ -17,7 +17,7 @@ export async function assemble(ctx: StageContext): Promise<void> {
     progress.done(),
   );
   log.info(
-    `copied ${stats.files} files (${(stats.bytes / 1e6).toFixed(1)} MB), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
+    `copied ${stats.files} files (${formatBytes(stats.bytes)}), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
   );
   if (def.motd) {
     const base = sf.state.base!;

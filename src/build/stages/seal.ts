@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
 import { moveInto, writeAtomic } from '../../core/files.js';
 import { log } from '../../core/log.js';
+import { formatRate } from '../../core/progress.js';
 import { isSmartOS, unameV } from '../../host/platform.js';
 import { fileSuffix } from '../../image/compression.js';
 import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
@@ -67,7 +68,7 @@ export async function seal(ctx: StageContext): Promise<void> {
     const t0 = Date.now();
     const file = await sendCompressed(zfs, `${analog}@final`, `${base.dataset}@final`, def.compression, temps.image);
     const secs = (Date.now() - t0) / 1000;
-    log.info(`image file: ${file.size} bytes, sha1 ${file.sha1} (${(file.size / 1e6 / Math.max(secs, 0.001)).toFixed(1)} MB/s)`);
+    log.info(`image file: ${file.size} bytes, sha1 ${file.sha1} (${formatRate(file.size, Math.max(secs, 0.001))})`);
 
     const origin = base.manifest as ImageManifest;
     const manifest = buildImageManifest({
