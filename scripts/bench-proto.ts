@@ -28,7 +28,7 @@ class Rng {
     return this.next() % n;
   }
   pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
+    return xs[this.int(xs.length)];
   }
 }
 
@@ -44,7 +44,7 @@ const PUNCT = ['(', ')', '{', '}', ';', ',', '.', ' = ', ' === ', ' && ', ' || '
 /** JS-like text: a vocabulary and punctuation, compresses ~4× as real JS does. */
 function jsText(rng: Rng, size: number): Buffer {
   const parts: string[] = ["'use strict';\n\n"];
-  let n = parts[0]!.length;
+  let n = parts[0].length;
   while (n < size) {
     const w = rng.int(3) === 0 ? rng.pick(PUNCT) : rng.pick(WORDS) + (rng.int(8) === 0 ? String(rng.int(1000)) : '');
     parts.push(w);
@@ -151,7 +151,7 @@ export function writeBenchProto(dir: string, opts: { scale?: number; seed?: numb
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const dir = process.argv[2]!;
+  const dir = process.argv[2];
   const scale = Number(process.argv[3] ?? 1);
   rmSync(dir, { recursive: true, force: true });
   const t0 = Date.now();

@@ -61,7 +61,7 @@ function parseArgs(argv: string[]) {
     keep: false,
   };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     const val = () => {
       const v = argv[++i];
       if (v === undefined) throw new Error(`${a} needs a value`);
@@ -90,8 +90,8 @@ const now = () => performance.now() / 1000;
 function stats(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { min: s[0]!, median, max: s[s.length - 1]! };
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { min: s[0], median, max: s[s.length - 1] };
 }
 const f2 = (x: number) => x.toFixed(2);
 const fmtStats = (xs: number[]) => {
@@ -118,7 +118,7 @@ let zfsFusePid: number | undefined;
 function zfsFuseCpu(): number {
   zfsFusePid ??= Number(sh('pgrep -x zfs-fuse | head -1')) || -1;
   try {
-    const f = readFileSync(`/proc/${zfsFusePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const f = readFileSync(`/proc/${zfsFusePid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return NaN;
@@ -172,7 +172,7 @@ async function runOriginal(w: Bench, proto: string, out: string): Promise<RunRes
   if (r.exitCode !== 0) throw new Error(`original sequence failed: ${r.stderr}`);
   await rm(mnt, { recursive: true, force: true });
   const t = r.stdout.trim().split('\n').pop()!.split(' ').map(Number);
-  const stages = Object.fromEntries(STAGES.map((s, i) => [s, t[i + 1]! - t[i]!]));
+  const stages = Object.fromEntries(STAGES.map((s, i) => [s, t[i + 1] - t[i]]));
   return { stages, total, zfsCpu: zfsFuseCpu() - z0, image };
 }
 
@@ -201,7 +201,7 @@ async function runOurs(w: Bench, proto: string, out: string, version: string): P
 
 /** The image is what its manifest says, decompresses, receives, and its tree equals the original's. */
 async function validate(w: Bench, ours: RunResult, theirs: RunResult, tag: string, trees: boolean): Promise<string> {
-  const file = (ours.manifest!.files as Array<{ sha1: string; size: number }>)[0]!;
+  const file = (ours.manifest!.files as Array<{ sha1: string; size: number }>)[0];
   const st = await stat(ours.image);
   if (st.size !== file.size) throw new Error(`${tag}: size ${st.size} != manifest ${file.size}`);
   if ((await sha1File(ours.image)) !== file.sha1) throw new Error(`${tag}: sha1 differs from the manifest`);
@@ -225,9 +225,9 @@ async function validate(w: Bench, ours: RunResult, theirs: RunResult, tag: strin
     }
     await rm(mnt, { recursive: true, force: true });
   }
-  const diffs = diffTrees(described[0]!, described[1]!);
+  const diffs = diffTrees(described[0], described[1]);
   if (diffs.length) throw new Error(`${tag}: image trees differ: ${diffs.join('; ')}`);
-  return `${tag}: sha1/size match the manifest; gzip -dc | zfs receive ok; received tree equals the original's (${described[0]!.size} entries: type, mode, owner, size, content sha1, link target)`;
+  return `${tag}: sha1/size match the manifest; gzip -dc | zfs receive ok; received tree equals the original's (${described[0].size} entries: type, mode, owner, size, content sha1, link target)`;
 }
 
 // ---------------------------------------------------------------- seal pass
@@ -254,7 +254,7 @@ async function sealSnapshot(w: Bench, proto: string, scale: number): Promise<{ s
 
 async function rawSha1(snap: string, from: string): Promise<{ sha1: string; size: number }> {
   const b = await execa('bash', ['-c', 'set -o pipefail; zfs send -i "$1" "$2" | tee >(wc -c >&2) | sha1sum', 'bash', from, snap]);
-  return { sha1: b.stdout.split(' ')[0]!, size: Number(b.stderr.trim()) };
+  return { sha1: b.stdout.split(' ')[0], size: Number(b.stderr.trim()) };
 }
 
 async function checkDecompressed(path: string, c: Compression, expectSha1: string): Promise<void> {
@@ -337,7 +337,7 @@ async function otherCompressions(w: Bench, snap: string, from: string | undefine
 
 async function rawFullSha1(snap: string): Promise<{ sha1: string; size: number }> {
   const b = await execa('bash', ['-c', 'set -o pipefail; zfs send "$1" | tee >(wc -c >&2) | sha1sum', 'bash', snap]);
-  return { sha1: b.stdout.split(' ')[0]!, size: Number(b.stderr.trim()) };
+  return { sha1: b.stdout.split(' ')[0], size: Number(b.stderr.trim()) };
 }
 
 // ---------------------------------------------------------------- the world
@@ -425,11 +425,11 @@ async function main(): Promise<void> {
         for (const who of i % 2 ? ['ours', 'original'] : ['original', 'ours']) {
           say(`${scale}× run ${i + 1}/${runs}: ${who}`);
           pair[who] = who === 'ours' ? await runOurs(w, proto, out, `1.0.${++version}`) : await runOriginal(w, proto, out);
-          say(`  ${f2(pair[who]!.total)} s (${STAGES.map((s) => `${s} ${f2(pair[who]!.stages[s] ?? NaN)}`).join(', ')})`);
+          say(`  ${f2(pair[who].total)} s (${STAGES.map((s) => `${s} ${f2(pair[who].stages[s] ?? NaN)}`).join(', ')})`);
         }
-        row.ours.push(pair.ours!);
-        row.theirs.push(pair.original!);
-        if (i === 0) notes.push(await validate(w, pair.ours!, pair.original!, `${scale}×`, scale === o.scales[0]));
+        row.ours.push(pair.ours);
+        row.theirs.push(pair.original);
+        if (i === 0) notes.push(await validate(w, pair.ours, pair.original, `${scale}×`, scale === o.scales[0]));
         await rm(out, { recursive: true, force: true });
       }
       rows.push(row);
@@ -467,21 +467,21 @@ async function main(): Promise<void> {
     report.push('| proto | runs | prepare | assemble (copy) | pkgadd | seal | whole build | original whole (s) | ours whole (s) | ours peak RSS | zfs-fuse CPU ours / original |');
     report.push('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of rows) {
-      const ratio = (s: (x: RunResult) => number) => fmtStats(r.ours.map((x, i) => s(x) / s(r.theirs[i]!)));
+      const ratio = (s: (x: RunResult) => number) => fmtStats(r.ours.map((x, i) => s(x) / s(r.theirs[i])));
       report.push(
         `| ${r.scale}× (${r.proto.files} files, ${(r.proto.bytes / 1e6).toFixed(0)} MB) | ${r.ours.length} | ` +
-          STAGES.map((s) => ratio((x) => x.stages[s]!)).join(' | ') +
-          ` | ${ratio((x) => x.total)} | ${fmtStats(r.theirs.map((x) => x.total))} | ${fmtStats(r.ours.map((x) => x.total))} | ${(Math.max(...r.ours.map((x) => x.rss!)) / 2 ** 20).toFixed(0)} MiB | ${fmtStats(r.ours.map((x, i) => x.zfsCpu / r.theirs[i]!.zfsCpu))} |`,
+          STAGES.map((s) => ratio((x) => x.stages[s])).join(' | ') +
+          ` | ${ratio((x) => x.total)} | ${fmtStats(r.theirs.map((x) => x.total))} | ${fmtStats(r.ours.map((x) => x.total))} | ${(Math.max(...r.ours.map((x) => x.rss!)) / 2 ** 20).toFixed(0)} MiB | ${fmtStats(r.ours.map((x, i) => x.zfsCpu / r.theirs[i].zfsCpu))} |`,
       );
     }
     report.push('', 'prepare: the original\'s is only `zfs clone` (it assumes the base imported); ours looks the base up, checks it is imported, takes the lock, clones and mounts. The base is imported before the runs, so every run is a rebuild.', '', 'Absolute seconds, median (ours vs original):', '');
     report.push('| proto | prepare | assemble | pkgadd | seal |', '|---|---|---|---|---|');
     for (const r of rows) {
-      const med = (xs: RunResult[], s: string) => stats(xs.map((x) => x.stages[s]!)).median;
+      const med = (xs: RunResult[], s: string) => stats(xs.map((x) => x.stages[s])).median;
       report.push(`| ${r.scale}× | ${STAGES.map((s) => `${f2(med(r.ours, s))} vs ${f2(med(r.theirs, s))}`).join(' | ')} |`);
     }
     if (rows.length > 1) {
-      const base = rows[0]!;
+      const base = rows[0];
       report.push('', '### Growth with proto size (median whole build, relative to the smallest proto)', '');
       report.push('| proto | ours | original |', '|---|---|---|');
       for (const r of rows) {
@@ -496,7 +496,7 @@ async function main(): Promise<void> {
       for (const s of seals) {
         const mbps = (xs: number[]) => stats(xs.map((t) => s.rawBytes / 1e6 / t)).median;
         report.push(
-          `| ${s.scale}× | ${s.ours.length} | ${(s.rawBytes / 1e6).toFixed(0)} MB | ${mbps(s.ours).toFixed(1)} | ${mbps(s.pigz).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigz[i]! / t))} | ${mbps(s.pigzSha1).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigzSha1[i]! / t))} | ${(s.oursSize / s.pigzSize).toFixed(3)} |`,
+          `| ${s.scale}× | ${s.ours.length} | ${(s.rawBytes / 1e6).toFixed(0)} MB | ${mbps(s.ours).toFixed(1)} | ${mbps(s.pigz).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigz[i] / t))} | ${mbps(s.pigzSha1).toFixed(1)} | ${fmtStats(s.ours.map((t, i) => s.pigzSha1[i] / t))} | ${(s.oursSize / s.pigzSize).toFixed(3)} |`,
         );
       }
     }

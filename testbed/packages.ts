@@ -314,7 +314,7 @@ export function createPackage(outDir: string, spec: PackageSpec, opts: CreatePac
   );
   const members: TarMember[] = order.map((n) => ({
     name: n,
-    data: Buffer.from(meta[n]!, 'utf8'),
+    data: Buffer.from(meta[n], 'utf8'),
     mode: n === '+INSTALL' || n === '+DEINSTALL' ? 0o755 : 0o644,
     type: '0',
   }));
@@ -347,7 +347,7 @@ export function summaryBlock(pkg: BuiltPackage): string {
   lines.push(`COMMENT=${spec.comment}`);
   lines.push(`SIZE_PKG=${pkg.sizePkg}`);
   const bi = new Map<string, string[]>();
-  for (const line of pkg.meta['+BUILD_INFO']!.split('\n')) {
+  for (const line of pkg.meta['+BUILD_INFO'].split('\n')) {
     const eq = line.indexOf('=');
     if (eq <= 0) continue;
     const k = line.slice(0, eq);
@@ -355,7 +355,7 @@ export function summaryBlock(pkg: BuiltPackage): string {
   }
   for (const k of SUMMARY_BI_VARS) for (const v of bi.get(k) ?? []) lines.push(`${k}=${v}`);
   lines.push(`FILE_NAME=${pkg.fileName}`, `FILE_SIZE=${pkg.size}`);
-  for (const l of pkg.meta['+DESC']!.replace(/\n$/, '').split('\n')) lines.push(`DESCRIPTION=${l}`);
+  for (const l of pkg.meta['+DESC'].replace(/\n$/, '').split('\n')) lines.push(`DESCRIPTION=${l}`);
   return `${lines.join('\n')}\n\n`;
 }
 
@@ -468,7 +468,7 @@ export function compareVersions(a: string, b: string): number {
         i += mod[0].length;
         continue;
       }
-      if (/[A-Za-z]/.test(s[i]!)) v.push(0, s[i]!.toLowerCase().charCodeAt(0) - 96);
+      if (/[A-Za-z]/.test(s[i])) v.push(0, s[i].toLowerCase().charCodeAt(0) - 96);
       i++;
     }
     return { v, nb };

@@ -40,7 +40,7 @@ export async function destroyFilePool(name: string, file?: string): Promise<void
         await new Promise((r) => setTimeout(r, 500 * (i + 1)));
       }
     }
-    if (lastErr) throw lastErr;
+    if (lastErr) throw lastErr as Error;
   }
   if (file) await rm(file, { force: true });
 }

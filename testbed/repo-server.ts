@@ -100,7 +100,7 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
 
 function handler(root: string, onRequest?: RepoServerOptions['onRequest']) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const rawPath = (req.url ?? '/').split('?')[0]!;
+    const rawPath = (req.url ?? '/').split('?')[0];
     onRequest?.(req.method ?? 'GET', rawPath);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, '<h1>405 Method Not Allowed</h1>\n', { Allow: 'GET, HEAD' });
@@ -189,7 +189,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
 async function cli(argv: string[]): Promise<void> {
   const args: Record<string, string | boolean> = {};
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
+    const a = argv[i];
     if (a === '--write-sample') args['write-sample'] = true;
     else if (a.startsWith('--') && i + 1 < argv.length) args[a.slice(2)] = argv[++i]!;
     else throw new Error(`unexpected argument: ${a}`);

@@ -10,7 +10,6 @@ import type { Readable } from 'node:stream';
 import { fileSuffix } from '../image/compression.js';
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { Compression } from '../image/compression.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 import type { GetManifestOptions, ImageSource, OpenFileOptions } from './source.js';
 
@@ -65,7 +64,7 @@ export class DirectorySource implements ImageSource {
   async filePath(manifest: ImageManifest): Promise<string> {
     const entry = (await this.load()).get(manifest.uuid);
     if (!entry) throw new BuildError(`image ${manifest.uuid} not found in ${this.dir}`);
-    const compression = (manifest.files?.[0]?.compression ?? 'none') as Compression;
+    const compression = (manifest.files?.[0]?.compression ?? 'none');
     const path = join(this.dir, entry.stem + fileSuffix(compression));
     const st = await stat(path).catch(() => undefined);
     if (!st?.isFile()) {

@@ -13,7 +13,6 @@ import { acquireLock, type Lock } from '../host/lock.js';
 import type { Layout } from '../core/layout.js';
 import { log } from '../core/log.js';
 import { byteProgress } from '../core/progress.js';
-import type { Compression } from '../image/compression.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 import { assertValidManifest } from '../image/manifest/validate.js';
 import { receiveStream } from '../image/streams.js';
@@ -135,20 +134,20 @@ async function installSingle(ctx: InstallContext, m: ImageManifest): Promise<voi
   const { zfs } = ctx;
   const dataset = ctx.layout.imageDataset(m.uuid);
   const partial = ctx.layout.partialDataset(m.uuid);
-  const file = m.files![0]!;
+  const file = m.files![0];
   await mkdir(ctx.layout.lockDir, { recursive: true });
   await removePartial(ctx, m.uuid); // a crash may have left one
   log.info(`importing image ${m.uuid} (${m.name}@${m.version}, ${file.size} bytes ${file.compression}) from ${ctx.source.description}`);
   await writeFile(ctx.layout.receiveJournal(m.uuid), partial + '\n');
   try {
     const input = await ctx.source.openFile(m, { onProgress: byteProgress(`  image ${m.uuid}`, file.size) });
-    await receiveStream(zfs, partial, input, file.compression as Compression, { sha1: file.sha1, size: file.size }, m.uuid);
+    await receiveStream(zfs, partial, input, file.compression, { sha1: file.sha1, size: file.size }, m.uuid);
     await zfs.markOwned(partial, 'image');
     const snaps = await zfs.snapshots(partial);
     if (snaps.length !== 1) {
       throw new BuildError(`image ${m.uuid}: received dataset has ${snaps.length} snapshots, expected exactly 1`);
     }
-    if (snaps[0] !== `${partial}@final`) await zfs.renameSnapshot(snaps[0]!, `${partial}@final`);
+    if (snaps[0] !== `${partial}@final`) await zfs.renameSnapshot(snaps[0], `${partial}@final`);
     await zfs.rename(partial, dataset);
     await rm(ctx.layout.receiveJournal(m.uuid), { force: true });
   } catch (err) {

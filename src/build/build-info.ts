@@ -68,7 +68,7 @@ export async function buildInfo(state: BuildState, manifest: ImageManifest, env:
   const git = (await gitInfo(def.protoDir)) ?? (await gitInfo(process.cwd()));
   const ci = Object.fromEntries(CI_VARS.filter((k) => env[k]).map((k) => [k, env[k]!]));
   const timings = Object.fromEntries(Object.entries(state.timings).filter(([k]) => k !== 'seal'));
-  const { sha1, size, compression } = manifest.files![0]!;
+  const { sha1, size, compression } = manifest.files![0];
   return {
     buildInfoVersion: 1,
     image: { uuid: manifest.uuid, name: manifest.name, version: manifest.version, file: { sha1, size, compression } },

@@ -47,7 +47,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   const layout = layoutOf(sf.state);
   const ctx: StageContext = { zfs, sf, layout, stepTimeoutMs: opts.stepTimeoutMs ?? DEFAULT_TIMEOUT_MS };
   setDefaultTimeout(ctx.stepTimeoutMs);
-  sf.checkCanRun(stages[0]!);
+  sf.checkCanRun(stages[0]);
   const lockPath = layout.buildLock(sf.state.buildId);
   if (await lockHeld(lockPath)) {
     throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
@@ -70,7 +70,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   } catch (err) {
     const signal = interruptedBy();
     const failure = signal ? new InterruptedError(signal) : err;
-    sf.state.failed = { stage: current ?? stages[0]!, message: oneLine(failure) };
+    sf.state.failed = { stage: current ?? stages[0], message: oneLine(failure) };
     await sf.save().catch(() => undefined);
     log.error(`${current} failed: ${oneLine(failure)}; cleaning up`);
     try {

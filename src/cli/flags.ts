@@ -26,7 +26,7 @@ type RawFlags = Interfaces.FlagInput<Record<string, string | boolean | undefined
 function flagFor(id: SettingId, command: CommandId): RawFlags[string] {
   const s = SETTINGS[id] as Setting;
   const common = { description: describe(id, command), ...(s.char ? { char: s.char as 'a' } : {}) };
-  if (s.type === 'boolean') return Flags.boolean(common) as RawFlags[string];
+  if (s.type === 'boolean') return Flags.boolean(common);
   return Flags.string({ ...common, ...(s.options ? { options: [...s.options] } : {}) }) as RawFlags[string];
 }
 

@@ -68,3 +68,8 @@ export function oneLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.replace(/\s*\n\s*/g, ' ').trim();
 }
+
+/** A value from outside (a server's JSON, a query) as text: a string as it is, anything else as JSON. */
+export function asText(x: unknown): string {
+  return typeof x === 'string' ? x : (JSON.stringify(x) ?? typeof x);
+}

@@ -25,7 +25,7 @@ export function fill(text: string, values: Record<string, string | undefined>): 
     .split('\n')
     .filter((line) => {
       const only = /^\s*@@([A-Z0-9_]+)@@\s*$/.exec(line);
-      return !only || values[only[1]!] !== '';
+      return !only || values[only[1]] !== '';
     })
     .map((line) =>
       line.replace(PLACEHOLDER, (_, key: string) => {

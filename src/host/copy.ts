@@ -170,7 +170,8 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     opts.onProgress?.(stats);
   });
   const check = () => {
-    if (pool.error) throw pool.error;
+    // A worker's error comes back as a plain record: throw it as an Error, keeping its path and code.
+    if (pool.error) throw pool.error instanceof Error ? pool.error : Object.assign(new Error(pool.error.message), pool.error);
   };
 
   /** Fills dest dir `d` from `s`; `existing` lists what `d` already holds (undefined: we just made it). */

@@ -108,7 +108,7 @@ export function checkExit(
   }
   const ok = opts.okExitCodes ?? [0];
   if (result.exitCode === undefined || !ok.includes(result.exitCode)) {
-    const detail = lastLines(String(result.stderr ?? '')) || result.originalMessage || '';
+    const detail = lastLines(typeof result.stderr === 'string' ? result.stderr : '') || result.originalMessage || '';
     const how = result.signal ? `killed by ${result.signal}` : `exit ${result.exitCode}`;
     throw new BuildError(`${what} failed (${how})${detail ? `: ${detail}` : ''}`);
   }

@@ -23,7 +23,7 @@ export function isBusyError(err: unknown): boolean {
   return err instanceof Error && BUSY.test(err.message);
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:\/-]*$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/;
 
 export function assertDatasetName(name: string, what = 'dataset'): void {
   if (!NAME_RE.test(name) || name.includes('//') || name.endsWith('/') || name.length > 255) {
@@ -65,7 +65,7 @@ export class Zfs {
     for (const line of r.stdout.split('\n')) {
       if (!line) continue;
       const [prop, ...rest] = line.split('\t');
-      out[prop!] = rest.join('\t');
+      out[prop] = rest.join('\t');
     }
     return out;
   }

@@ -67,7 +67,7 @@ export function keyInfo(blob: Buffer): KeyInfo {
 export function parsePublicKeyLine(line: string): { blob: Buffer; comment: string } {
   const m = /^\s*(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$/.exec(line.trim());
   if (!m) throw new Error('not an OpenSSH public key line');
-  const blob = Buffer.from(m[2]!, 'base64');
+  const blob = Buffer.from(m[2], 'base64');
   if (new SshReader(blob).text() !== m[1]) throw new Error('public key type does not match its data');
   return { blob, comment: (m[3] ?? '').trim() };
 }
@@ -97,13 +97,13 @@ export function parseFingerprint(text: string): Fingerprint {
   const t = text.trim();
   const hexColons = /^(?:MD5:)?((?:[0-9a-fA-F]{2}:){15}[0-9a-fA-F]{2})$/i.exec(t);
   if (hexColons) {
-    const want = hexColons[1]!.toLowerCase();
+    const want = hexColons[1].toLowerCase();
     return { text: t, matches: (blob) => md5Fingerprint(blob) === want };
   }
   const b64 = /^(SHA1|SHA256|SHA384|SHA512):([A-Za-z0-9+/]+=*)$/i.exec(t);
   if (b64) {
-    const alg = b64[1]!.toLowerCase();
-    const want = b64[2]!.replace(/=+$/, '');
+    const alg = b64[1].toLowerCase();
+    const want = b64[2].replace(/=+$/, '');
     return {
       text: t,
       matches: (blob) => createHash(alg).update(blob).digest('base64').replace(/=+$/, '') === want,
@@ -153,15 +153,15 @@ export interface Signer {
 export function keyObjectSigner(key: KeyObject, source: string): Signer {
   const info = keyInfo(publicBlob(key));
   const algorithm = algorithmFor(info);
-  const hash = info.type === 'ed25519' ? null : algorithm.split('-')[1]!;
+  const hash = info.type === 'ed25519' ? null : algorithm.split('-')[1];
   return {
     fingerprint: md5Fingerprint(info.blob),
     algorithm,
     info,
     source,
-    async sign(data) {
+    sign(data) {
       // ECDSA: node's default dsaEncoding is DER, which is what http-signature sends.
-      return { algorithm, signature: cryptoSign(hash, Buffer.from(data, 'utf8'), key).toString('base64') };
+      return Promise.resolve({ algorithm, signature: cryptoSign(hash, Buffer.from(data, 'utf8'), key).toString('base64') });
     },
   };
 }
@@ -228,7 +228,7 @@ function pad(b: Buffer, size: number): Buffer {
 
 function bitLength(n: Buffer): number {
   const m = stripZeros(n);
-  return m.length ? (m.length - 1) * 8 + (32 - Math.clz32(m[0]!)) : 0;
+  return m.length ? (m.length - 1) * 8 + (32 - Math.clz32(m[0])) : 0;
 }
 
 function derLength(n: number): Buffer {
@@ -240,7 +240,7 @@ function derLength(n: number): Buffer {
 
 function derInteger(magnitude: Buffer): Buffer {
   let m = stripZeros(magnitude);
-  if (!m.length || m[0]! & 0x80) m = Buffer.concat([Buffer.from([0]), m]);
+  if (!m.length || m[0] & 0x80) m = Buffer.concat([Buffer.from([0]), m]);
   return Buffer.concat([Buffer.from([0x02]), derLength(m.length), m]);
 }
 

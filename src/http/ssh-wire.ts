@@ -10,7 +10,7 @@ export class SshReader {
 
   u8(): number {
     this.need(1);
-    return this.buf[this.off++]!;
+    return this.buf[this.off++];
   }
 
   u32(): number {
@@ -67,7 +67,7 @@ export class SshWriter {
   /** Unsigned big-endian magnitude → mpint (a 0x00 prefix when the top bit is set). */
   mpint(v: Buffer): this {
     let m = stripZeros(v);
-    if (m.length && m[0]! & 0x80) m = Buffer.concat([Buffer.from([0]), m]);
+    if (m.length && m[0] & 0x80) m = Buffer.concat([Buffer.from([0]), m]);
     return this.string(m);
   }
 

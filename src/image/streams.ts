@@ -104,13 +104,13 @@ export async function sendCompressed(
   const hash = new HashCounter();
   const out = createWriteStream(path, { mode: 0o644 });
   let sent = 0;
-  send.stdout!.on('data', (chunk: Buffer) => (sent += chunk.length));
+  send.stdout.on('data', (chunk: Buffer) => (sent += chunk.length));
   let streamErr: unknown;
   const flows = comp
-    ? [pipeline(send.stdout!, comp.stdin!), pipeline(comp.stdout!, hash, out)]
+    ? [pipeline(send.stdout, comp.stdin), pipeline(comp.stdout, hash, out)]
     : how?.kind === 'stream'
-      ? [pipeline(send.stdout!, how.create(), hash, out)]
-      : [pipeline(send.stdout!, hash, out)];
+      ? [pipeline(send.stdout, how.create(), hash, out)]
+      : [pipeline(send.stdout, hash, out)];
   await Promise.all(flows).catch((err) => {
     streamErr = err;
     send.kill();
@@ -148,8 +148,8 @@ export async function receiveStream(
   const tool = decompressor(compression);
   const dec = tool ? spawn(tool.cmd, tool.args) : undefined;
   let streamErr: unknown;
-  const flows = [pipeline(input, verify, dec ? dec.stdin! : recv.stdin!)];
-  if (dec) flows.push(pipeline(dec.stdout!, recv.stdin!));
+  const flows = [pipeline(input, verify, dec ? dec.stdin : recv.stdin)];
+  if (dec) flows.push(pipeline(dec.stdout, recv.stdin));
   await Promise.all(flows).catch((err) => {
     streamErr = err;
     dec?.kill();

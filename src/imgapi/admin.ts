@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { asText } from '../core/errors.js';
 import got, { type Response } from 'got';
 import type { Signer } from '../http/signature.js';
 import { abortReason, interruptSignal } from '../core/interrupt.js';
@@ -190,7 +191,7 @@ export class ImgapiAdminClient extends ImgapiClient {
     const parsed = (e.body && typeof e.body === 'object' ? e.body : {}) as { message?: unknown; errors?: unknown };
     const fields = Array.isArray(parsed.errors)
       ? (parsed.errors as Array<{ field?: unknown; code?: unknown; message?: unknown }>).map(
-          (f) => `${String(f.field)}: ${String(f.code)}${f.message ? ` (${String(f.message)})` : ''}`,
+          (f) => `${asText(f.field)}: ${asText(f.code)}${f.message ? ` (${asText(f.message)})` : ''}`,
         )
       : [];
     let message = e.message;

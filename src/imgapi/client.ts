@@ -10,7 +10,7 @@
 import querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
 import got, { type Agents, type Response } from 'got';
-import { BuildError, oneLine } from '../core/errors.js';
+import { BuildError, asText, oneLine } from '../core/errors.js';
 import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { userAgent } from '../core/package.js';
@@ -189,7 +189,7 @@ export class ImgapiClient {
       const stop = page.length < limit;
       if (marker && page[0]?.uuid === marker) page.shift();
       if (!page.length) break;
-      const next = page[page.length - 1]!.uuid;
+      const next = page[page.length - 1].uuid;
       if (marker === next) break;
       marker = next;
       all.push(...page);
@@ -266,7 +266,7 @@ export class ImgapiClient {
     const q: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(query)) {
       if (v === undefined || v === null) continue;
-      q[k] = Array.isArray(v) ? v.map(String) : String(v);
+      q[k] = Array.isArray(v) ? v.map(asText) : asText(v);
     }
     const qs = querystring.stringify(q);
     const u = new URL(this.basePath + path + (qs ? `?${qs}` : ''), this.origin);
@@ -274,7 +274,7 @@ export class ImgapiClient {
   }
 
   private getJson<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
-    return this.fetchJson(what, path, query, async () => this.headers(), (res) => this.httpError(what, res, res.body));
+    return this.fetchJson(what, path, query, () => Promise.resolve(this.headers()), (res) => this.httpError(what, res, res.body));
   }
 
   /**
@@ -335,14 +335,14 @@ export class ImgapiClient {
     let parsed: { code?: unknown; message?: unknown } | undefined;
     try {
       const j = JSON.parse(text) as unknown;
-      if (j && typeof j === 'object') parsed = j as typeof parsed;
+      if (j && typeof j === 'object') parsed = j;
     } catch {
       // not JSON
     }
     const common = { statusCode: status, retryable, retryAfterMs, body: parsed ?? text };
     if (parsed && typeof parsed.code === 'string') {
       const code = parsed.code;
-      const message = oneLine(String(parsed.message ?? ''));
+      const message = oneLine(parsed.message === undefined ? '' : asText(parsed.message));
       if (status === 404 && code === 'ResourceNotFound' && /^image /.test(what) && (/not found/.test(message) || message === '')) {
         // "image not found" (no uuid) is IMGAPI's answer for an image that exists in another channel.
         const elsewhere = message === 'image not found';
@@ -379,7 +379,7 @@ export class ImgapiClient {
       return await withRetry(
         async (a) => {
           n = a;
-          log.debug(`IMGAPI GET ${this.url}${path}${channel ? ` (channel ${String(channel)})` : ''}${a > 1 ? ` attempt ${a}` : ''}`);
+          log.debug(`IMGAPI GET ${this.url}${path}${channel ? ` (channel ${asText(channel)})` : ''}${a > 1 ? ` attempt ${a}` : ''}`);
           try {
             return await attempt(signal);
           } catch (raw) {

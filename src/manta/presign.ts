@@ -46,7 +46,7 @@ export async function presignUrl(o: PresignOptions): Promise<string> {
     if (methods.length > 1) params.method = method;
     const q = Object.keys(params)
       .sort((a, b) => a.localeCompare(b))
-      .map((k) => `${rfc3986(k)}=${rfc3986(params[k]!)}`)
+      .map((k) => `${rfc3986(k)}=${rfc3986(params[k])}`)
       .join('&');
     return { q, line: `${method}\n${host}\n${path}\n${q}` };
   };

@@ -26,7 +26,7 @@ export function parsePkgInfo(stdout: string): InstalledPackage[] {
     .filter((l) => l.trim())
     .map((line) => {
       const m = /^(\S+)\s+(.*)$/.exec(line.trim());
-      return { name: m ? m[1]! : line.trim(), comment: m ? m[2]!.trim() : '' };
+      return { name: m ? m[1] : line.trim(), comment: m ? m[2].trim() : '' };
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -73,7 +73,7 @@ export class UpdatesImporter implements ImgapiImporter {
     }
     const calls = steps.map((s) => this.callText(s, input, req));
     const state = image ? `${image.state ?? 'active'} in ${(image.channels ?? []).join(', ') || 'no channel'}` : 'not on the server';
-    const action = !steps.length ? 'skip' : !image ? 'import' : steps.length === 1 && steps[0]!.step === 'channel-add' ? 'add-channel' : 'finish';
+    const action = !steps.length ? 'skip' : !image ? 'import' : steps.length === 1 && steps[0].step === 'channel-add' ? 'add-channel' : 'finish';
     const detail = steps.length ? `${state}: ${steps.map((s) => s.step).join(', ')}` : `already ${end.kind === 'done' ? end.state : 'active'} in channel ${req.channel} with the same file (sha1 ${input.want.sha1})`;
     return { uuid: req.uuid, action, detail, calls };
   }
@@ -161,7 +161,7 @@ export class UpdatesImporter implements ImgapiImporter {
     const text = this.client.callText(this.line(d, input, req));
     switch (d.step) {
       case 'import':
-        return `${text} (manifest ${input.body.name} ${input.body.version})`;
+        return `${text} (manifest ${input.manifest.name} ${input.manifest.version})`;
       case 'channel-add':
         return `${text} {"channel":"${req.channel}"}`;
       case 'add-file':
@@ -213,7 +213,7 @@ export class UpdatesImporter implements ImgapiImporter {
     if (!done.length) return { uuid: req.uuid, action: 'already there', detail: where, calls };
     const names = done.map((d) => d.step).join(', ');
     if (!initial) return { uuid: req.uuid, action: 'imported', detail: `${names}: ${where}`, calls };
-    if (done.length === 1 && done[0]!.step === 'channel-add') {
+    if (done.length === 1 && done[0].step === 'channel-add') {
       return { uuid: req.uuid, action: 'channel-added', detail: `was ${initial.state} in ${(initial.channels ?? []).join(', ')}; now ${where}`, calls };
     }
     return { uuid: req.uuid, action: 'finished', detail: `found ${initial.state ?? 'unactivated'} from an earlier run; ${names}: ${where}`, calls };

@@ -69,12 +69,12 @@ export async function loadDefinitionFile(path: string): Promise<DefinitionFile> 
   }
   const parsed = DefinitionFileSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = parsed.error.issues[0];
     const where = issue.path.join('.') || 'top level';
     const what = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : `${where}: ${issue.message}`;
     throw new UsageError(`--config ${path}: ${what}`, `keys are build's long flag names: ${configIds.join(', ')}`);
   }
-  return { path, values: parsed.data as Record<string, unknown> };
+  return { path, values: parsed.data };
 }
 
 export interface ResolveOptions {
@@ -98,9 +98,9 @@ export async function resolveSetting(
   const s = SETTINGS[id] as Setting;
   const given = flags[flagName(id)];
   const inFile = file?.values[id];
-  if (s.type === 'boolean') return (given as boolean | undefined) ?? (inFile as boolean | undefined) ?? false;
+  if (s.type === 'boolean') return (given) ?? (inFile) ?? false;
   const lab = label(id);
-  const fromLine = given === undefined ? undefined : s.parse(String(given), lab);
+  const fromLine = typeof given === 'string' ? s.parse(given, lab) : undefined;
   const fromFile =
     inFile === undefined ? undefined : s.parse((s.config as ConfigKey<unknown>).toText(inFile, dirname(resolve(file!.path))), lab);
   if (fromLine !== undefined && fromFile !== undefined && s.merge) return s.merge(fromFile, fromLine);

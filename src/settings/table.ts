@@ -18,7 +18,7 @@ import { DEFAULT_SOURCE, isUrl } from '../base/source.js';
 import { UsageError } from '../core/errors.js';
 import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';
-import { COMPRESSIONS, type Compression } from '../image/compression.js';
+import { COMPRESSIONS } from '../image/compression.js';
 import { parseManifestObject } from '../image/manifest/input.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
@@ -93,10 +93,10 @@ export function parseDuration(value: string, label: string): number {
 /** `--min-platform 20210826T002459Z` or `7.0=20210826T002459Z`. */
 export function parseMinPlatform(value: string, label = '--min-platform'): Record<string, string> {
   const [ver, stamp] = value.includes('=') ? value.split('=', 2) : ['7.0', value];
-  if (!/^\d+(\.\d+)*$/.test(ver!) || !isPlatformStamp(stamp)) {
+  if (!/^\d+(\.\d+)*$/.test(ver) || !isPlatformStamp(stamp)) {
     throw new UsageError(`${label} must be a platform stamp like 20210826T002459Z (optionally 7.0=STAMP), got ${JSON.stringify(value)}`);
   }
-  return { [ver!]: stamp! };
+  return { [ver]: stamp };
 }
 
 const PREFIX_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -334,7 +334,7 @@ export const SETTINGS = {
     help: 'image file compression',
     options: COMPRESSIONS,
     default: 'gzip',
-    parse: parseChoice(COMPRESSIONS) as (v: string, label: string) => Compression,
+    parse: parseChoice(COMPRESSIONS),
     config: { schema: z.enum(COMPRESSIONS), toText: text },
     field: 'compression',
     stored: z.enum(COMPRESSIONS),

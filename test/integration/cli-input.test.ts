@@ -79,7 +79,7 @@ describe('CLI: bad input is one clear line and exit 2', function () {
       const lines = errorLines(r);
       assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0]!, re);
+      assert.match(lines[0], re);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
       assert.deepEqual(await readdir(work).catch(() => []), [], 'nothing created');
     });
@@ -117,7 +117,7 @@ describe('CLI: bad input is one clear line and exit 2', function () {
       const r = await cli(['assemble', '--state', file]);
       assert.equal(r.code, 2, r.stderr);
       assert.equal(errorLines(r).length, 1, r.stderr);
-      assert.match(errorLines(r)[0]!, re);
+      assert.match(errorLines(r)[0], re);
     }
     assert.deepEqual(await readdir(work).catch(() => []), [], 'nothing created');
   });
@@ -126,7 +126,7 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     for (const stage of ['assemble', 'pkgadd', 'seal']) {
       const r = await cli([stage, '--state', join(dir, 'none.json')]);
       assert.equal(r.code, 2);
-      assert.match(errorLines(r)[0]!, /no state file at .*run `buildimage prepare` first/);
+      assert.match(errorLines(r)[0], /no state file at .*run `buildimage prepare` first/);
     }
   });
 });

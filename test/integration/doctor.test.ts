@@ -64,7 +64,7 @@ describe('doctor (CLI)', function () {
       const fixAfter = (re: RegExp) => {
         const i = lines.findIndex((l) => re.test(l));
         assert.ok(i >= 0, `a line matching ${re}:\n${r.stdout}`);
-        assert.match(lines[i + 1]!, /^\s+fix: \S/, `fix under ${lines[i]}`);
+        assert.match(lines[i + 1], /^\s+fix: \S/, `fix under ${lines[i]}`);
       };
       fixAfter(/^FAIL\s+dataset-root\s+.*missing does not exist/);
       fixAfter(/^FAIL\s+output-dir\s+/);

@@ -71,9 +71,9 @@ describe('equivalence with the original command sequence', function () {
         await rx.receive(file, name, m);
         trees.push(await describeTree(m));
       }
-      const diffs = diffTrees(trees[0]!, trees[1]!);
+      const diffs = diffTrees(trees[0], trees[1]);
       assert.deepEqual(diffs, [], `trees differ (packages ${pkgs.join(',')}, ${files} proto files)`);
-      assert.ok(trees[0]!.size > 50, 'a real tree was compared');
+      assert.ok(trees[0].size > 50, 'a real tree was compared');
     } finally {
       await rx.destroy();
       await rm(proto, { recursive: true, force: true });

@@ -28,7 +28,7 @@ describe('failures leave nothing behind', function () {
     assert.equal(r.code, 1, `exit code 1 (stderr: ${r.stderr})`);
     const lines = errorLines(r);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0]!, re);
+    assert.match(lines[0], re);
     assert.doesNotMatch(r.stderr, /\n\s+at .*\(/, 'no stack trace');
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images });
     if (out) assert.deepEqual(await readdir(out), [], 'no outputs from a failed build');
@@ -41,12 +41,11 @@ describe('failures leave nothing behind', function () {
     const uuid = randomUUID();
     const m = JSON.parse(await readFile(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.imgmanifest'), 'utf8'));
     m.uuid = uuid;
-    let file = join(dir, 'img.zfs.gz');
+    const file = join(dir, 'img.zfs.gz');
     await copyFile(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), file);
     const renamed = await mutate(m, file);
     if (renamed) {
       await rename(file, join(dir, renamed));
-      file = join(dir, renamed);
     }
     await writeFile(join(dir, 'img.imgmanifest'), JSON.stringify(m));
     return { dir, uuid };

@@ -106,9 +106,9 @@ describe('ImgapiSource', function () {
     it('streams the file byte-exact and reports progress', async () => {
       const progress: number[] = [];
       const out = await drain(await source().openFile(m, { onProgress: (n) => progress.push(n) }));
-      assert.equal(sha1(out), m.files![0]!.sha1);
+      assert.equal(sha1(out), m.files![0].sha1);
       assert.equal(progress.at(-1), data.length);
-      assert.ok(progress.every((n, i) => i === 0 || n > progress[i - 1]!));
+      assert.ok(progress.every((n, i) => i === 0 || n > progress[i - 1]));
       assert.deepEqual(fileRequests(), [{ status: 200 }]);
     });
 
@@ -130,8 +130,8 @@ describe('ImgapiSource', function () {
       server.addFault({ kind: 'drop', afterBytes: 300_001, route: 'GetImageFile' });
       const out = await drain(await source().openFile(m));
       assert.equal(out.length, data.length);
-      assert.equal(sha1(out), m.files![0]!.sha1);
-      assert.deepEqual(fileRequests(), [{ status: 200 }, { range: 'bytes=300001-', ifRange: m.files![0]!.sha1, status: 206 }]);
+      assert.equal(sha1(out), m.files![0].sha1);
+      assert.deepEqual(fileRequests(), [{ status: 200 }, { range: 'bytes=300001-', ifRange: m.files![0].sha1, status: 206 }]);
     });
 
     it('resumes again and again while each connection brings bytes', async () => {
@@ -168,8 +168,10 @@ describe('ImgapiSource', function () {
             chunks.push(c);
             n += c.length;
             // One long pause mid-file, well past the stall timeout, with our buffer full.
-            if (n > 1_500_000 && !paused) (paused = true), setTimeout(cb, 600);
-            else cb();
+            if (n > 1_500_000 && !paused) {
+              paused = true;
+              setTimeout(cb, 600);
+            } else cb();
           },
         }),
       );
@@ -199,7 +201,7 @@ describe('ImgapiSource', function () {
       server.addFault({ kind: 'drop', afterBytes: 200_000, route: 'GetImageFile' });
       server.addFault({ kind: 'status', status: 503, route: 'GetImageFile' });
       assert.equal(sha1(await drain(await source().openFile(m))), sha1(data));
-      assert.deepEqual(fileRequests(), [{ status: 200 }, { range: 'bytes=200000-', ifRange: m.files![0]!.sha1, status: 503 }, { range: 'bytes=200000-', ifRange: m.files![0]!.sha1, status: 206 }]);
+      assert.deepEqual(fileRequests(), [{ status: 200 }, { range: 'bytes=200000-', ifRange: m.files![0].sha1, status: 503 }, { range: 'bytes=200000-', ifRange: m.files![0].sha1, status: 206 }]);
     });
 
     describe('a server without Range support', () => {
@@ -228,7 +230,7 @@ describe('ImgapiSource', function () {
     });
 
     it('refuses a Content-Length that is not files[0].size', async () => {
-      const wrong = { ...m, files: [{ ...m.files![0]!, size: data.length + 1 }] };
+      const wrong = { ...m, files: [{ ...m.files![0], size: data.length + 1 }] };
       await assert.rejects(source().openFile(wrong), {
         message: `IMGAPI ${server.url}: image ${m.uuid} file: the server says Content-Length ${data.length}, the manifest says files[0].size ${data.length + 1}`,
       });
@@ -247,7 +249,7 @@ describe('ImgapiSource', function () {
       server.addFault({ kind: 'wrong-bytes', at: 777, route: 'GetImageFile' });
       const stream = await source().openFile(m);
       await assert.rejects(
-        pipeline(stream, new VerifyingStream({ sha1: m.files![0]!.sha1, size: data.length }, (d) => new BuildError(d)), new Writable({ write: (_c, _e, cb) => cb() })),
+        pipeline(stream, new VerifyingStream({ sha1: m.files![0].sha1, size: data.length }, (d) => new BuildError(d)), new Writable({ write: (_c, _e, cb) => cb() })),
         /sha1: expected/,
       );
     });

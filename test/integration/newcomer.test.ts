@@ -96,7 +96,7 @@ describe('a newcomer: init, then the commands it prints (CLI, --json)', function
     assert.equal(published.destination, join(dest, stamp));
     const files = await readdir(join(dest, stamp, 'hello'));
     for (const suffix of ['.zfs.gz', '.imgmanifest', '.packages.json', '.pkgaudit', '.build-info.json']) {
-      assert.ok(files.some((f) => f.endsWith(suffix)), `${suffix} published: ${files}`);
+      assert.ok(files.some((f) => f.endsWith(suffix)), `${suffix} published: ${files.join(', ')}`);
     }
 
     // post { always }: a no-op now, and fine when there never was a state file.

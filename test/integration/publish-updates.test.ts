@@ -179,7 +179,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     assert.equal(img.published_at, w.manifest.published_at, 'an imported published_at is kept');
     assert.equal(img.public, false);
     for (const k of ['name', 'version', 'description', 'type', 'os', 'requirements', 'tags'] as const) assert.deepEqual(img[k], w.manifest[k], k);
-    assert.deepEqual(w.imgapi.store.get(w.manifest.uuid)!.files[0]!.data, w.image);
+    assert.deepEqual(w.imgapi.store.get(w.manifest.uuid)!.files[0].data, w.image);
 
     // The calls updates-imgadm makes, in its order and with its query strings, each once.
     assert.deepEqual(writes(w.imgapi), ['AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage']);
@@ -187,16 +187,16 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     const sent = w.imgapi.requests.filter((q) => q.method === 'POST').map((q) => q.url);
     assert.deepEqual(sent, [
       `/images/${u}?channel=dev&action=import`,
-      `/images/${u}/file/from-url?channel=dev&compression=gzip&sha1=${w.manifest.files![0]!.sha1}`,
+      `/images/${u}/file/from-url?channel=dev&compression=gzip&sha1=${w.manifest.files![0].sha1}`,
       `/images/${u}?channel=dev&action=activate`,
     ]);
-    const body = w.admin.importBodies[0]!;
+    const body = w.admin.importBodies[0];
     for (const k of ['files', 'state', 'channels', 'activated', 'icon']) assert.ok(!(k in body), `import body has no ${k}`);
     const { files: _files, ...rest } = w.manifest;
     assert.deepEqual(body, { ...rest, public: false });
     // IMGAPI fetched the presigned Manta URL of the published file, once.
     assert.equal(w.admin.fetches.length, 1);
-    assert.equal(new URL(w.admin.fetches[0]!.url).pathname, IMAGE_PATH);
+    assert.equal(new URL(w.admin.fetches[0].url).pathname, IMAGE_PATH);
     assert.ok(w.manta.requests.some((q) => q.presigned && q.method === 'GET' && q.path === IMAGE_PATH && q.status === 200));
     // Every IMGAPI request signed as sdc-clients signs (keyId = user), Accept-Version ~2.
     for (const q of w.imgapi.requests) {
@@ -364,7 +364,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     const put = w.imgapi.requests.find((q) => opOf(q) === 'AddImageFile')!;
     assert.equal(put.headers['content-type'], 'application/octet-stream');
     assert.equal(put.headers['content-length'], String(w.image.length));
-    assert.deepEqual(w.imgapi.store.get(w.manifest.uuid)!.files[0]!.data, w.image);
+    assert.deepEqual(w.imgapi.store.get(w.manifest.uuid)!.files[0].data, w.image);
     assert.equal(importStep(r).action, 'imported');
   });
 
@@ -374,7 +374,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     const r = await cli(args, { cwd: w.dir, env: childEnv, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     const u = w.manifest.uuid;
-    const s = w.manifest.files![0]!.sha1;
+    const s = w.manifest.files![0].sha1;
     assert.match(r.stdout, new RegExp(`\\n {2}import {4}${u} from ${IMAGE_PATH} into channel staging: import \\(not on the server: import, add-file, activate\\)\\n`));
     assert.ok(r.stdout.includes(`\n              POST ${w.imgapi.url}/images/${u}?channel=staging&action=import (manifest demo 1.0)\n`), r.stdout);
     assert.ok(r.stdout.includes(`\n              POST ${w.imgapi.url}/images/${u}/file/from-url?channel=staging&compression=gzip&sha1=${s} (file_url: presigned Manta URL of ${IMAGE_PATH})\n`));
@@ -401,7 +401,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(w.dir, 'ed')]);
     const ed = await cli(args, { cwd: w.dir, env: { ...env(w), HOME: w.home, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '', UPDATES_IMGADM_IDENTITY: join(w.dir, 'ed') }, timeoutMs: 60_000 });
     assert.equal(ed.code, 3);
-    assert.match(errorLines(ed)[0]!, /is ed25519: IMGAPI only accepts RSA keys/);
+    assert.match(errorLines(ed)[0], /is ed25519: IMGAPI only accepts RSA keys/);
   });
 
   it('IMGAPI errors are one line with code, message and errors[]: a manifest IMGAPI refuses, a missing origin, an http file_url', async () => {
@@ -472,13 +472,13 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
       logs.stop();
     }
     assert.equal(errors.length, 3);
-    assert.match(errors[1]!, /HTTP 403 error attempting to download image https:\/\/127\.0\.0\.1:\d+\/Joyent_Dev\/public\/builds\/demo\/.*\.zfs\.gz\?… \(Download\)/);
+    assert.match(errors[1], /HTTP 403 error attempting to download image https:\/\/127\.0\.0\.1:\d+\/Joyent_Dev\/public\/builds\/demo\/.*\.zfs\.gz\?… \(Download\)/);
     assert.equal((await served(w))!.state, 'active');
     const fetched = [...w.admin.fetches.map((f) => f.url), ...echoed].map((u) => new URL(u));
     assert.ok(fetched.length >= 1);
     const secrets = [
       ...[w.mantaKey.pem, w.imgapiKey.pem].flatMap((p) => p.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))),
-      ...w.manta.authorizations.map((a) => /signature="([^"]+)"/.exec(a)![1]!),
+      ...w.manta.authorizations.map((a) => /signature="([^"]+)"/.exec(a)![1]),
       ...w.imgapi.requests.map((q) => /signature="([^"]+)"/.exec(String(q.headers.authorization))?.[1]).filter((s): s is string => !!s),
       ...fetched.flatMap((u) => [u.search, u.searchParams.get('signature')!, encodeURIComponent(u.searchParams.get('signature')!)]),
       'Signature keyId',

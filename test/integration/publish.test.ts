@@ -141,7 +141,7 @@ describe('publish (integration)', function () {
       assert.equal((f.srv.entry(`${DEST}/demo/demo-zfs-1.0.zfs.gz`) as { contentType: string }).contentType, 'application/gzip');
       assert.equal((f.srv.entry(`${DEST}/demo/demo-zfs-1.0.imgmanifest`) as { contentType: string }).contentType, 'application/json');
       const sums = (await f.srv.read(`${DEST}/md5sums.txt`)).toString();
-      assert.equal(sums, Object.keys(f.files).sort().map((rel) => `${md5hex(f.files[rel]!)}  ${rel}\n`).join(''));
+      assert.equal(sums, Object.keys(f.files).sort().map((rel) => `${md5hex(f.files[rel])}  ${rel}\n`).join(''));
       assert.equal((await f.srv.read(`${BASE}/master-latest`)).toString(), `${DEST}\n`);
       assert.equal((f.srv.entry(`${BASE}/master-latest`) as { contentType: string }).contentType, 'text/plain');
       assert.equal(f.srv.entry(`${BASE}/latest-release`), undefined);
@@ -157,7 +157,7 @@ describe('publish (integration)', function () {
         `${f.srv.url}${BASE}/master-latest`,
       ]);
       // The default key id is bits-upload.sh's: MD5 of ~/.ssh/id_rsa.pub.
-      assert.match(f.srv.requests[0]!.keyId!, /^\/Joyent_Dev\/keys\/([0-9a-f]{2}:){15}[0-9a-f]{2}$/);
+      assert.match(f.srv.requests[0].keyId!, /^\/Joyent_Dev\/keys\/([0-9a-f]{2}:){15}[0-9a-f]{2}$/);
     });
 
     it('a rerun uploads nothing and moves nothing; a new stamp moves the pointer', async () => {
@@ -188,7 +188,7 @@ describe('publish (integration)', function () {
       await f.srv.seed(`${DEST}/demo/latest-build-stamp`, 'something else\n');
       await assert.rejects(publish(opts(f)), (e: PublishError) => {
         assert.equal(e.exitCode, 3);
-        assert.match(e.message, new RegExp(`${DEST}/demo/latest-build-stamp exists with MD5 [0-9a-f]{32}, local ${md5hex(f.files['demo/latest-build-stamp']!)}`));
+        assert.match(e.message, new RegExp(`${DEST}/demo/latest-build-stamp exists with MD5 [0-9a-f]{32}, local ${md5hex(f.files['demo/latest-build-stamp'])}`));
         assert.match(e.hint!, /never overwritten/);
         return true;
       });
@@ -230,7 +230,7 @@ describe('publish (integration)', function () {
         await publish(opts(g, { dryRun: true }));
         g.srv.fault({ kind: 'status', status: 500, code: 'InternalError', method: 'HEAD', path: `${DEST}/demo/latest-build-stamp`, times: 100 });
         // The stamp dir must exist for the file HEADs to happen.
-        await g.srv.seed(`${DEST}/demo/demo-zfs-1.0.zfs.gz`, g.files['demo/demo-zfs-1.0.zfs.gz']!);
+        await g.srv.seed(`${DEST}/demo/demo-zfs-1.0.zfs.gz`, g.files['demo/demo-zfs-1.0.zfs.gz']);
         await assert.rejects(publish(opts(g)), (e: PublishError) => e.exitCode === 3 && /HEAD .*latest-build-stamp: 500 InternalServerError/.test(e.message));
         assert.deepEqual(g.srv.puts(), [], 'nothing uploaded when a HEAD failed');
         g.srv.clearFaults();
@@ -376,11 +376,11 @@ describe('publish (integration)', function () {
       assert.equal(typeof upload.count, 'number');
       assert.ok(logs.lines.some((l) => /\] \/Joyent_Dev\/public\/builds\/demo\/[^ ]+\/demo-zfs-1\.0\.zfs\.gz: [\d.]+ [kM]?B of 4\.2 MB \(\d+%\), [\d.]+ [kM]?B\/s/.test(l)), 'progress lines');
       assert.equal(importer.applied.length, 1);
-      const url = importer.applied[0]!.url;
-      assert.deepEqual(importer.applied[0]!.body, g.files['demo/demo-zfs-1.0.zfs.gz']);
+      const url = importer.applied[0].url;
+      assert.deepEqual(importer.applied[0].body, g.files['demo/demo-zfs-1.0.zfs.gz']);
       const secrets = [
         ...g.key.pem.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')),
-        ...g.srv.authorizations.map((a) => /signature="([^"]+)"/.exec(a)![1]!),
+        ...g.srv.authorizations.map((a) => /signature="([^"]+)"/.exec(a)![1]),
         new URL(url).searchParams.get('signature')!,
         new URL(url).search,
         'Signature keyId',
@@ -399,7 +399,7 @@ describe('publish (integration)', function () {
       assert.equal(importer.applied.length, 0);
       assert.deepEqual(dry.steps.filter((s) => s.op === 'import').map((s) => (s as { uuid: string }).uuid), [IMAGE_UUID]);
       await publish(opts(f, { updates: true, importer }));
-      const req = importer.applied[0]!.req;
+      const req = importer.applied[0].req;
       assert.equal(req.uuid, IMAGE_UUID);
       assert.equal(req.imagePath, `${DEST}/demo/demo-zfs-1.0.zfs.gz`);
       assert.equal(req.channel, 'dev');
@@ -544,7 +544,7 @@ describe('publish (integration)', function () {
         assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
         const lines = errorLines(r);
         assert.equal(lines.length, 1, r.stderr);
-        assert.match(lines[0]!, msg);
+        assert.match(lines[0], msg);
       }
     });
 
@@ -572,7 +572,7 @@ describe('publish (integration)', function () {
         assert.equal(p.code, 3, p.stderr);
         const lines = errorLines(p);
         assert.equal(lines.length, 1, p.stderr);
-        assert.match(lines[0]!, /^buildimage: error: IMGAPI http:\/\/127\.0\.0\.1:\d+ refused user "mg" with key ([0-9a-f]{2}:){15}[0-9a-f]{2}: Unauthorized \(UnauthorizedError\) \(check UPDATES_IMGADM_USER/);
+        assert.match(lines[0], /^buildimage: error: IMGAPI http:\/\/127\.0\.0\.1:\d+ refused user "mg" with key ([0-9a-f]{2}:){15}[0-9a-f]{2}: Unauthorized \(UnauthorizedError\) \(check UPDATES_IMGADM_USER/);
         assert.equal(f.srv.requests.length, before, 'nothing sent to Manta');
       } finally {
         await imgapi.close();
@@ -589,7 +589,7 @@ describe('publish (integration)', function () {
       assert.equal(r.code, 3, r.stderr);
       const lines = errorLines(r);
       assert.equal(lines.length, 1);
-      assert.match(lines[0]!, /^buildimage: error: Manta refused the credentials: HEAD \/Joyent_Dev\/public\/builds\/demo: 403 Forbidden \(check MANTA_USER.*key ([0-9a-f]{2}:){15}[0-9a-f]{2} from .*home2\/\.ssh\/id_rsa\)\)$/);
+      assert.match(lines[0], /^buildimage: error: Manta refused the credentials: HEAD \/Joyent_Dev\/public\/builds\/demo: 403 Forbidden \(check MANTA_USER.*key ([0-9a-f]{2}:){15}[0-9a-f]{2} from .*home2\/\.ssh\/id_rsa\)\)$/);
     });
 
     it('-L needs no server (the README demo)', async () => {

@@ -23,7 +23,7 @@ function start(args: string[], env: Record<string, string>, until: RegExp): { ch
   const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore' });
   let err = '';
   const ready = new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
       if (until.test(err)) resolve();
     });
@@ -154,7 +154,7 @@ describe('reliability', function () {
     const out = await w.outDir();
     const r = await cli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out, '--timeout', '3s'], { env: w.env });
     assert.equal(r.code, 1, r.stderr);
-    assert.match(errorLines(r)[0]!, /timed out after 3s: .*pkg_add -U slowpkg/);
+    assert.match(errorLines(r)[0], /timed out after 3s: .*pkg_add -U slowpkg/);
     await noStrayProcesses();
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: images() });
   });
@@ -169,7 +169,7 @@ describe('reliability', function () {
     try {
       const r = await cli(['-i', w.origin.uuid, '-d', big, '-m', mf, '--output-dir', out, '--dataset-root', small], { env: w.env });
       assert.equal(r.code, 1, r.stderr);
-      assert.match(errorLines(r)[0]!, /no space left copying .* into the image.*pool or quota is full/);
+      assert.match(errorLines(r)[0], /no space left copying .* into the image.*pool or quota is full/);
       await assertNoLeaks({ datasetRoot: small, workDir: w.workDir, outputDir: out, images: images() });
     } finally {
       await w.zfs.destroyOwned(small);
@@ -251,7 +251,7 @@ describe('reliability', function () {
     const r = await cli(['-i', uuid, '-d', proto, '-m', mf, '--output-dir', out, '--source', src], { env: w.env });
     assert.equal(r.code, 1, r.stderr);
     const context = r.stderr;
-    assert.match(errorLines(r)[0]!, /image root has \/lib as a symlink; cannot mount the host's \/lib there/);
+    assert.match(errorLines(r)[0], /image root has \/lib as a symlink; cannot mount the host's \/lib there/);
     assert.deepEqual(await readdir('/lib'), before);
     const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => / \/lib /.test(l));
     assert.deepEqual(mounts, [], 'nothing mounted on the host /lib');

@@ -65,7 +65,7 @@ describe('reports and logs (CLI)', function () {
     assert.deepEqual(info.image.file, manifest.files[0]);
     assert.equal(info.image.file.sha1, createHash('sha1').update(await readFile(`${stem}.zfs.gz`)).digest('hex'));
     assert.equal(info.base.uuid, w.origin.uuid);
-    assert.equal(info.base.sha1, w.origin.files![0]!.sha1);
+    assert.equal(info.base.sha1, w.origin.files![0].sha1);
     assert.deepEqual(info.proto, { path: proto, git: { dir: repo, commit, branch: 'release-20240101', dirty: false } });
     assert.deepEqual(info.inputs.packages, ['greeter']);
     const pkgs = JSON.parse(await readFile(`${stem}.packages.json`, 'utf8')).packages;
@@ -90,12 +90,12 @@ describe('reports and logs (CLI)', function () {
     assert.equal(r.code, 1, r.stderr);
     const errs = errorLines(r);
     assert.equal(errs.length, 1, r.stderr);
-    assert.match(errs[0]!, new RegExp(missing));
+    assert.match(errs[0], new RegExp(missing));
     assert.match(r.stderr, /\] prepare \(failed\)\s+\d+\.\d\n/, 'timing table with the failed stage');
     const text = await readFile(logFile, 'utf8');
     const last = text.trim().split('\n').pop()!;
     assert.match(last, /\] ERROR: /);
-    assert.ok(last.endsWith(errs[0]!.replace('buildimage: error: ', '')), `log file ends with the error: ${last}`);
+    assert.ok(last.endsWith(errs[0].replace('buildimage: error: ', '')), `log file ends with the error: ${last}`);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
   });
 });

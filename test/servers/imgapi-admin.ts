@@ -18,7 +18,7 @@ import { RestError, reqChannel, reqGetImage, reqValidUuid, type Handler, type Im
 import { sshpk } from './ssh-keys.js';
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 const imgmanifest: any = require('imgmanifest');
 
 const VALID_ALGS = ['RSA-SHA1', 'RSA-SHA256', 'DSA-SHA1'];
@@ -130,7 +130,7 @@ export function mountAdminApi(server: ImgapiTestServer, opts: AdminApiOptions): 
 
   server.route('POST', '/images/:uuid', 'UpdateImage', reqAuth, reqValidUuid, reqChannel(false), bodyParser, (ctx) => {
     if (ctx.query.action !== 'import' || ctx.query.source !== undefined) return 'next';
-    const image = adminImport(server, ctx as Ctx);
+    const image = adminImport(server, ctx);
     api.importBodies.push(structuredClone((ctx as Ctx).body ?? {}));
     send(ctx, image);
     return undefined;
@@ -222,7 +222,7 @@ type Ctx = RequestContext & { body?: Record<string, unknown> };
 function adminImport(server: ImgapiTestServer, ctx: Ctx): StoredImage {
   if (ctx.query.account) throw new RestError(403, 'OperatorOnly', 'operator only');
   const data = { ...(ctx.body ?? {}) } as Record<string, unknown>;
-  const uuid = ctx.params.uuid!;
+  const uuid = ctx.params.uuid;
   if (uuid !== data.uuid) {
     throw new RestError(422, 'InvalidParameter', `URL UUID, "${uuid}" and body UUID, "${String(data.uuid)}" do not match`, [{ field: 'uuid', code: 'Invalid' }]);
   }
@@ -264,7 +264,10 @@ function createRaw(input: Record<string, unknown>): Record<string, unknown> {
   for (const k of COPIED_DEFINED) if (data[k] !== undefined) raw[k] = data[k];
   for (const k of ['v', 'owner', 'name', 'version', 'type', 'os', 'public', 'disabled', 'acl', ...COPIED, ...COPIED_DEFINED]) delete data[k];
   if (raw.type === 'zvol') {
-    for (const k of ['nic_driver', 'disk_driver', 'cpu_type']) (raw[k] = data[k]), delete data[k];
+    for (const k of ['nic_driver', 'disk_driver', 'cpu_type']) {
+      raw[k] = data[k];
+      delete data[k];
+    }
     raw.image_size = Number(data.image_size);
     delete data.image_size;
   }
@@ -273,8 +276,11 @@ function createRaw(input: Record<string, unknown>): Record<string, unknown> {
   if (data.published_at && typeof data.published_at !== 'string') {
     throw new RestError(422, 'InvalidParameter', 'invalid "published_at"', [{ field: 'published_at', code: 'Invalid' }]);
   }
-  if (data.published_at) (raw.published_at = data.published_at), delete data.published_at;
-  if (data.urn) (raw.urn = data.urn), delete data.urn;
+  for (const k of ['published_at', 'urn']) {
+    if (!data[k]) continue;
+    raw[k] = data[k];
+    delete data[k];
+  }
   delete data.files;
   delete data.state;
   const extra = Object.keys(data);
@@ -337,7 +343,7 @@ function fileRecord(data: Buffer, compression: string, ctx: RequestContext): Sto
 
 /** finishMoveImageFile: the image is read again after the long transfer. */
 function finishFile(server: ImgapiTestServer, ctx: RequestContext, file: StoredFile): void {
-  const image = server.store.get(ctx.params.uuid!);
+  const image = server.store.get(ctx.params.uuid);
   if (!image) throw new RestError(404, 'ResourceNotFound', `image ${ctx.params.uuid} not found`);
   if (image.raw.activated) throw new RestError(422, 'ImageAlreadyActivated', `image "${image.raw.uuid}" is already activated`);
   image.files = [file];

@@ -174,7 +174,7 @@ const SERVER_VERSIONS = ['1.0.0', '2.0.0'];
 type Triple = [number, number, number];
 
 function cmp(a: Triple, b: Triple): number {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return 0;
 }
 
@@ -428,7 +428,7 @@ export class ImgapiTestServer {
         throw new RestError(404, 'ResourceNotFound', `${url.pathname} does not exist`);
       }
       const m = route.pattern.exec(path)!;
-      route.keys.forEach((k, i) => (ctx.params[k] = decodeURIComponent(m[i + 1]!)));
+      route.keys.forEach((k, i) => (ctx.params[k] = decodeURIComponent(m[i + 1])));
       // No Accept-Version means an IMGAPI 1.x-era client: '~1' (app.js server.pre).
       const accept = req.headers['accept-version'];
       if (typeof accept === 'string') {
@@ -472,7 +472,7 @@ export class ImgapiTestServer {
       return (!routes || routes.includes(route)) && (!f.uuid || f.uuid === uuid) && (!f.action || f.action === action);
     });
     if (i < 0) return undefined;
-    const f = this.faults[i]!;
+    const f = this.faults[i];
     f.times = (f.times ?? 1) - 1;
     if (f.times <= 0) this.faults.splice(i, 1);
     return f;
@@ -505,7 +505,10 @@ export class ImgapiTestServer {
     let cut: number | undefined;
     let stall = false;
     if (fault?.kind === 'drop') cut = fault.afterBytes;
-    else if (fault?.kind === 'stall') (cut = fault.afterBytes), (stall = true);
+    else if (fault?.kind === 'stall') {
+      cut = fault.afterBytes;
+      stall = true;
+    }
     else if (fault?.kind === 'truncate') cut = Math.floor(announced / 2);
     const flipAt = fault?.kind === 'wrong-bytes' ? (fault.at ?? Math.floor(announced / 2)) : undefined;
     res.flushHeaders();
@@ -577,7 +580,7 @@ export class ImgapiTestServer {
 
   private listImages(ctx: RequestContext): void {
     const q = ctx.query;
-    const one = (k: string): string | undefined => (Array.isArray(q[k]) ? (q[k] as string[])[0] : (q[k] as string | undefined));
+    const one = (k: string): string | undefined => (Array.isArray(q[k]) ? (q[k])[0] : (q[k]));
     // Non-dc servers show only active images to unauthenticated callers (limitToActive).
     const limitToActive = this.mode !== 'dc' && ctx.remoteUser === undefined;
     const state = one('state');
@@ -743,7 +746,7 @@ export function reqChannel(allowStar: boolean): Handler {
 
 /** images.reqGetImage (without `account=`): sets ctx.image. */
 export const reqGetImage: Handler = (ctx) => {
-  const uuid = ctx.params.uuid!;
+  const uuid = ctx.params.uuid;
   const image = ctx.server.store.get(uuid);
   // Two different messages, as the real server: not in the DB vs. not in the channel.
   if (!image) throw new RestError(404, 'ResourceNotFound', `image ${uuid} not found`);

@@ -299,7 +299,7 @@ export class MantaTestServer {
   private authenticate(req: IncomingMessage, url: URL, rec: RecordedRequest): string | undefined {
     const authz = req.headers.authorization;
     if (authz) {
-      const scheme = authz.split(' ')[0]!.toLowerCase();
+      const scheme = authz.split(' ')[0].toLowerCase();
       if (scheme !== 'signature') throw new HttpFail(403, 'AuthorizationSchemeNotAllowed', `${scheme} is not a supported scheme`);
       let parsed: { keyId: string; algorithm: string };
       try {
@@ -346,7 +346,7 @@ export class MantaTestServer {
     const parts = keyId.split('/');
     const ok = (parts.length === 4 && parts[2] === 'keys') || (parts.length === 5 && parts[3] === 'keys');
     if (!ok || parts[0] !== '') throw new HttpFail(403, 'InvalidKeyId', `${keyId} is not a valid keyId`);
-    const login = decodeURIComponent(parts[1]!);
+    const login = decodeURIComponent(parts[1]);
     if (!this.entries.has(`/${login}`)) throw new HttpFail(403, 'AccountDoesNotExist', `${login} does not exist`);
     return login;
   }
@@ -474,7 +474,7 @@ export class MantaTestServer {
     const md5 = length === 0 ? EMPTY_MD5 : hash.digest('base64');
     if (sentMd5 !== undefined && length !== 0 && sentMd5 !== md5) {
       await discard();
-      throw new HttpFail(400, 'ContentMD5Mismatch', `Content-MD5 expected to be ${sentMd5}, but was ${md5}`);
+      throw new HttpFail(400, 'ContentMD5Mismatch', `Content-MD5 expected to be ${String(sentMd5)}, but was ${md5}`);
     }
     const stored = join(this.dir, randomUUID());
     await rename(file, stored);

@@ -47,7 +47,7 @@ describe('bin/buildimage (the npm bin)', function () {
 
   it('runs the real CLI', async () => {
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
-    assert.equal(join(REPO, pkg.bin.buildimage!), BIN);
+    assert.equal(join(REPO, pkg.bin.buildimage), BIN);
     const r = await execa(BIN, ['--version']);
     assert.match(r.stdout, new RegExp(`^buildimage/${pkg.version.replace(/\./g, '\\.')} `));
   });
@@ -64,6 +64,6 @@ describe('oclif.manifest.json (written by npm run build)', () => {
       assert.equal(c.isESM, true, id);
       assert.deepEqual(c.relativePath, ['dist', 'commands', `${id}.js`]);
     }
-    assert.ok('image' in manifest.commands.build!.flags, 'build has its -i/--image flag');
+    assert.ok('image' in manifest.commands.build.flags, 'build has its -i/--image flag');
   });
 });

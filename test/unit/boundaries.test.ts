@@ -23,7 +23,7 @@ export function roomsTable(markdown: string): Map<string, Set<string>> {
     const cells = line.split('|').map((c) => c.trim());
     const room = /^`([a-z-]+)`$/.exec(cells[1] ?? '')?.[1];
     if (!room) continue;
-    const allowed = [...(cells[3] ?? '').matchAll(/`([a-z-]+)`/g)].map((m) => m[1]!);
+    const allowed = [...(cells[3] ?? '').matchAll(/`([a-z-]+)`/g)].map((m) => m[1]);
     rooms.set(room, new Set(allowed));
   }
   return rooms;
@@ -39,7 +39,7 @@ function walk(dir: string): string[] {
 /** Relative import specifiers: static, type-only, re-exports and dynamic import(). */
 export function importsOf(source: string): string[] {
   const found = new Set<string>();
-  for (const m of source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}\/[^'"]+)\1/gm)) found.add(m[2]!);
+  for (const m of source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)(['"])(\.{1,2}\/[^'"]+)\1/gm)) found.add(m[2]);
   return [...found];
 }
 

@@ -218,8 +218,8 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     assert.deepEqual(imported.channels, ['experimental']);
     assert.equal(imported.published_at, m.published_at);
     assert.deepEqual(imported.files, []);
-    const withFile = await call<ImageManifest>((cb) => c.addImageFile({ uuid: m.uuid, file: join(dir, 'image.zfs.gz'), compression: 'gzip', sha1: m.files![0]!.sha1 }, cb));
-    assert.deepEqual(withFile.files, [{ sha1: m.files![0]!.sha1, size: data.length, compression: 'gzip' }]);
+    const withFile = await call<ImageManifest>((cb) => c.addImageFile({ uuid: m.uuid, file: join(dir, 'image.zfs.gz'), compression: 'gzip', sha1: m.files![0].sha1 }, cb));
+    assert.deepEqual(withFile.files, [{ sha1: m.files![0].sha1, size: data.length, compression: 'gzip' }]);
     const active = await call<ImageManifest>((cb) => c.activateImage(m.uuid, undefined, {}, cb));
     assert.equal(active.state, 'active');
     const added = await call<ImageManifest>((cb) => c.channelAddImage({ uuid: m.uuid, channel: 'dev' }, cb));
@@ -227,15 +227,15 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     assert.equal((await call<{ user?: string }>((cb) => c.ping(cb))).user, 'mg');
     assert.deepEqual(writes(server).slice(-4), ['AdminImportImage', 'AddImageFile', 'ActivateImage', 'ChannelAddImage']);
     // The store has what GetImageFile serves: the same bytes.
-    assert.deepEqual(server.store.get(m.uuid)!.files[0]!.data, data);
+    assert.deepEqual(server.store.get(m.uuid)!.files[0].data, data);
   });
 
   it('addImageFileFromUrl: the server fetches file_url itself (https only on the real one)', async () => {
     const m = manifest({}, data);
     const c = sdc({ channel: 'dev' });
     await call((cb) => c.adminImportImage(m, {}, cb));
-    const img = await call<ImageManifest>((cb) => c.addImageFileFromUrl({ uuid: m.uuid, file_url: `${filesUrl}/image.zfs.gz?sig=x`, sha1: m.files![0]!.sha1 }, cb));
-    assert.equal(img.files![0]!.size, data.length);
+    const img = await call<ImageManifest>((cb) => c.addImageFileFromUrl({ uuid: m.uuid, file_url: `${filesUrl}/image.zfs.gz?sig=x`, sha1: m.files![0].sha1 }, cb));
+    assert.equal(img.files![0].size, data.length);
     assert.equal(admin.fetches.at(-1)!.status, 200);
     const strict = await startImgapiServer();
     mountAdminApi(strict, { authkeys: { mg: [key.pubLine] } });
@@ -331,8 +331,8 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     assert.equal(await c.findImage(m.uuid), undefined);
     const body = importBody(m).body;
     assert.equal((await c.adminImportImage(body, 'dev')).state, 'unactivated');
-    const img = await c.addImageFile(m.uuid, { path: join(dir, 'image.zfs.gz'), size: data.length }, { compression: 'gzip', sha1: m.files![0]!.sha1, channel: 'dev' });
-    assert.equal(img.files![0]!.sha1, m.files![0]!.sha1);
+    const img = await c.addImageFile(m.uuid, { path: join(dir, 'image.zfs.gz'), size: data.length }, { compression: 'gzip', sha1: m.files![0].sha1, channel: 'dev' });
+    assert.equal(img.files![0].sha1, m.files![0].sha1);
     assert.equal((await c.activateImage(m.uuid, 'dev')).state, 'active');
     assert.deepEqual((await c.channelAddImage(m.uuid, 'dev', 'staging')).channels, ['dev', 'staging']);
     const got = (await c.findImage(m.uuid))!;
@@ -345,7 +345,7 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
       assert.equal(q.headers['accept-version'], '~2');
       assert.match(q.url, /[?&]channel=(dev|\*)(&|$)/, q.url);
     }
-    assert.match(mine[2]!.url, /^\/images\/[^?]+\/file\?channel=dev&compression=gzip&sha1=[0-9a-f]{40}$/);
+    assert.match(mine[2].url, /^\/images\/[^?]+\/file\?channel=dev&compression=gzip&sha1=[0-9a-f]{40}$/);
   });
 
   it('a base path in UPDATES_IMGADM_URL is kept (an IMGAPI behind a path-routing proxy)', async () => {
@@ -378,13 +378,13 @@ describe('test IMGAPI write side (checked with sdc-clients)', function () {
     assert.equal(e3.message, `IMGAPI ${server.url} refused user "mg" with key ${stranger.signer.fingerprint}: Unauthorized (UnauthorizedError)`);
     assert.match(e3.hint!, /UPDATES_IMGADM_USER and UPDATES_IMGADM_IDENTITY \(key from test key\)/);
     const authz = server.requests.at(-1)!.headers.authorization!;
-    assert.ok(!e3.message.includes(/signature="([^"]+)"/.exec(authz)![1]!));
+    assert.ok(!e3.message.includes(/signature="([^"]+)"/.exec(authz)![1]));
     // A server (or proxy) that echoes the presigned URL does not get it into our message.
     const m = manifest({}, data);
     await c.adminImportImage(importBody(m).body, 'dev');
     const secretUrl = `${filesUrl}/image.zfs.gz?algorithm=RSA-SHA256&expires=1&keyId=%2Fx&signature=SECRETSIG`;
     server.addFault({ kind: 'status', status: 400, code: 'Download', message: `cannot get ${secretUrl}`, route: 'AddImageFileFromUrl' });
-    const e4 = (await c.addImageFileFromUrl(m.uuid, secretUrl, { compression: 'gzip', sha1: m.files![0]!.sha1, channel: 'dev' }).catch((e) => e)) as ImgapiError;
+    const e4 = (await c.addImageFileFromUrl(m.uuid, secretUrl, { compression: 'gzip', sha1: m.files![0].sha1, channel: 'dev' }).catch((e) => e)) as ImgapiError;
     assert.equal(e4.restCode, 'Download');
     assert.ok(!e4.message.includes('SECRETSIG') && !e4.message.includes('expires='), e4.message);
     assert.ok(e4.message.includes(`cannot get ${filesUrl}/image.zfs.gz`));

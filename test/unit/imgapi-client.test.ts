@@ -193,13 +193,13 @@ describe('imgapi client against the test server', function () {
     assert.equal(m.uuid, active.uuid);
     assert.equal(m.state, 'active');
     assert.deepEqual(m.channels, ['dev']);
-    assert.deepEqual(m.files, [{ sha1: active.files![0]!.sha1, size: data.length, compression: 'gzip' }]);
-    const h = server.requestsTo('GetImage')[0]!.headers;
+    assert.deepEqual(m.files, [{ sha1: active.files![0].sha1, size: data.length, compression: 'gzip' }]);
+    const h = server.requestsTo('GetImage')[0].headers;
     assert.equal(h['accept-version'], '~2');
     assert.equal(h.accept, 'application/json');
     const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
     assert.equal(h['user-agent'], `buildimage/${pkg.version} (node/${process.versions.node})`);
-    assert.equal(server.requestsTo('GetImage')[0]!.url, `/images/${active.uuid}`, 'no channel param without a channel');
+    assert.equal(server.requestsTo('GetImage')[0].url, `/images/${active.uuid}`, 'no channel param without a channel');
   });
 
   it('without Accept-Version the server omits channels (IMGAPI 1.x clients)', async () => {
@@ -391,7 +391,7 @@ describe('imgapi client against the test server', function () {
       assert.equal(all.length, 1005);
       assert.equal(new Set(all.map((m) => m.uuid)).size, 1005);
       assert.equal(many.requestsTo('ListImages').length, 2);
-      assert.match(many.requestsTo('ListImages')[1]!.url, /marker=[0-9a-f-]{36}&limit=1000$/);
+      assert.match(many.requestsTo('ListImages')[1].url, /marker=[0-9a-f-]{36}&limit=1000$/);
       assert.equal((await client(many.url).listImages({ limit: 10 })).length, 10);
     } finally {
       await many.close();
@@ -410,7 +410,7 @@ describe('imgapi client against the test server', function () {
     assert.equal(r.statusCode, 200);
     assert.equal(r.contentLength, data.length);
     assert.equal(r.acceptRanges, true);
-    assert.equal(r.etag, active.files![0]!.sha1);
+    assert.equal(r.etag, active.files![0].sha1);
     assert.equal(r.contentMd5, createHash('md5').update(data).digest('base64'));
     const part = await client(server.url).getImageFileStream(active.uuid, { offset: 1000, ifRange: r.etag });
     part.stream.destroy();
@@ -437,7 +437,7 @@ describe('imgapi client against the test server', function () {
         `GET ${server.url}/images/${active.uuid}`,
         `GET ${server.url}/images/${active.uuid}/file`,
       ]);
-      assert.equal(server.requestsTo('GetImage')[0]!.headers.host, new URL(server.url).host);
+      assert.equal(server.requestsTo('GetImage')[0].headers.host, new URL(server.url).host);
     });
 
     it('no_proxy skips the proxy (exact host, suffix and *)', async () => {
@@ -455,7 +455,7 @@ describe('imgapi client against the test server', function () {
       try {
         const ok = client(server.url, { env: { http_proxy: authed.url.replace('//', '//bob:s3cret@') } });
         assert.equal((await ok.getImage(active.uuid)).uuid, active.uuid);
-        assert.equal(authed.requests[0]!.auth, `Basic ${Buffer.from('bob:s3cret').toString('base64')}`);
+        assert.equal(authed.requests[0].auth, `Basic ${Buffer.from('bob:s3cret').toString('base64')}`);
         const bad = client(server.url, { env: { http_proxy: authed.url.replace('//', '//bob:wrong@') } });
         const err = await rejectsWith(bad.getImage(active.uuid));
         assert.match(err.message, /HTTP 407/);

@@ -26,7 +26,7 @@ export function shellWords(text: string): string[] {
   const words: string[] = [];
   let i = 0;
   while (i < text.length) {
-    const c = text[i]!;
+    const c = text[i];
     if (/\s/.test(c)) {
       i++;
       continue;
@@ -34,13 +34,13 @@ export function shellWords(text: string): string[] {
     if (text.startsWith("'''", i) || text.startsWith('"""', i) || /^(&&|\|\||[;|>#)])/.test(text.slice(i))) break;
     const m = /^\$\{\w+:\+([^}]*)\}/.exec(text.slice(i));
     if (m) {
-      words.push(...shellWords(m[1]!));
+      words.push(...shellWords(m[1]));
       i += m[0].length;
       continue;
     }
     let w = '';
-    while (i < text.length && !/\s/.test(text[i]!)) {
-      const q = text[i]!;
+    while (i < text.length && !/\s/.test(text[i])) {
+      const q = text[i];
       if (q === "'" || q === '"') {
         const end = text.indexOf(q, i + 1);
         w += text.slice(i + 1, end < 0 ? undefined : end);
@@ -62,14 +62,14 @@ function codeOf(kind: Kind, text: string): string {
   const joined = text.replace(/\\\r?\n\s*/g, ' ');
   switch (kind) {
     case 'jenkinsfile':
-      return [...joined.matchAll(/\b(?:sh|script:)\s*\(?\s*('\'\'[\s\S]*?'\'\'|'[^'\n]*'|"""[\s\S]*?"""|"[^"\n]*")/g)]
-        .map((m) => m[1]!.replace(/^('\'\'|"""|'|")|('\'\'|"""|'|")$/g, ''))
+      return [...joined.matchAll(/\b(?:sh|script:)\s*\(?\s*('''[\s\S]*?'''|'[^'\n]*'|"""[\s\S]*?"""|"[^"\n]*")/g)]
+        .map((m) => m[1].replace(/^('''|"""|'|")|('''|"""|'|")$/g, ''))
         .join('\n');
     case 'makefile':
       return joined.split('\n').filter((l) => l.startsWith('\t')).join('\n');
     case 'markdown':
-      return [...text.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1]!.replace(/\\\r?\n\s*/g, ' '))
-        .concat([...text.replace(/```[\s\S]*?```/g, '').matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!))
+      return [...text.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1].replace(/\\\r?\n\s*/g, ' '))
+        .concat([...text.replace(/```[\s\S]*?```/g, '').matchAll(/`([^`\n]+)`/g)].map((m) => m[1]))
         .join('\n');
     case 'shell':
       return joined;
@@ -119,20 +119,20 @@ function problems(cl: CommandLine): string[] {
   if (!flags) return [`unknown command ${id}`];
   const out: string[] = [];
   for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
+    const w = words[i];
     if (!w.startsWith('-') || w === '-') continue;
     let name: string | undefined;
     let inlineValue = false;
     if (w.startsWith('--')) {
       const [n] = w.slice(2).split('=');
       inlineValue = w.includes('=');
-      name = flags[n!] ? n : undefined;
+      name = flags[n] ? n : undefined;
       if (!name) out.push(`${id}: no flag ${w.split('=')[0]}`);
     } else {
-      name = Object.keys(flags).find((k) => flags[k]!.char === w.slice(1));
+      name = Object.keys(flags).find((k) => flags[k].char === w.slice(1));
       if (w.length !== 2 || !name) out.push(`${id}: no flag ${w}`);
     }
-    if (name && flags[name]!.type === 'option' && !inlineValue) {
+    if (name && flags[name].type === 'option' && !inlineValue) {
       if (i + 1 >= words.length) out.push(`${id}: ${w} needs a value`);
       i++;
     }

@@ -460,7 +460,7 @@ describe('manifest', () => {
       assert.equal(JSON.stringify([input, origin, file]), before);
       (m.requirements!.min_platform as Record<string, string>)['7.0'] = 'x';
       (m.tags as Record<string, unknown>).y = 1;
-      m.files![0]!.size = 1;
+      m.files![0].size = 1;
       (m.users as Array<{ name: string }>).push({ name: 'z' });
       assert.equal(JSON.stringify([input, origin, file]), before);
       assert.deepEqual(build({ input, origin, file }), build({ input, origin, file }));
@@ -494,7 +494,7 @@ describe('manifest', () => {
         '"files[0].sha1" must be 40 lower-case hex digits, got undefined',
         '"files[0].size" must be a positive integer, got undefined',
       ]);
-      assert.equal(validateManifest({ ...tritonOrigin(), files: [] }, 'import')[0]!.field, 'files');
+      assert.equal(validateManifest({ ...tritonOrigin(), files: [] }, 'import')[0].field, 'files');
     });
 
     it('import needs v, uuid, name, version, type, os but not published_at', () => {

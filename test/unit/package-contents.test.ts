@@ -32,14 +32,14 @@ function specifiers(code: string): string[] {
     /^\s*import\s+['"]([^'"]+)['"]/gm,
     /\bnew URL\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*,\s*import\.meta\.url/g,
   ];
-  for (const re of patterns) for (const m of code.matchAll(re)) out.push(m[1]!);
+  for (const re of patterns) for (const m of code.matchAll(re)) out.push(m[1]);
   return out;
 }
 
 /** A bare specifier's package name: `@scope/name/sub` -> `@scope/name`, `name/sub` -> `name`. */
 function packageName(spec: string): string {
   const parts = spec.split('/');
-  return spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  return spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
 /** Files under dir, relative to the repository. */
@@ -63,8 +63,8 @@ describe('the npm package', function () {
     });
     const packs = JSON.parse(out) as PackResult[];
     assert.equal(packs.length, 1);
-    assert.equal(packs[0]!.name, 'buildimage');
-    files = packs[0]!.files.map((f) => f.path).sort();
+    assert.equal(packs[0].name, 'buildimage');
+    files = packs[0].files.map((f) => f.path).sort();
     shipped = new Set(files);
   });
 

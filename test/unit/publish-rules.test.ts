@@ -88,7 +88,7 @@ describe('publish rules (unit)', () => {
       [e(undefined, 'CERT_HAS_EXPIRED'), false],
       [new Error('x'), false],
     ] as const) {
-      assert.equal(mantaRetryable(err), retry, (err as Error).message);
+      assert.equal(mantaRetryable(err), retry, (err).message);
     }
     // Manta's Retry-After rides in the error and lengthens the wait, within the policy's cap.
     assert.equal(new Backoff(DEFAULT_RETRY).next(e(503, 'InternalError', 30_000)), 30_000);

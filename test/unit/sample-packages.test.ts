@@ -70,9 +70,9 @@ describe('sample packages', () => {
     const cwdDot = lines.indexOf('@cwd .');
     assert.ok(cwdDot > 0);
     for (let i = 4; i < cwdDot; i++) {
-      const l = lines[i]!;
+      const l = lines[i];
       if (l.startsWith('@')) continue;
-      const next = lines[i + 1]!;
+      const next = lines[i + 1];
       const m = /^@comment MD5:([0-9a-f]{32})$/.exec(next);
       assert.ok(m, `file ${l} is followed by its MD5 (got ${next})`);
       assert.equal(m[1], createHash('md5').update(tarCat(pkg.file, l)).digest('hex'));
@@ -81,7 +81,7 @@ describe('sample packages', () => {
     const ignored: string[] = [];
     for (let i = 0; i < tail.length; i += 2) {
       assert.equal(tail[i], '@ignore');
-      ignored.push(tail[i + 1]!);
+      ignored.push(tail[i + 1]);
     }
     assert.deepEqual(ignored, ['+COMMENT', '+DESC', '+BUILD_INFO', '+SIZE_PKG', '+SIZE_ALL']);
   });
@@ -122,11 +122,11 @@ describe('sample packages', () => {
     const summary = gunzipSync(readFileSync(repo.summaryFile)).toString();
     const blocks = summary.split('\n\n').filter(Boolean);
     assert.equal(blocks.length, SAMPLE_PACKAGES.length);
-    const names = blocks.map((b) => /^PKGNAME=(.*)$/m.exec(b)![1]!);
+    const names = blocks.map((b) => /^PKGNAME=(.*)$/m.exec(b)![1]);
     assert.deepEqual(names, [...names].sort());
     for (const b of blocks) {
       const get = (k: string): string[] => b.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
-      const file = join(repo.packagesDir, get('FILE_NAME')[0]!);
+      const file = join(repo.packagesDir, get('FILE_NAME')[0]);
       assert.equal(Number(get('FILE_SIZE')[0]), readFileSync(file).length);
       for (const k of ['BUILD_DATE', 'CATEGORIES', 'COMMENT', 'DESCRIPTION', 'MACHINE_ARCH', 'OPSYS', 'OS_VERSION', 'PKGPATH', 'PKGTOOLS_VERSION', 'SIZE_PKG']) {
         assert.ok(get(k).length, `${names[blocks.indexOf(b)]} has ${k}`);
@@ -137,11 +137,11 @@ describe('sample packages', () => {
     const greeter = repo.packages.find((p) => p.pkgname === 'greeter-1.1')!;
     const libgreet = repo.packages.find((p) => p.pkgname === 'libgreet-1.0')!;
     assert.equal(greeter.meta['+SIZE_ALL'], `${greeter.sizePkg + libgreet.sizePkg}\n`);
-    assert.match(greeter.meta['+CONTENTS']!, /^@blddep libgreet-1\.0\n@pkgdep libgreet>=1\.0$/m);
+    assert.match(greeter.meta['+CONTENTS'], /^@blddep libgreet-1\.0\n@pkgdep libgreet>=1\.0$/m);
     // Deterministic output.
     const again = writeRepository(join(dir, 'repo2'), SAMPLE_PACKAGES);
     assert.deepEqual(readFileSync(again.summaryFile), readFileSync(repo.summaryFile));
-    assert.deepEqual(readFileSync(again.packages[0]!.file), readFileSync(repo.packages[0]!.file));
+    assert.deepEqual(readFileSync(again.packages[0].file), readFileSync(repo.packages[0].file));
   });
 
   it('writes a pkg-vulnerabilities file whose SHA512 checksum pkg_admin accepts', () => {
@@ -159,14 +159,14 @@ describe('sample packages', () => {
   it('orders versions the way pkgsrc does, in the builder and in the stand-ins alike', () => {
     const ascending = ['1.0alpha1', '1.0beta2', '1.0rc1', '1.0', '1.0nb1', '1.0nb2', '1.0pl1', '1.0.2', '1.2', '1.2e', '1.10', '7.64.0', '7.65.1'];
     for (let i = 0; i + 1 < ascending.length; i++) {
-      const [a, b] = [ascending[i]!, ascending[i + 1]!];
+      const [a, b] = [ascending[i], ascending[i + 1]];
       assert.equal(compareVersions(a, b), -1, `${a} < ${b}`);
       assert.equal(lib.versionCompare(a, b), -1, `stand-in: ${a} < ${b}`);
       assert.equal(lib.versionCompare(b, a), 1);
     }
     for (const [a, b] of [['1.0', '1.0.0'], ['1.2e', '1.2.5'], ['1.9.15p', '1.9.15.16'], ['1.0pl1', '1.0.1']]) {
-      assert.equal(compareVersions(a!, b!), 0, `${a} == ${b}`);
-      assert.equal(lib.versionCompare(a!, b!), 0, `stand-in: ${a} == ${b}`);
+      assert.equal(compareVersions(a, b), 0, `${a} == ${b}`);
+      assert.equal(lib.versionCompare(a, b), 0, `stand-in: ${a} == ${b}`);
     }
   });
 

@@ -50,7 +50,7 @@ describe('settings table', () => {
       const flags = config.findCommand(command)!.flags as Record<string, { char?: string }>;
       const names = Object.keys(flags).filter((f) => f !== 'json').sort();
       assert.deepEqual(names, settingsOf(command).map(flagName).sort(), command);
-      for (const id of settingsOf(command)) assert.equal(flags[flagName(id)]!.char, table(id).char, `${command} --${flagName(id)}`);
+      for (const id of settingsOf(command)) assert.equal(flags[flagName(id)].char, table(id).char, `${command} --${flagName(id)}`);
     }
   });
 

@@ -201,7 +201,7 @@ function checkStringArray(field: string, maxLen?: number): Check {
   return (m) => {
     const val = m[field];
     if (!Array.isArray(val)) return [invalid(field, `"${field}" must be an array of strings`)];
-    const bad = val.find((s) => typeof s !== 'string' || (maxLen !== undefined && s.length > maxLen));
+    const bad = (val as unknown[]).find((s) => typeof s !== 'string' || (maxLen !== undefined && s.length > maxLen));
     if (bad === undefined) return [];
     const limit = maxLen === undefined ? '' : ` of at most ${maxLen} characters`;
     return [invalid(field, `"${field}" entries must be strings${limit}; got ${show(bad)}`)];
@@ -262,7 +262,7 @@ function checkAcl(m: Obj): ManifestProblem[] {
 
 function checkUsers(m: Obj): ManifestProblem[] {
   if (!Array.isArray(m.users)) return [invalid('users', '"users" must be an array of {"name": ...} objects')];
-  const bad = m.users.find((u) => !isPlainObject(u) || typeof u.name !== 'string' || Object.keys(u).length !== 1);
+  const bad = (m.users as unknown[]).find((u) => !isPlainObject(u) || typeof u.name !== 'string' || Object.keys(u).length !== 1);
   return bad === undefined ? [] : [invalid('users', `"users" entries must be exactly {"name": "..."}; got ${show(bad)}`)];
 }
 
@@ -345,7 +345,7 @@ const requirementChecks: Record<string, (reqs: Obj) => ManifestProblem[]> = {
     const nets = r.networks;
     const f = 'requirements.networks';
     if (!Array.isArray(nets)) return [invalid(f, `"${f}" must be an array`)];
-    const bad = nets.find(
+    const bad = (nets as unknown[]).find(
       (n) => !isPlainObject(n) || n.name === undefined || n.description === undefined || Object.keys(n).length !== 2,
     );
     return bad === undefined ? [] : [invalid(f, `"${f}" entries must be exactly {"name", "description"}; got ${show(bad)}`)];
@@ -387,7 +387,7 @@ function checkRequirements(reqs: unknown): ManifestProblem[] {
       return [invalid(`requirements.${key}`, `unsupported requirement "requirements.${key}"`)];
     }
     // imgmanifest skips falsy values (0, "", false, null) of known keys; so do we.
-    return reqs[key] ? requirementChecks[key]!(reqs) : [];
+    return reqs[key] ? requirementChecks[key](reqs) : [];
   });
 }
 
@@ -434,7 +434,7 @@ function presentFieldProblems(m: Obj, profile: CheckProfile): ManifestProblem[] 
     if (nestsDeeperThan(m[field], LIMITS.depth)) {
       return [invalid(field, `"${field}" is nested too deeply (max ${LIMITS.depth} levels)`)];
     }
-    return fieldChecks[field]!(m, profile);
+    return fieldChecks[field](m, profile);
   });
 }
 
@@ -455,7 +455,7 @@ export function validateManifest(m: unknown, profile: ManifestProfile): Manifest
 
 export function firstProblemLine(prefix: string, problems: ManifestProblem[]): string {
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
-  return `${prefix}: ${problems[0]!.message}${more}`;
+  return `${prefix}: ${problems[0].message}${more}`;
 }
 
 /** Throws BuildError with one line, e.g. `origin image manifest: "type" is missing`. */
