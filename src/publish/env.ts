@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { defaultKeyId, findSigner } from '../http/keys.js';
 import type { Signer } from '../http/signature.js';
 import { imgapiSigner } from '../imgapi/auth.js';
+import { MantaClient, type MantaClientOptions } from '../manta/client.js';
 import { PublishError } from '../core/errors.js';
 
 /** bits-upload.sh's defaults. */
@@ -44,6 +45,11 @@ export function mantaEnv(env: NodeJS.ProcessEnv): MantaEnv {
     insecure: envBool(env.MANTA_TLS_INSECURE),
     agentSocket: env.SSH_AUTH_SOCK || undefined,
   };
+}
+
+/** A client for this environment's Manta, signing with `signer`. */
+export function mantaClient(m: MantaEnv, signer: Signer, o: Pick<MantaClientOptions, 'retry' | 'stallMs'>): MantaClient {
+  return new MantaClient({ url: m.url, user: m.user, subuser: m.subuser, signer, insecure: m.insecure, ...o });
 }
 
 /** The Manta key as node-manta finds it: MANTA_KEY_ID, else ~/.ssh/id_rsa.pub's fingerprint; in ~/.ssh or the agent. */

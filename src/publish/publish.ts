@@ -11,10 +11,10 @@ import type { RetryPolicy } from '../core/retry.js';
 import { KeyError } from '../http/keys.js';
 import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
 import { log } from '../core/log.js';
-import { MantaClient, MantaError } from '../manta/client.js';
+import { MantaError } from '../manta/client.js';
 import { StateFile } from '../build/state.js';
 import { runPlan, type ApplyOptions, type Step } from './apply.js';
-import { allowDirty, mantaEnv, mantaSigner, sshDirOf, updatesEnv } from './env.js';
+import { allowDirty, mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv } from './env.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
 import type { ImgapiImporter } from './importer.js';
 import { LocalStore } from './local-store.js';
@@ -154,16 +154,7 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
   if (o.local) return new LocalStore(baseDir);
   const m = mantaEnv(o.env);
   const signer = await mantaSigner(m, o.sshDir ?? sshDirOf(o.env));
-  const client = new MantaClient({
-    url: m.url,
-    user: m.user,
-    subuser: m.subuser,
-    signer,
-    insecure: m.insecure,
-    retry: o.retry,
-    stallMs: o.stallMs,
-  });
-  return new MantaStore(client);
+  return new MantaStore(mantaClient(m, signer, { retry: o.retry, stallMs: o.stallMs }));
 }
 
 /** One line for any failure; the hint says what to check. */

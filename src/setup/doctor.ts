@@ -16,8 +16,7 @@ import { findInPath, isSmartOS } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
 import type { Signer } from '../http/signature.js';
 import { ImgapiClient } from '../imgapi/client.js';
-import { MantaClient } from '../manta/client.js';
-import { mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
+import { mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
 
 export interface DoctorCheck {
   /** Stable id, e.g. `zfs`, `dataset-root`. */
@@ -234,15 +233,7 @@ async function checkManta(o: DoctorOptions): Promise<DoctorCheck[]> {
   }
   const creds = ok('credentials', `key ${signer.fingerprint} from ${signer.source}${m.keyId ? '' : ' (MANTA_KEY_ID unset: ~/.ssh/id_rsa.pub)'}`);
   const ms = o.networkTimeoutMs ?? 10_000;
-  const client = new MantaClient({
-    url: m.url,
-    user: m.user,
-    subuser: m.subuser,
-    signer,
-    insecure: m.insecure,
-    retry: { attempts: 1, firstDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 },
-    stallMs: ms,
-  });
+  const client = mantaClient(m, signer, { retry: { attempts: 1, firstDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 }, stallMs: ms });
   try {
     const stor = `/${m.user}/stor`;
     const e = await withTimeout(ms, m.url, client.head(stor));
