@@ -30,7 +30,7 @@ import { copyTree } from '../src/host/copy.js';
 import { Zfs } from '../src/host/zfs.js';
 import { installImage } from '../src/base/install.js';
 import { Layout } from '../src/core/layout.js';
-import { openSource } from '../src/base/source.js';
+import { openSource } from '../src/base/open.js';
 import { pidAlive } from '../src/host/lock.js';
 import { COMPRESSIONS, type Compression } from '../src/image/compression.js';
 import { makeSampleImages } from '../testbed/images.js';

@@ -5,7 +5,6 @@
  */
 import type { Readable } from 'node:stream';
 import type { ImageManifest } from '../image/manifest/types.js';
-import { DirectorySource } from './dir-source.js';
 
 export interface OpenFileOptions {
   /** Progress callback: bytes received so far. */
@@ -27,20 +26,4 @@ export interface ImageSource {
   getManifest(uuid: string, opts?: GetManifestOptions): Promise<ImageManifest>;
   /** The image's file (files[0]) exactly as published: compressed bytes. */
   openFile(manifest: ImageManifest, opts?: OpenFileOptions): Promise<Readable>;
-}
-
-export const DEFAULT_SOURCE = 'https://updates.tritondatacenter.com';
-
-export function isUrl(spec: string): boolean {
-  return /^https?:\/\//i.test(spec);
-}
-
-/** The HTTP client (got and its dependencies) is loaded only for an IMGAPI source: a rebuild from a directory does not pay for it. */
-export async function openSource(spec: string, channel?: string, env: NodeJS.ProcessEnv = process.env): Promise<ImageSource> {
-  if (isUrl(spec)) {
-    const { ImgapiSource } = await import('./imgapi-source.js');
-    // As imgadm: IMGADM_INSECURE=1 turns TLS verification off for sources.
-    return new ImgapiSource({ url: spec, channel, insecure: env.IMGADM_INSECURE === '1' || env.BUILDIMAGE_INSECURE === '1' });
-  }
-  return new DirectorySource(spec);
 }

@@ -67,10 +67,15 @@ class ConsoleAboveLive extends winston.transports.Console {
 
 // ---- the logger
 
+/** The console's level without -v: BUILDIMAGE_LOG_LEVEL (e.g. warn, debug), else info. */
+function defaultLevel(): string {
+  return process.env.BUILDIMAGE_LOG_LEVEL ?? 'info';
+}
+
 const consoleTransport = new ConsoleAboveLive({ stderrLevels: ['error', 'warn', 'info', 'verbose', 'debug'] });
 
 export const log = winston.createLogger({
-  level: process.env.BUILDIMAGE_LOG_LEVEL ?? 'info',
+  level: defaultLevel(),
   format: humanFormat,
   transports: [consoleTransport],
 });
@@ -85,7 +90,7 @@ export function liveLineAllowed(): boolean {
 export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?: LogFormat; file?: string }): void {
   const format = opts.format === 'json' ? 'json' : 'human';
   const fmt = format === 'json' ? jsonFormat : humanFormat;
-  consoleTransport.level = opts.quiet ? 'warn' : opts.verbose ? 'debug' : (process.env.BUILDIMAGE_LOG_LEVEL ?? 'info');
+  consoleTransport.level = opts.quiet ? 'warn' : opts.verbose ? 'debug' : defaultLevel();
   consoleTransport.format = fmt;
   // The logger passes everything; each transport filters by its own level.
   log.level = 'debug';

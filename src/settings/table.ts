@@ -14,7 +14,7 @@
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_SOURCE, isUrl } from '../base/source.js';
+import { DEFAULT_SOURCE, isUrl } from '../base/open.js';
 import { UsageError } from '../core/errors.js';
 import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { access, constants, mkdir, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isInstalled } from '../base/install.js';
-import { isUrl, openSource } from '../base/source.js';
+import { isUrl, openSource } from '../base/open.js';
 import { oneLine } from '../core/errors.js';
 import { Layout } from '../core/layout.js';
 import { run } from '../host/exec.js';
@@ -16,6 +16,7 @@ import { findInPath, isSmartOS } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
 import type { Signer } from '../http/signature.js';
 import { ImgapiClient } from '../imgapi/client.js';
+import { SETTINGS } from '../settings/table.js';
 import { mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
 
 export interface DoctorCheck {
@@ -113,7 +114,7 @@ async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck
   const id = 'dataset-root';
   const root = o.datasetRoot;
   if (!root) {
-    return fail(id, o.datasetRootProblem ?? 'no dataset root given', 'pass --dataset-root POOL/DATASET or set BUILDIMAGE_DATASET_ROOT (on SmartOS the default is the zone\'s delegated zones/<zonename>/data)');
+    return fail(id, o.datasetRootProblem ?? 'no dataset root given', `pass --dataset-root POOL/DATASET or set ${SETTINGS['dataset-root'].env} (on SmartOS the default is the zone's delegated zones/<zonename>/data)`);
   }
   try {
     if (!(await zfs.exists(root))) {
@@ -252,7 +253,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorResult> {
   const zfsCheck = await checkZfs();
   checks.push(zfsCheck);
   checks.push(zfsCheck.status === 'fail' ? skip('dataset-root', 'not checked: zfs does not work') : await checkDatasetRoot(o, zfs));
-  checks.push(await checkDir('work-dir', 'work dir', o.workDir, '--work-dir or BUILDIMAGE_WORK_DIR'));
+  checks.push(await checkDir('work-dir', 'work dir', o.workDir, `--work-dir or ${SETTINGS['work-dir'].env}`));
   checks.push(await checkDir('output-dir', 'output dir', o.outputDir, '--output-dir'));
   checks.push(await checkTools());
   checks.push(await checkCompressors());

@@ -8,7 +8,7 @@ import { zoneRoot } from '../../core/layout.js';
 import type { StageContext } from '../context.js';
 import { BuildError } from '../../core/errors.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
-import { openSource } from '../../base/source.js';
+import { openSource } from '../../base/open.js';
 import { installImage } from '../../base/install.js';
 import { log } from '../../core/log.js';
 
