@@ -96,6 +96,25 @@ describe('room boundaries (ARCHITECTURE.md)', () => {
     assert.deepEqual(found.map((v) => `${v.file} → ${v.target}: ${v.why}`), []);
   });
 
+  it('no file of src/ reaches back to itself through its imports (type imports included)', () => {
+    const graph = new Map<string, string[]>();
+    for (const file of walk(join(REPO, 'src'))) {
+      graph.set(file, importsOf(readFileSync(file, 'utf8')).map((spec) => resolve(dirname(file), spec).replace(/\.js$/, '.ts')));
+    }
+    const state = new Map<string, 'open' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (f: string, path: string[]): void => {
+      state.set(f, 'open');
+      for (const to of graph.get(f) ?? []) {
+        if (state.get(to) === 'open') cycles.push([...path.slice(path.indexOf(to)), to].map((p) => relative(REPO, p)).join(' → '));
+        else if (!state.has(to)) visit(to, [...path, to]);
+      }
+      state.set(f, 'done');
+    };
+    for (const f of graph.keys()) if (!state.has(f)) visit(f, [f]);
+    assert.deepEqual(cycles, []);
+  });
+
   it('catches an import against the layers, a loose file and a reach into the test world', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'bi-rooms-'));
     try {
