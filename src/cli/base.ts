@@ -6,7 +6,7 @@ import { Command, Errors } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../core/errors.js';
 import { closeLog, configureLog, log, logToFileOnly } from '../core/log.js';
 import { resolveSettings, type Resolved } from '../settings/resolve.js';
-import type { CommandId, SettingId } from '../settings/table.js';
+import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/table.js';
 
 /**
  * A reader that goes away (`buildimage … | head`, a dropped log pipe) makes
@@ -25,9 +25,10 @@ export abstract class BaseCommand extends Command {
    * Logging is set up first, so that the log file gets even a bad-input error.
    */
   protected async settings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: { skip?: SettingId[] } = {}): Promise<Resolved<C>> {
-    const logging = (await resolveSettings(command, flags, { only: ['verbose', 'log-format', 'log-file'] })) as Resolved<'build'>;
+    const logging = (await resolveSettings(command, flags, { only: LOGGING_SETTINGS })) as Resolved<'build'>;
     configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'] });
-    return resolveSettings(command, flags, { skip: o.skip });
+    const rest = await resolveSettings(command, flags, { skip: [...LOGGING_SETTINGS, ...(o.skip ?? [])] });
+    return { ...rest, ...logging };
   }
 
   /** The last line on success, for people and scripts that read logs. */

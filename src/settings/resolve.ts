@@ -98,7 +98,7 @@ export async function resolveSetting(
   const s = SETTINGS[id] as Setting;
   const given = flags[flagName(id)];
   const inFile = file?.values[id];
-  if (s.type === 'boolean') return (given) ?? (inFile) ?? false;
+  if (s.type === 'boolean') return given ?? inFile ?? false;
   const lab = label(id);
   const fromLine = typeof given === 'string' ? s.parse(given, lab) : undefined;
   const fromFile =

@@ -134,6 +134,8 @@ const configString: ConfigKey<string> = { schema: z.string(), toText: text };
 const configBoolean = { schema: z.boolean(), toText: String } satisfies ConfigKey<boolean>;
 
 const LOGGING: readonly CommandId[] = COMMANDS;
+/** Resolved before the rest, so that a log file catches even a bad-input error. */
+export const LOGGING_SETTINGS = ['verbose', 'log-format', 'log-file'] as const;
 const DEFINING: readonly CommandId[] = ['build', 'prepare'];
 const RUNNING: readonly CommandId[] = ['build', 'prepare', 'assemble', 'pkgadd', 'seal'];
 
