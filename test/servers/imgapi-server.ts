@@ -21,6 +21,7 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
 
 // ---- types
@@ -80,7 +81,15 @@ export type FaultKind =
    * a proxy's HTML error page with `status` (default 504, haproxy giving up
    * on a slow backend), or with status 0 the connection is just closed.
    */
-  | { kind: 'lost-answer'; status?: number };
+  | { kind: 'lost-answer'; status?: number }
+  /** Answer with `status` (default 302) and `Location: location`, an empty body (a hostile or misconfigured front). */
+  | { kind: 'redirect'; status?: number; location: string }
+  /**
+   * A 200 JSON answer of `bytes` bytes, streamed as the client reads it; with
+   * `gzip`, sent `Content-Encoding: gzip` whatever the client asked (a
+   * decompression bomb: a few KiB on the wire per MiB).
+   */
+  | { kind: 'huge'; bytes: number; gzip?: boolean };
 
 export type Fault = FaultKind & {
   /** Only requests to these routes (default: any). */
@@ -447,6 +456,14 @@ export class ImgapiTestServer {
         throw new RestError(status, f.code ?? (status === 503 ? 'ServiceUnavailable' : status === 429 ? 'TooManyRequests' : 'InternalError'), f.message ?? 'boom');
       }
       await this.beforeHandle?.(ctx);
+      if (ctx.fault?.kind === 'redirect') {
+        res.writeHead(ctx.fault.status ?? 302, { Location: ctx.fault.location, 'Content-Length': 0 }).end();
+        return;
+      }
+      if (ctx.fault?.kind === 'huge') {
+        sendHuge(res, ctx.fault.bytes, !!ctx.fault.gzip);
+        return;
+      }
       if (ctx.fault?.kind === 'html') {
         const page = Buffer.from('<html><head><title>Proxy</title></head><body><h1>Please log in</h1></body></html>\n');
         res.writeHead(ctx.fault.status ?? 200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length });
@@ -696,6 +713,40 @@ export class ImgapiTestServer {
       : length === 0 ? Buffer.alloc(0) : createReadStream(file.data, { start, end });
     this.sendBody(ctx, body, length);
   }
+}
+
+/** `{"pad":"xxx…"}` of `bytes` bytes, produced only as fast as the client reads it. */
+export function hugeJson(bytes: number): Readable {
+  const head = Buffer.from('{"pad":"');
+  const tail = Buffer.from('"}');
+  const chunk = Buffer.alloc(64 * 1024, 0x78);
+  let left = Math.max(0, bytes - head.length - tail.length);
+  let started = false;
+  return new Readable({
+    read() {
+      if (!started) {
+        started = true;
+        this.push(head);
+        return;
+      }
+      if (left <= 0) {
+        this.push(tail);
+        this.push(null);
+        return;
+      }
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      this.push(chunk.subarray(0, n));
+    },
+  });
+}
+
+function sendHuge(res: http.ServerResponse, bytes: number, gzip: boolean): void {
+  res.writeHead(200, gzip ? { 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' } : { 'Content-Type': 'application/json', 'Content-Length': bytes });
+  const body = hugeJson(bytes);
+  const done = (): void => void res.destroy();
+  if (gzip) pipeline(body, createGzip({ level: 9 }), res).catch(done);
+  else pipeline(body, res).catch(done);
 }
 
 // ---- middleware (exported for the write side)

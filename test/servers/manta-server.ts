@@ -17,6 +17,8 @@ import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { hugeJson } from './imgapi-server.js';
 import { httpSignature, sshpk } from './ssh-keys.js';
 
 export interface Account {
@@ -36,7 +38,11 @@ export type FaultKind =
   /** Store the object, then drop the connection instead of answering (a lost 204). */
   | { kind: 'commit-then-reset' }
   /** Wait before handling. */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /** Answer with `status` (e.g. 301/302/307) and `Location: location`, nothing stored. */
+  | { kind: 'redirect'; status: number; location: string }
+  /** Answer `status` with a JSON error body of `bytes` bytes, streamed as the client reads it. */
+  | { kind: 'huge'; status: number; bytes: number };
 
 export type Fault = FaultKind & {
   method?: string;
@@ -254,6 +260,14 @@ export class MantaTestServer {
           throw new HttpFail(f.status, f.code, f.message ?? f.code, f.retryAfter !== undefined ? { 'retry-after': String(f.retryAfter) } : {});
         } else if (f.kind === 'reset') {
           req.socket.destroy();
+          return;
+        } else if (f.kind === 'redirect') {
+          res.writeHead(f.status, { location: f.location, 'content-length': 0, connection: 'close' }).end();
+          if (!req.complete) res.on('finish', () => req.socket.destroy());
+          return;
+        } else if (f.kind === 'huge') {
+          res.writeHead(f.status, { 'content-type': 'application/json', 'content-length': f.bytes, connection: 'close' });
+          pipeline(hugeJson(f.bytes), res).catch(() => res.destroy());
           return;
         }
       }
