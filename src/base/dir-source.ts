@@ -10,12 +10,14 @@ import type { Readable } from 'node:stream';
 import { fileSuffix } from '../image/compression.js';
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { ImageManifest } from '../image/manifest/types.js';
+import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 import type { GetManifestOptions, ImageSource, OpenFileOptions } from './source.js';
 
 interface Entry {
   manifest: ImageManifest;
   stem: string;
+  /** Other manifest files in the directory claiming the same uuid. */
+  others: string[];
 }
 
 export class DirectorySource implements ImageSource {
@@ -39,8 +41,11 @@ export class DirectorySource implements ImageSource {
       const path = join(this.dir, name);
       try {
         const manifest = JSON.parse(await readFile(path, 'utf8')) as ImageManifest;
-        if (typeof manifest?.uuid !== 'string') throw new Error('no uuid');
-        index.set(manifest.uuid, { manifest, stem: name.slice(0, -'.imgmanifest'.length) });
+        // The uuid becomes a dataset name and a lock file name: a uuid, nothing else.
+        if (!isUuid(manifest?.uuid)) throw new Error(manifest?.uuid === undefined ? 'no uuid' : `"uuid" ${JSON.stringify(manifest.uuid).slice(0, 80)} is not a uuid`);
+        const had = index.get(manifest.uuid);
+        if (had) had.others.push(name);
+        else index.set(manifest.uuid, { manifest, stem: name.slice(0, -'.imgmanifest'.length), others: [] });
       } catch (err) {
         // Other manifests in a shared directory are not ours to judge.
         log.warn(`skipping ${path}: ${(err as Error).message}`);
@@ -51,8 +56,14 @@ export class DirectorySource implements ImageSource {
   }
 
   async getManifest(uuid: string, opts: GetManifestOptions = {}): Promise<ImageManifest> {
+    if (!isUuid(uuid)) throw new BuildError(`image ${JSON.stringify(uuid)} is not an image uuid`);
     const entry = (await this.load()).get(uuid);
     if (!entry) throw new BuildError(`image ${uuid} not found in ${this.dir} (no *.imgmanifest with that uuid)`);
+    if (entry.others.length) {
+      throw new BuildError(`image ${uuid}: ${this.dir} has ${entry.others.length + 1} manifests with that uuid (${entry.stem}.imgmanifest, ${entry.others.join(', ')})`, {
+        hint: 'which file is the image is ambiguous: remove the stale ones',
+      });
+    }
     const state = entry.manifest.state;
     if (opts.requireActive && state !== undefined && state !== 'active') {
       throw new BuildError(`image ${uuid} in ${this.dir} is not active (state ${String(state)})`);

@@ -13,7 +13,7 @@ import { acquireLock, type Lock } from '../host/lock.js';
 import type { Layout } from '../core/layout.js';
 import { log } from '../core/log.js';
 import { byteProgress } from '../core/progress.js';
-import type { ImageManifest } from '../image/manifest/types.js';
+import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 import { assertValidManifest } from '../image/manifest/validate.js';
 import { receiveStream } from '../image/streams.js';
 import type { ImageSource } from './source.js';
@@ -43,6 +43,8 @@ export async function isInstalled(zfs: Zfs, layout: Layout, uuid: string): Promi
 
 export async function installImage(ctx: InstallContext, uuid: string): Promise<InstallResult> {
   const { zfs, layout } = ctx;
+  // It names datasets and lock files: a uuid, whatever the state file or flag said.
+  if (!isUuid(uuid)) throw new BuildError(`base image ${JSON.stringify(uuid)} is not an image uuid`);
   const top = await ctx.source.getManifest(uuid, { requireActive: true });
   assertValidManifest(top, `image ${uuid} manifest from ${ctx.source.description}`, 'import');
   if (top.uuid !== uuid) throw new BuildError(`source ${ctx.source.description} answered image ${top.uuid} when asked for ${uuid}`);
@@ -55,9 +57,13 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
   const chain: ImageManifest[] = [top];
   for (let m = top; m.origin; ) {
     if (chain.length > MAX_ORIGIN_DEPTH) throw new BuildError(`image ${uuid}: origin chain deeper than ${MAX_ORIGIN_DEPTH}`);
+    if (chain.some((c) => c.uuid === m.origin)) {
+      throw new BuildError(`image ${uuid}: the origin chain from ${ctx.source.description} loops (${[...chain.map((c) => c.uuid), m.origin].join(' → ')})`);
+    }
     if (await isInstalled(zfs, layout, m.origin)) break;
     const origin = await ctx.source.getManifest(m.origin);
     assertValidManifest(origin, `origin image ${m.origin} manifest from ${ctx.source.description}`, 'import');
+    if (origin.uuid !== m.origin) throw new BuildError(`source ${ctx.source.description} answered image ${origin.uuid} when asked for origin ${m.origin}`);
     chain.push(origin);
     m = origin;
   }

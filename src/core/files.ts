@@ -3,8 +3,9 @@
  * and hashed as they are read (interruptible: a SIGINT stops a long hash).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { copyFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { interruptSignal } from './interrupt.js';
 
@@ -62,4 +63,18 @@ export async function md5File(path: string): Promise<{ md5: string; md5hex: stri
 export async function sha1File(path: string): Promise<{ sha1: string; size: number }> {
   const { digest, size } = await digestFile(path, 'sha1');
   return { sha1: digest.toString('hex'), size };
+}
+
+/**
+ * A file's bytes for an upload, opened without following a final symlink
+ * (ELOOP): a file swapped for a link after it was checked is not read.
+ */
+export function readNoFollow(path: string): Readable {
+  return Readable.from(
+    (async function* () {
+      const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      yield* fh.createReadStream();
+    })(),
+    { objectMode: false },
+  );
 }

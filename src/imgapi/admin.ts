@@ -7,16 +7,15 @@
  * the presigned file URL (a credential) never appears in one.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { asText } from '../core/errors.js';
-import got, { type Response } from 'got';
+import { readNoFollow } from '../core/files.js';
 import type { Signer } from '../http/signature.js';
 import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { Compression, ImageManifest } from '../image/manifest/types.js';
 import { imgapiAuthHeaders } from './auth.js';
 import { redactUrl } from '../http/url.js';
-import { ImgapiClient, ImgapiError, type ImgapiClientOptions } from './client.js';
+import { ImgapiClient, ImgapiError, type Answer, type ImgapiClientOptions } from './client.js';
 
 export interface ImgapiAdminOptions extends ImgapiClientOptions {
   /** UPDATES_IMGADM_USER: the keyId IMGAPI looks keys up by. */
@@ -65,7 +64,8 @@ export class ImgapiAdminClient extends ImgapiClient {
   /** GET /images/:uuid?channel=* — any channel, any state (§4.2); undefined when the server has no such image. */
   async findImage(uuid: string): Promise<ImageManifest | undefined> {
     try {
-      return await this.signedGet<ImageManifest>(`image ${uuid}`, `/images/${encodeURIComponent(uuid)}`, { channel: '*' });
+      const what = `image ${this.checkUuid(uuid)}`;
+      return this.checkImage(what, await this.signedGet<unknown>(what, `/images/${encodeURIComponent(uuid)}`, { channel: '*' }), uuid);
     } catch (err) {
       if (err instanceof ImgapiError && err.statusCode === 404 && err.restCode === 'ResourceNotFound') return undefined;
       throw err;
@@ -73,48 +73,48 @@ export class ImgapiAdminClient extends ImgapiClient {
   }
 
   /** AdminImportImage (§2.3): a new unactivated image in `channel`. */
-  adminImportImage(manifest: Record<string, unknown> & { uuid: string }, channel: string): Promise<ImageManifest> {
-    return this.write(`import image ${manifest.uuid}`, this.importCall(manifest.uuid, channel), { json: manifest });
+  async adminImportImage(manifest: Record<string, unknown> & { uuid: string }, channel: string): Promise<ImageManifest> {
+    return this.write(manifest.uuid, `import image ${manifest.uuid}`, this.importCall(manifest.uuid, channel), { json: manifest });
   }
 
   importCall(uuid: string, channel: string): CallLine {
-    return { method: 'POST', path: `/images/${uuid}`, query: { channel, action: 'import' } };
+    return { method: 'POST', path: this.imagePath(uuid), query: { channel, action: 'import' } };
   }
 
   /** AddImageFileFromUrl (§2.4a): IMGAPI downloads `fileUrl` (https only, no redirects). */
-  addImageFileFromUrl(uuid: string, fileUrl: string, p: FileParams): Promise<ImageManifest> {
-    return this.write(`add file to image ${uuid} from the Manta URL`, this.fromUrlCall(uuid, p), { json: { file_url: fileUrl }, timeoutMs: this.fileTimeoutMs, secrets: [fileUrl] });
+  async addImageFileFromUrl(uuid: string, fileUrl: string, p: FileParams): Promise<ImageManifest> {
+    return this.write(uuid, `add file to image ${uuid} from the Manta URL`, this.fromUrlCall(uuid, p), { json: { file_url: fileUrl }, timeoutMs: this.fileTimeoutMs, secrets: [fileUrl] });
   }
 
   fromUrlCall(uuid: string, p: FileParams): CallLine {
-    return { method: 'POST', path: `/images/${uuid}/file/from-url`, query: { channel: p.channel, compression: p.compression, sha1: p.sha1 } };
+    return { method: 'POST', path: `${this.imagePath(uuid)}/file/from-url`, query: { channel: p.channel, compression: p.compression, sha1: p.sha1 } };
   }
 
   /** AddImageFile (§2.4b): streams the local file. */
-  addImageFile(uuid: string, file: { path: string; size: number }, p: FileParams): Promise<ImageManifest> {
-    return this.write(`upload file of image ${uuid}`, this.uploadCall(uuid, p), { file, timeoutMs: this.fileTimeoutMs });
+  async addImageFile(uuid: string, file: { path: string; size: number }, p: FileParams): Promise<ImageManifest> {
+    return this.write(uuid, `upload file of image ${uuid}`, this.uploadCall(uuid, p), { file, timeoutMs: this.fileTimeoutMs });
   }
 
   uploadCall(uuid: string, p: FileParams): CallLine {
-    return { method: 'PUT', path: `/images/${uuid}/file`, query: { channel: p.channel, compression: p.compression, sha1: p.sha1 } };
+    return { method: 'PUT', path: `${this.imagePath(uuid)}/file`, query: { channel: p.channel, compression: p.compression, sha1: p.sha1 } };
   }
 
   /** ActivateImage (§2.5). */
-  activateImage(uuid: string, channel: string): Promise<ImageManifest> {
-    return this.write(`activate image ${uuid}`, this.activateCall(uuid, channel), {});
+  async activateImage(uuid: string, channel: string): Promise<ImageManifest> {
+    return this.write(uuid, `activate image ${uuid}`, this.activateCall(uuid, channel), {});
   }
 
   activateCall(uuid: string, channel: string): CallLine {
-    return { method: 'POST', path: `/images/${uuid}`, query: { channel, action: 'activate' } };
+    return { method: 'POST', path: this.imagePath(uuid), query: { channel, action: 'activate' } };
   }
 
   /** ChannelAddImage (§2.7): `from` must be a channel the image is already in. */
-  channelAddImage(uuid: string, from: string, to: string): Promise<ImageManifest> {
-    return this.write(`add image ${uuid} to channel ${to}`, this.channelAddCall(uuid, from), { json: { channel: to } });
+  async channelAddImage(uuid: string, from: string, to: string): Promise<ImageManifest> {
+    return this.write(uuid, `add image ${uuid} to channel ${to}`, this.channelAddCall(uuid, from), { json: { channel: to } });
   }
 
   channelAddCall(uuid: string, from: string): CallLine {
-    return { method: 'POST', path: `/images/${uuid}`, query: { channel: from, action: 'channel-add' } };
+    return { method: 'POST', path: this.imagePath(uuid), query: { channel: from, action: 'channel-add' } };
   }
 
   /** `POST https://host/images/U?channel=dev&action=import`, as --dry-run shows it. */
@@ -125,17 +125,23 @@ export class ImgapiAdminClient extends ImgapiClient {
 
   // ---- internals
 
+  /** `/images/<uuid>`: only a valid uuid, encoded, ever goes into a write's path. */
+  private imagePath(uuid: string): string {
+    return `/images/${encodeURIComponent(this.checkUuid(uuid))}`;
+  }
+
   private async authHeaders(): Promise<Record<string, string>> {
     return { ...this.headers(), ...(await imgapiAuthHeaders(this.signer, this.user)) };
   }
 
   private signedGet<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
     // Signed afresh for every attempt: the Date must be within 300 s of the server's clock.
-    return this.fetchJson(what, path, query, () => this.authHeaders(), (res) => this.adminError(what, res, res.body, []));
+    return this.fetchJson(what, path, query, () => this.authHeaders(), (res) => this.adminError(what, res, res.body, []), true);
   }
 
 
   private async write(
+    uuid: string,
     what: string,
     call: CallLine,
     o: { json?: unknown; file?: { path: string; size: number }; timeoutMs?: number; secrets?: string[] },
@@ -150,7 +156,8 @@ export class ImgapiAdminClient extends ImgapiClient {
       headers['content-md5'] = createHash('md5').update(data).digest('base64');
       headers['content-length'] = String(data.length);
     } else if (o.file) {
-      body = createReadStream(o.file.path);
+      // O_NOFOLLOW: a file swapped for a link after it was hashed is not sent.
+      body = readNoFollow(o.file.path);
       headers['content-type'] = 'application/octet-stream';
       headers['content-length'] = String(o.file.size);
     } else {
@@ -158,35 +165,27 @@ export class ImgapiAdminClient extends ImgapiClient {
     }
     log.debug(`IMGAPI ${this.callText(call)}`);
     const signal = interruptSignal();
-    let res: Response<Buffer>;
+    let res: Answer;
     try {
-      res = await got(this.requestUrl(call.path, call.query), {
+      res = await this.send(what, this.requestUrl(call.path, call.query), {
         method: call.method as 'POST' | 'PUT',
         headers,
-        body: body as Buffer,
-        throwHttpErrors: false,
-        retry: { limit: 0 },
-        responseType: 'buffer',
+        body,
         timeout: o.timeoutMs ? { connect: this.opts.connectTimeoutMs, response: o.timeoutMs } : { connect: this.opts.connectTimeoutMs, request: this.opts.timeoutMs },
-        agent: this.agents,
-        https: this.httpsOptions(),
         signal,
+        signed: true,
       });
     } catch (err) {
       if (signal.aborted) throw abortReason(signal);
       const e = this.toImgapiError(what, err);
-      throw new ImgapiError(scrub(e.message, o.secrets ?? []), { retryable: e.retryable, hint: e.hint });
+      throw new ImgapiError(scrub(e.message, o.secrets ?? []), { statusCode: e.statusCode, retryable: e.retryable, hint: e.hint });
     }
     if (res.statusCode < 200 || res.statusCode >= 300) throw this.adminError(what, res, res.body, o.secrets ?? []);
-    const image = this.parseJson<ImageManifest>(what, res);
-    if (!image || typeof image !== 'object' || typeof image.uuid !== 'string') {
-      throw new ImgapiError(`IMGAPI ${this.url}: ${what}: the answer is not an image`);
-    }
-    return image;
+    return this.checkImage(what, this.parseJson<unknown>(what, res), uuid);
   }
 
   /** One line: the server's message and code, its `errors[]`, and for 401/403 who we signed as. */
-  private adminError(what: string, res: Response<unknown>, body: Buffer, secrets: string[]): ImgapiError {
+  private adminError(what: string, res: Answer, body: Buffer, secrets: string[]): ImgapiError {
     const e = this.httpError(what, res, body);
     const parsed = (e.body && typeof e.body === 'object' ? e.body : {}) as { message?: unknown; errors?: unknown };
     const fields = Array.isArray(parsed.errors)

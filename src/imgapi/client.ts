@@ -7,9 +7,10 @@
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
  * Proxies come from http_proxy/https_proxy/no_proxy (src/http/proxy.ts).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
-import got, { type Agents, type Response } from 'got';
+import got, { type Agents, type PlainResponse, type Response } from 'got';
 import { BuildError, asText, oneLine } from '../core/errors.js';
 import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
@@ -18,7 +19,7 @@ import { withRetry, type RetryPolicy } from '../core/retry.js';
 import { describeNetworkError } from '../http/network-errors.js';
 import { HttpProxyAgent, HttpsTunnelAgent, proxyFor } from '../http/proxy.js';
 import { redactUrl } from '../http/url.js';
-import type { ImageManifest } from '../image/manifest/types.js';
+import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 
 export interface ImgapiClientOptions {
   /** IMGAPI base URL; a `?channel=` in it is taken as the channel, a path is kept as a base path. */
@@ -38,6 +39,32 @@ export interface ImgapiClientOptions {
   ca?: string | Buffer | Array<string | Buffer>;
   /** Where http_proxy/https_proxy/no_proxy are read. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Largest JSON answer read (decompressed bytes). Default MAX_JSON_BYTES. */
+  maxJsonBytes?: number;
+}
+
+/** A JSON answer larger than this (after decompression) is refused: a page of 1000 manifests is ~2 MiB. */
+export const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+/** What a JSON call got back: status, headers and the (capped) body. */
+export interface Answer {
+  statusCode: number;
+  statusMessage?: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** The head of an answer, for error lines. */
+type Head = Pick<Answer, 'statusCode' | 'statusMessage' | 'headers'>;
+
+interface SendOptions {
+  method?: 'GET' | 'POST' | 'PUT';
+  headers: Record<string, string>;
+  body?: Buffer | NodeJS.ReadableStream;
+  timeout: { connect: number; request?: number; response?: number };
+  signal: AbortSignal;
+  /** Signed calls follow no redirect at all (as restify-clients). */
+  signed: boolean;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -121,10 +148,11 @@ export class ImgapiClient {
   readonly channel?: string;
   /** The URL for messages: no credentials, no query. */
   readonly url: string;
-  protected readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure' | 'retry'>> &
+  protected readonly opts: Required<Omit<ImgapiClientOptions, 'channel' | 'userAgent' | 'ca' | 'env' | 'insecure' | 'retry' | 'maxJsonBytes'>> &
     Pick<ImgapiClientOptions, 'ca' | 'insecure'> & { retry: RetryPolicy };
   protected readonly userAgent: string;
   protected readonly agents: Agents;
+  protected readonly maxJsonBytes: number;
   readonly proxy?: string;
 
   constructor(options: ImgapiClientOptions) {
@@ -134,6 +162,7 @@ export class ImgapiClient {
     this.channel = options.channel || parsed.channel;
     this.url = redactUrl(new URL(this.basePath || '/', this.origin));
     this.userAgent = options.userAgent ?? userAgent();
+    this.maxJsonBytes = options.maxJsonBytes ?? MAX_JSON_BYTES;
     this.opts = {
       url: options.url,
       timeoutMs: options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs,
@@ -164,11 +193,28 @@ export class ImgapiClient {
   /** GET /images/:uuid[?channel=]. Any state is returned (§4.2). */
   async getImage(uuid: string, opts: { channel?: string } = {}): Promise<ImageManifest> {
     const channel = opts.channel ?? this.channel;
-    const image = await this.getJson<ImageManifest>(`image ${uuid}`, `/images/${encodeURIComponent(uuid)}`, { channel });
+    const image = await this.getJson<ImageManifest>(`image ${this.checkUuid(uuid)}`, `/images/${encodeURIComponent(uuid)}`, { channel });
+    return this.checkImage(`image ${uuid}`, image, uuid);
+  }
+
+  /** A uuid that goes into a URL path: a lower-case uuid, nothing else. */
+  protected checkUuid(uuid: unknown): string {
+    if (!isUuid(uuid)) throw new ImgapiError(`IMGAPI ${this.url}: ${JSON.stringify(uuid)} is not an image uuid`);
+    return uuid;
+  }
+
+  /** An answer that should be image `uuid`'s manifest: an object carrying exactly that uuid. */
+  protected checkImage(what: string, image: unknown, uuid: string): ImageManifest {
     if (typeof image !== 'object' || image === null || Array.isArray(image)) {
-      throw new ImgapiError(`IMGAPI ${this.url}: image ${uuid}: the answer is not a manifest object`);
+      throw new ImgapiError(`IMGAPI ${this.url}: ${what}: the answer is not a manifest object`);
     }
-    return image;
+    const got = (image as { uuid?: unknown }).uuid;
+    if (got !== uuid) {
+      throw new ImgapiError(`IMGAPI ${this.url}: ${what}: the server answered with image ${oneLine(asText(got)).slice(0, 80)}, not ${uuid}`, {
+        hint: 'the server (or something between us) is not serving the image asked for',
+      });
+    }
+    return image as ImageManifest;
   }
 
   /**
@@ -185,6 +231,8 @@ export class ImgapiClient {
     for (;;) {
       const page = await this.getJson<ImageManifest[]>('image list', '/images', { ...base, marker, limit });
       if (!Array.isArray(page)) throw new ImgapiError(`IMGAPI ${this.url}: image list: the answer is not an array`);
+      const bad = page.find((m) => typeof m !== 'object' || m === null || !isUuid((m as { uuid?: unknown }).uuid));
+      if (bad !== undefined) throw new ImgapiError(`IMGAPI ${this.url}: image list: an entry has no valid uuid (${oneLine(asText(bad)).slice(0, 80)})`);
       limit ??= 1000;
       const stop = page.length < limit;
       if (marker && page[0]?.uuid === marker) page.shift();
@@ -203,7 +251,7 @@ export class ImgapiClient {
    * request phase is retried like the JSON calls. The body is the caller's.
    */
   async getImageFileStream(uuid: string, opts: FileStreamOptions = {}): Promise<ImageFileResponse> {
-    const what = `image ${uuid} file`;
+    const what = `image ${this.checkUuid(uuid)} file`;
     const path = `/images/${encodeURIComponent(uuid)}/file`;
     const query = { channel: opts.channel ?? this.channel };
     return this.withRetries(what, path, query.channel, opts.signal, async (signal) => {
@@ -218,6 +266,7 @@ export class ImgapiClient {
         timeout: { connect: this.opts.connectTimeoutMs, response: this.opts.timeoutMs },
         agent: this.agents,
         https: this.httpsOptions(),
+        followRedirect: this.redirectRule(false),
         signal,
       });
       let res: Response;
@@ -231,6 +280,11 @@ export class ImgapiClient {
         throw err;
       }
       stream.on('error', () => {}); // the caller attaches its own; never crash on an orphan
+      const redirect = this.redirectError(what, res, false);
+      if (redirect) {
+        stream.destroy();
+        throw redirect;
+      }
       if (res.statusCode !== 200 && res.statusCode !== 206) {
         const body = await readCapped(stream, 64 * 1024).catch(() => Buffer.alloc(0));
         throw this.httpError(what, res, body);
@@ -274,7 +328,7 @@ export class ImgapiClient {
   }
 
   private getJson<T>(what: string, path: string, query: Record<string, unknown>): Promise<T> {
-    return this.fetchJson(what, path, query, () => Promise.resolve(this.headers()), (res) => this.httpError(what, res, res.body));
+    return this.fetchJson(what, path, query, () => Promise.resolve(this.headers()), (res) => this.httpError(what, res, res.body), false);
   }
 
   /**
@@ -287,26 +341,97 @@ export class ImgapiClient {
     path: string,
     query: Record<string, unknown>,
     headers: () => Promise<Record<string, string>>,
-    toError: (res: Response<Buffer>) => Error,
+    toError: (res: Answer) => Error,
+    signed: boolean,
   ): Promise<T> {
     return this.withRetries(what, path, query.channel, undefined, async (signal) => {
-      const res = await got(this.requestUrl(path, query), {
+      const res = await this.send(what, this.requestUrl(path, query), {
         headers: await headers(),
-        throwHttpErrors: false,
-        retry: { limit: 0 },
-        responseType: 'buffer',
         timeout: { connect: this.opts.connectTimeoutMs, request: this.opts.timeoutMs },
-        agent: this.agents,
-        https: this.httpsOptions(),
         signal,
+        signed,
       });
       if (res.statusCode < 200 || res.statusCode >= 300) throw toError(res);
       return this.parseJson<T>(what, res);
     });
   }
 
+  /**
+   * One exchange, its body read up to maxJsonBytes *decompressed* (a gzip
+   * bomb stops there too). Redirects: none on a signed call, and never from
+   * https to http; a 3xx not followed is an error naming its Location host.
+   */
+  protected async send(what: string, url: URL, o: SendOptions): Promise<Answer> {
+    const stream = got.stream(url, {
+      method: o.method ?? 'GET',
+      headers: o.headers,
+      // A got stream waits for its writer unless it has a body: a bodiless POST gets an empty one.
+      ...(o.body !== undefined ? { body: o.body as Buffer } : (o.method ?? 'GET') !== 'GET' ? { body: Buffer.alloc(0) } : {}),
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      timeout: o.timeout,
+      agent: this.agents,
+      https: this.httpsOptions(),
+      followRedirect: this.redirectRule(o.signed),
+      signal: o.signal,
+    });
+    try {
+      const res = await new Promise<Response>((resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+      });
+      const redirect = this.redirectError(what, res, o.signed);
+      if (redirect) throw redirect;
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of stream) {
+        const b = c as Buffer;
+        n += b.length;
+        if (n > this.maxJsonBytes) {
+          throw new ImgapiError(`IMGAPI ${this.url}: ${what}: the answer is larger than ${mib(this.maxJsonBytes)} (HTTP ${res.statusCode}); not reading more`, {
+            statusCode: res.statusCode,
+            hint: 'an IMGAPI answer is a few KiB to a few MiB: check the URL and any proxy in between',
+          });
+        }
+        chunks.push(b);
+      }
+      return { statusCode: res.statusCode, statusMessage: res.statusMessage, headers: res.headers, body: Buffer.concat(chunks) };
+    } finally {
+      stream.destroy();
+    }
+  }
 
-  protected parseJson<T>(what: string, res: Response<Buffer>): T {
+  /** got's followRedirect: never on a signed call; otherwise only not from https to http. */
+  protected redirectRule(signed: boolean): (res: PlainResponse) => boolean {
+    return (res) => !signed && !this.redirectTarget(res)?.downgrade;
+  }
+
+  private redirectTarget(res: PlainResponse | Head & { url?: string }): { to: URL; downgrade: boolean } | undefined {
+    const loc = res.headers.location;
+    if (res.statusCode < 300 || res.statusCode >= 400 || typeof loc !== 'string' || !loc) return undefined;
+    const from = new URL(res.url ?? this.origin.href);
+    let to: URL;
+    try {
+      to = new URL(loc, from);
+    } catch {
+      return undefined;
+    }
+    return { to, downgrade: from.protocol === 'https:' && to.protocol !== 'https:' };
+  }
+
+  /** The error for a 3xx we did not follow (undefined for any other answer). */
+  protected redirectError(what: string, res: Response | PlainResponse, signed: boolean): ImgapiError | undefined {
+    if (res.statusCode < 300 || res.statusCode >= 400 || res.statusCode === 304) return undefined;
+    const t = this.redirectTarget(res);
+    const where = t ? ` to ${t.to.protocol}//${t.to.host}` : ' without a usable Location';
+    const why = signed ? 'a signed call never follows a redirect' : t?.downgrade ? 'from https to http' : 'not a redirect to follow';
+    return new ImgapiError(`IMGAPI ${this.url}: ${what}: HTTP ${res.statusCode} redirect${where} not followed (${why})`, {
+      statusCode: res.statusCode,
+      hint: 'point the URL at the server itself (https), not at a redirect',
+    });
+  }
+
+  protected parseJson<T>(what: string, res: Answer): T {
     const type = String(res.headers['content-type'] ?? '');
     const text = res.body.toString('utf8');
     if (isHtml(type, text)) {
@@ -327,7 +452,7 @@ export class ImgapiClient {
   }
 
   /** One line for a non-2xx answer, from an IMGAPI `{code, message}` body when there is one. */
-  protected httpError(what: string, res: Response<unknown>, body: Buffer): ImgapiError {
+  protected httpError(what: string, res: Head, body: Buffer): ImgapiError {
     const status = res.statusCode;
     const retryable = status >= 500 || status === 429 || status === 408;
     const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
@@ -416,6 +541,10 @@ export class ImgapiClient {
 }
 
 // ---- helpers
+
+function mib(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
+}
 
 function isHtml(type: string, text: string): boolean {
   return /html/i.test(type) || /^\s*<(!doctype|html|head|body)/i.test(text);

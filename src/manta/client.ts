@@ -6,12 +6,12 @@
  * header, key or signature ever goes into an error message.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { readNoFollow } from '../core/files.js';
 import { interruptSignal } from '../core/interrupt.js';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.js';
 import { mantaKeyId, signDateHeader, type Signer } from '../http/signature.js';
@@ -63,6 +63,7 @@ const RETRY_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '
  */
 export function mantaRetryable(err: unknown): boolean {
   if (!(err instanceof MantaError)) return false;
+  if (err.code === 'ResponseTooLarge') return false;
   if (err.status === undefined) return RETRY_NET.has(err.code);
   // 507 NotEnoughSpace and 501 NotImplemented will not change by asking again.
   if ((err.status >= 500 && err.status !== 501 && err.status !== 507) || err.status === 408 || err.status === 429) return true;
@@ -95,7 +96,8 @@ interface SendOptions {
   onProgress?: (bytes: number) => void;
 }
 
-const MAX_COLLECT = 1024 * 1024;
+/** Largest answer body read (errors, small objects): Manta's JSON answers are a few hundred bytes. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export class MantaClient {
   readonly url: URL;
@@ -158,7 +160,8 @@ export class MantaClient {
     file: string,
     meta: { size: number; md5: string; contentType: string; onProgress?: (bytes: number) => void },
   ): Promise<void> {
-    await this.putBody(path, () => createReadStream(file), meta);
+    // O_NOFOLLOW: a file swapped for a link after it was planned is not read (Content-MD5 guards the rest).
+    await this.putBody(path, () => readNoFollow(file), meta);
   }
 
   async putBuffer(path: string, body: Buffer, meta: { md5: string; contentType: string }): Promise<void> {
@@ -210,6 +213,10 @@ export class MantaClient {
     if (ok.includes(res.status)) return;
     let code = http.STATUS_CODES[res.status]?.replace(/\s+/g, '') ?? 'Error';
     let message: string | undefined;
+    // Node's http never follows a redirect: say where it pointed (host only), and stop.
+    if (res.status >= 300 && res.status < 400 && res.status !== 304) {
+      throw new MantaError(method, path, code, res.status, `redirect to ${locationHost(res.headers.location, this.url)} not followed`);
+    }
     if (res.body.length && String(res.headers['content-type'] ?? '').includes('json')) {
       try {
         const j = JSON.parse(res.body.toString('utf8')) as { code?: unknown; message?: unknown };
@@ -273,8 +280,12 @@ export class MantaClient {
         const chunks: Buffer[] = [];
         let got = 0;
         res.on('data', (c: Buffer) => {
-          if (got < MAX_COLLECT) chunks.push(c);
           got += c.length;
+          if (got > MAX_ANSWER_BYTES) {
+            fail(new MantaError(method, path, 'ResponseTooLarge', res.statusCode, `the answer is larger than ${MAX_ANSWER_BYTES / (1024 * 1024)} MiB; not reading more`));
+            return;
+          }
+          chunks.push(c);
         });
         res.on('error', (err: NodeJS.ErrnoException) => fail(netError(method, path, err)));
         res.on('end', () => {
@@ -320,6 +331,17 @@ export class MantaClient {
         startBody();
       }
     });
+  }
+}
+
+/** `https://host:port` of a Location header, for a message (no path, query or credentials). */
+function locationHost(loc: string | undefined, base: URL): string {
+  if (!loc) return 'nowhere (no Location)';
+  try {
+    const u = new URL(loc, base);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return 'an invalid Location';
   }
 }
 

@@ -5,14 +5,14 @@
  * so a killed copy never looks like a finished one.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PublishError } from '../core/errors.js';
 import { interruptSignal } from '../core/interrupt.js';
-import { md5File, writeAtomic } from '../core/files.js';
+import { md5File, readNoFollow, writeAtomic } from '../core/files.js';
 import type { PutFileMeta, Store, StoreEntry } from './store.js';
 
 const PARTIAL = '.partial-';
@@ -68,7 +68,7 @@ export class LocalStore implements Store {
       },
     });
     try {
-      await pipeline(createReadStream(localFile), counter, createWriteStream(tmp, { flush: true }), { signal: interruptSignal() });
+      await pipeline(readNoFollow(localFile), counter, createWriteStream(tmp, { flush: true }), { signal: interruptSignal() });
       const got = h.digest('base64');
       if (got !== meta.md5 || sent !== meta.size) {
         throw new PublishError(`${localFile} changed while publishing (MD5 ${got}, planned ${meta.md5})`, { hint: 'rerun the publish' });

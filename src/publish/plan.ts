@@ -5,12 +5,16 @@
  * md5sums.txt, the pointers, and the images to import with -p. Apply
  * (apply.ts) compares it with the store and carries it out.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../core/errors.js';
+import { interruptSignal } from '../core/interrupt.js';
+import { log } from '../core/log.js';
 import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
+import { isUuid } from '../image/manifest/types.js';
 import { contentTypeFor, pointerNames } from './bits.js';
-import { md5File } from '../core/files.js';
 
 export interface PlannedFile {
   /** Path relative to the bits dir (and to the stamp directory), with `/`. */
@@ -80,41 +84,101 @@ const toPosix = (p: string): string => p.split(sep).join('/');
 interface Found {
   dirs: string[];
   files: Map<string, string>;
+  /** Symlinks met (never followed, never published), relative paths. */
+  links: string[];
+  /** FIFOs, sockets, devices: not published either. */
+  special: string[];
 }
 
-/** Every directory and regular file (symlinks to files followed, to directories not). */
+/**
+ * Every directory and regular file, by lstat: symlinks (to files or to
+ * directories) are not followed, as bits-upload.sh's `find -type f` did not;
+ * a link to ~/.ssh/id_rsa in a bits dir must not end up in public Manta.
+ */
 async function walk(root: string, rel: string, out: Found): Promise<void> {
   out.dirs.push(rel);
   const entries = await readdir(join(root, rel), { withFileTypes: true });
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const r = rel ? `${rel}/${e.name}` : e.name;
     if (r === ARTIFACTS || e.name.includes('.partial-')) continue;
-    if (e.isDirectory()) await walk(root, r, out);
-    else if (e.isFile() || (e.isSymbolicLink() && (await stat(join(root, r)).catch(() => undefined))?.isFile())) {
-      out.files.set(r, join(root, r));
+    if (e.isSymbolicLink()) out.links.push(r);
+    else if (e.isDirectory()) await walk(root, r, out);
+    else if (e.isFile()) out.files.set(r, join(root, r));
+    else out.special.push(r);
+  }
+}
+
+/** A subdirectory argument: inside the bits dir, and no component of it a symlink. */
+async function checkSubdir(bitsDir: string, s: string): Promise<string> {
+  const rel = toPosix(posix.normalize(toPosix(s))).replace(/\/+$/, '');
+  if (rel === '..' || rel.startsWith('../') || rel.startsWith('/')) throw new UsageError(`subdirectory ${s} is not inside the bits directory`);
+  if (rel === '.' || rel === '') return '';
+  let at = '';
+  for (const part of rel.split('/')) {
+    at = at ? `${at}/${part}` : part;
+    const st = await lstat(join(bitsDir, at)).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      throw new UsageError(`subdirectory ${s}: ${at} is a symlink; publish does not follow links inside the bits directory`, 'name the real directory, or copy the files in');
     }
+    if (!st?.isDirectory()) throw new UsageError(`${join(bitsDir, rel)} is not a directory`, 'check the subdirectory arguments');
+  }
+  return rel;
+}
+
+/**
+ * MD5 of a file that must still be a regular file: opened without following
+ * a link and without blocking on a FIFO, checked by fstat, hashed from that
+ * same descriptor (no window between the check and the read).
+ */
+async function hashRegular(path: string, what: string): Promise<{ md5: string; md5hex: string; size: number }> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PublishError(`${what} ${path} ${code === 'ELOOP' ? 'is a symlink; only regular files are published' : `cannot be read: ${(err as Error).message}`}`);
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw new PublishError(`${what} ${path} is not a regular file; only regular files are published`);
+    const h = createHash('md5');
+    let size = 0;
+    for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
+      h.update(c as Buffer);
+      size += (c as Buffer).length;
+    }
+    const digest = h.digest();
+    return { md5: digest.toString('base64'), md5hex: digest.toString('hex'), size };
+  } finally {
+    await fh.close();
   }
 }
 
 export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const st = await stat(i.bitsDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`bits directory ${i.bitsDir} does not exist`, 'check -D, or run the build first');
-  const found: Found = { dirs: [], files: new Map() };
+  const found: Found = { dirs: [], files: new Map(), links: [], special: [] };
   if (i.subdirs?.length) {
-    for (const s of i.subdirs) {
-      const rel = toPosix(posix.normalize(s)).replace(/\/+$/, '');
-      if (rel.startsWith('..') || rel.startsWith('/')) throw new UsageError(`subdirectory ${s} is not inside the bits directory`);
-      if (!(await stat(join(i.bitsDir, rel)).catch(() => undefined))?.isDirectory()) {
-        throw new UsageError(`${join(i.bitsDir, rel)} is not a directory`, 'check the subdirectory arguments');
-      }
-      await walk(i.bitsDir, rel, found);
-    }
+    for (const s of i.subdirs) await walk(i.bitsDir, await checkSubdir(i.bitsDir, s), found);
   } else {
     await walk(i.bitsDir, '', found);
   }
+  if (found.links.length) {
+    const n = found.links.length;
+    log.warn(`not publishing ${n} symlink${n === 1 ? '' : 's'} in ${i.bitsDir} (only regular files are published): ${[...new Set(found.links)].sort().join(', ')}`);
+  }
+  if (found.special.length) {
+    log.warn(`not publishing ${found.special.length} special file(s) (FIFO, socket, device) in ${i.bitsDir}: ${[...new Set(found.special)].sort().join(', ')}`);
+  }
 
   const staged: PublishPlan['staged'] = [];
+  if (i.outputs?.length) {
+    // Outputs are staged into <bits>/<name>/: that must be a real directory (or not there yet), not a link out.
+    const st = await lstat(join(i.bitsDir, i.name)).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new PublishError(`${join(i.bitsDir, i.name)} is not a directory (${st.isSymbolicLink() ? 'a symlink' : 'a file'}); build outputs are not staged through it`);
+  }
   for (const from of i.outputs ?? []) {
+    const lst = await lstat(from).catch(() => undefined);
+    if (!lst?.isFile()) throw new PublishError(`build output ${from} is ${lst ? 'not a regular file' : 'missing'}; only regular files are published`);
     const rel = `${i.name}/${basename(from)}`;
     staged.push({ from, to: join(i.bitsDir, rel) });
     found.files.set(rel, from);
@@ -125,7 +189,7 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const stampDir = posix.join(i.baseDir, i.stamp);
   const files: PlannedFile[] = [];
   for (const [rel, src] of [...found.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const h = await md5File(src);
+    const h = await hashRegular(src, staged.some((x) => x.from === src) ? 'build output' : 'bits file');
     const stagedTo = staged.find((s) => s.from === src)?.to;
     files.push({
       rel,
@@ -194,7 +258,9 @@ async function findImports(files: PlannedFile[]): Promise<PlannedImport[]> {
     } catch {
       uuid = undefined;
     }
-    if (typeof uuid !== 'string' || !uuid) throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: the manifest has no uuid`);
+    if (uuid === undefined || uuid === '') throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: the manifest has no uuid`);
+    // It goes into IMGAPI URLs and messages: a uuid, nothing else.
+    if (!isUuid(uuid)) throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: its "uuid" ${JSON.stringify(uuid).slice(0, 80)} is not a uuid`);
     out.push({ uuid, manifest: mf, image: byRel.get(stem + hit.suffix)!, ...(hit.compression ? { compression: hit.compression } : {}) });
   }
   return out;

@@ -16,7 +16,7 @@ import { ImgapiError } from '../imgapi/client.js';
 import { decide, planSteps, type Decision } from '../imgapi/import-state.js';
 import { interruptSignal, throwIfInterrupted } from '../core/interrupt.js';
 import { log } from '../core/log.js';
-import type { ImageManifest } from '../image/manifest/types.js';
+import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 import type { ImgapiImporter, ImportRequest, ImportStep } from './importer.js';
 import { sshDirOf, updatesEnv, updatesSigner } from './env.js';
 import { readImportInput, type ImportInput } from './updates-input.js';
@@ -222,7 +222,8 @@ export class UpdatesImporter implements ImgapiImporter {
   /** Checked before importing (read-only): IMGAPI refuses an import whose origin it lacks. */
   private async originProblem(input: ImportInput, channel: string): Promise<string | undefined> {
     const origin = input.manifest.origin;
-    if (!origin) return undefined;
+    if (origin === undefined || origin === '') return undefined;
+    if (!isUuid(origin)) return `image ${input.want.uuid}: its "origin" ${JSON.stringify(origin).slice(0, 80)} is not a uuid`;
     const o = await this.call(() => this.client.findImage(origin));
     if (!o) return `origin image ${origin} of ${input.want.uuid} is not on ${this.client.url}`;
     // imgadm resolves origins in the importing channel (§5.2); IMGAPI does not check.
