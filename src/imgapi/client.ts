@@ -6,6 +6,10 @@
  * GETs are retried with backoff on connection errors, timeouts, 5xx and
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
  * Proxies come from http_proxy/https_proxy/no_proxy (src/http/proxy.ts).
+ * Answers are untrusted: JSON is read up to MAX_JSON_BYTES decompressed,
+ * a manifest must carry the uuid asked for, only valid uuids go into a
+ * path, signed calls follow no redirect and no call follows one from https
+ * to http.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import querystring from 'node:querystring';

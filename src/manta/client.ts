@@ -3,7 +3,9 @@
  * PutObject (streamed from a file with Content-Length and Content-MD5) and
  * GET of small objects. Every attempt is signed afresh (the `date` header
  * must be current); only what the Manta docs call safe is retried; no
- * header, key or signature ever goes into an error message.
+ * header, key or signature ever goes into an error message. Redirects are
+ * never followed (node's http does not) and answers are read up to
+ * MAX_ANSWER_BYTES.
  */
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';

@@ -20,6 +20,12 @@ import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import { ImgapiClient, ImgapiError, type ImgapiClientOptions } from '../../src/imgapi/client.js';
 import { ImgapiSource } from '../../src/base/imgapi-source.js';
 import { DirectorySource } from '../../src/base/dir-source.js';
+import { installImage } from '../../src/base/install.js';
+import type { ImageSource } from '../../src/base/source.js';
+import { BuildError } from '../../src/core/errors.js';
+import { Layout } from '../../src/core/layout.js';
+import type { Zfs } from '../../src/host/zfs.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { MantaClient, MantaError } from '../../src/manta/client.js';
 import { makePlan } from '../../src/publish/plan.js';
 import { testManifest } from '../helpers/manifests.js';
@@ -193,6 +199,28 @@ describe('untrusted server answers (issue 12)', function () {
       assert.match(err.message, new RegExp(`image ${other}: the server answered with image ${image.uuid}`));
       const adminErr = await rejects(admin().findImage(other), ImgapiError);
       assert.match(adminErr.message, new RegExp(`image ${other}: the server answered with image ${image.uuid}`));
+    });
+
+    it('installing refuses an origin manifest whose uuid is not the origin asked for, and a chain that loops (any source)', async () => {
+      const top = testManifest({}, data);
+      const origin = randomUUID();
+      top.origin = origin;
+      const other = testManifest({}, data);
+      const byUuid = new Map<string, ImageManifest>([[top.uuid, top], [origin, other]]);
+      const source: ImageSource = {
+        description: 'a lying source',
+        getManifest: async (u) => byUuid.get(u)!,
+        openFile: () => Promise.reject(new Error('not reached')),
+      };
+      const zfs = { exists: async () => false } as unknown as Zfs;
+      const layout = new Layout('pool/images', '/var/tmp/nowhere');
+      let err = await rejects(installImage({ zfs, layout, source }, top.uuid), BuildError);
+      assert.match(err.message, new RegExp(`answered image ${other.uuid} when asked for origin ${origin}`));
+      // A loop: the origin's origin is the top again.
+      byUuid.set(origin, { ...other, uuid: origin, origin: top.uuid });
+      err = await rejects(installImage({ zfs, layout, source }, top.uuid), BuildError);
+      assert.match(err.message, new RegExp(`origin chain from a lying source loops \\(${top.uuid} → ${origin} → ${top.uuid}\\)`));
+      await rejects(installImage({ zfs, layout, source }, '../../x'), BuildError);
     });
 
     it('a uuid that is not a uuid never reaches a URL', async () => {
