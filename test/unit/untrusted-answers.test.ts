@@ -287,6 +287,13 @@ describe('untrusted server answers (issue 12)', function () {
           warned.length = 0;
           await rejects(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['top'] }), Error);
           await rejects(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['svc/linked'] }), Error);
+          // Build outputs (--state) are staged only into a real <bits>/<name>/, and only regular files.
+          await symlink(join(dir, 'elsewhere'), join(bits, 'linkedname'));
+          await writeFile(join(dir, 'out.zfs.gz'), 'img');
+          await symlink(secret, join(dir, 'out.imgmanifest'));
+          const p = { name: 'linkedname', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b' };
+          assert.match((await rejects(makePlan({ ...p, outputs: [join(dir, 'out.zfs.gz')] }), PublishError)).message, /linkedname is not a directory \(a symlink\)/);
+          assert.match((await rejects(makePlan({ ...p, name: 'svc', outputs: [join(dir, 'out.imgmanifest')] }), PublishError)).message, /out\.imgmanifest is not a regular file/);
         } finally {
           (log as unknown as { warn: typeof orig }).warn = orig;
         }
