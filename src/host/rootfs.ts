@@ -50,14 +50,15 @@ export async function realDirIn(top: string, rel = '', opts: { missingOk?: boole
 /**
  * The zone root of the dataset mounted at `mountpoint`, checked before
  * anything is written or mounted in it: `root/` a real directory in the
- * dataset, and so each of IMAGE_ROOT_DIRS when present.
+ * dataset, and so each of IMAGE_ROOT_DIRS and `also` (e.g. the chroot's
+ * mountpoints) when present.
  */
-export async function checkImageRoot(mountpoint: string): Promise<string> {
+export async function checkImageRoot(mountpoint: string, also: readonly string[] = []): Promise<string> {
   const root = zoneRoot(mountpoint);
   const st = await lstat(root).catch(() => undefined);
   if (!st) throw new BuildError(`${root} does not exist: not a zone dataset image`);
   await realDirIn(mountpoint, 'root');
-  for (const dir of IMAGE_ROOT_DIRS) await realDirIn(root, dir, { missingOk: true });
+  for (const dir of [...IMAGE_ROOT_DIRS, ...also]) await realDirIn(root, dir, { missingOk: true });
   return root;
 }
 

@@ -11,6 +11,7 @@ import { openSource } from '../../base/open.js';
 import { installImage } from '../../base/install.js';
 import { log } from '../../core/log.js';
 import { checkImageRoot } from '../../host/rootfs.js';
+import { hostDirsToMount } from '../../host/chroot.js';
 
 export async function prepare(ctx: StageContext): Promise<void> {
   const { zfs, sf, layout } = ctx;
@@ -43,7 +44,7 @@ export async function prepare(ctx: StageContext): Promise<void> {
   });
   if (!(await zfs.isMounted(analog))) await zfs.mount(analog);
   // Before anything is written or mounted: a link at root/ (or root/etc ...) would aim the build at the host.
-  await checkImageRoot(mountpoint).catch((err: Error) => {
+  await checkImageRoot(mountpoint, await hostDirsToMount()).catch((err: Error) => {
     throw new BuildError(`base image ${def.imageUuid}: ${err.message}`, { cause: err });
   });
 }
