@@ -140,4 +140,28 @@ describe('hostile base images', function () {
     await bait.assertUntouched(r.stderr);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, context: r.stderr });
   });
+
+  it('a mountpoint turned into a link between stages is refused by the chroot itself, before any mount', async () => {
+    const out = await w.outDir();
+    const state = join(w.dir, `hostile-stages-${++n}.json`);
+    const common = { env: w.env };
+    let r = await cli(['prepare', '-i', w.base.uuid, '-d', proto, '-m', mf, '--output-dir', out, '--state', state, '--json'], common);
+    assert.equal(r.code, 0, r.stderr);
+    const root = join(JSON.parse(r.stdout).analog.mountpoint, 'root');
+    r = await cli(['assemble', '--state', state], common);
+    assert.equal(r.code, 0, r.stderr);
+    await rm(join(root, 'proc'), { recursive: true, force: true });
+    await symlink(climbTo(bait.dir), join(root, 'proc'));
+    r = await cli(['pkgadd', '--state', state], common);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = errorLines(r);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /\/root\/proc is a symlink \(to (\.\.\/)+.*\), not a directory/);
+    assert.deepEqual(await mountsUnder(root), [], 'nothing mounted in the image');
+    assert.deepEqual(await mountsUnder(bait.dir), []);
+    r = await cli(['clean', '--state', state], common);
+    assert.equal(r.code, 0, r.stderr);
+    await bait.assertUntouched();
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out });
+  });
 });
