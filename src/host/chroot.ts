@@ -65,15 +65,23 @@ export async function setupChroot(root: string, record: ChrootRecord, onChange?:
   }
 }
 
-/** Mount targets currently mounted at or below `dir`, deepest first. */
+/**
+ * Mount targets currently mounted at or below `dir`, deepest first, named
+ * below `dir` as given. The mount table has real paths: with a link on the
+ * way to `dir` (a work dir under a linked /var/tmp) they are matched by
+ * dir's real path, else the chroot's mounts would be missed and left on.
+ */
 export async function mountsUnder(dir: string): Promise<string[]> {
   const table = await readFile(isSmartOS() ? '/etc/mnttab' : '/proc/self/mounts', 'utf8').catch(() => '');
+  const real = await realpath(dir).catch(() => dir);
   const found = new Set<string>();
   for (const line of table.split('\n')) {
     const fields = line.split(isSmartOS() ? '\t' : ' ');
     // /proc/self/mounts escapes spaces as \040.
     const mnt = (isSmartOS() ? fields[1] : fields[1]?.replace(/\\040/g, ' ')) ?? '';
-    if (mnt === dir || mnt.startsWith(dir + '/')) found.add(mnt);
+    for (const d of new Set([dir, real])) {
+      if (mnt === d || mnt.startsWith(d + '/')) found.add(dir + mnt.slice(d.length));
+    }
   }
   return [...found].sort((a, b) => b.length - a.length);
 }

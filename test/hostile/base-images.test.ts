@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { run } from '../../src/host/exec.js';
 import { makeVariantImage } from '../../testbed/images.js';
 import { cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
@@ -163,5 +164,19 @@ describe('hostile base images', function () {
     assert.equal(r.code, 0, r.stderr);
     await bait.assertUntouched();
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out });
+  });
+
+  it('a work dir reached through a symlink: the chroot is still torn down (mounts are listed by their real paths)', async () => {
+    const real = join(w.dir, `work-real-${++n}`);
+    const via = join(w.dir, `work-via-${n}`);
+    await mkdir(real);
+    await symlink(real, via);
+    const out = await w.outDir();
+    const r = await cli(['-i', w.base.uuid, '-d', proto, '-m', mf, '--output-dir', out], { env: { ...w.env, BUILDIMAGE_WORK_DIR: via } });
+    const left = await mountsUnder(real);
+    for (const m of left.reverse()) await run('umount', ['-l', m]).catch(() => undefined);
+    assert.deepEqual(left, [], 'no mount left');
+    assert.equal(r.code, 0, r.stderr);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: real, outputDir: out, context: r.stderr });
   });
 });
