@@ -131,7 +131,9 @@ describe('hostile proto trees', function () {
             const s = createServer();
             s.on('error', reject);
             // Closing the server unlinks its socket file: keep a hard link to it.
-            s.listen(p, () => link(p, `${p}.kept`).then(() => s.close(() => resolve()), reject));
+            s.listen(p, () => {
+              link(p, `${p}.kept`).then(() => s.close(() => resolve()), reject);
+            });
           }),
       ],
     ];
