@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAtomic } from '../src/core/files.js';
+import { run } from '../src/host/exec.js';
 import type { Zfs } from '../src/host/zfs.js';
 import type { ImageManifest } from '../src/image/manifest/types.js';
 import { sendCompressed } from '../src/image/streams.js';
@@ -99,6 +100,57 @@ export async function makeSampleImages(opts: SampleImagesOptions): Promise<Sampl
     await writeAtomic(`${originStem}.imgmanifest`, JSON.stringify(origin, null, 2) + '\n');
     await writeFile(join(opts.outDir, 'README'), 'Sample images made by buildimage (src/sample/images.ts).\n');
     return { base, origin, dir: opts.outDir };
+  } finally {
+    if (await zfs.exists(scratch)) await zfs.destroyOwned(scratch);
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export interface VariantImageOptions {
+  zfs: Zfs;
+  /** A dataset we may create a scratch child under. */
+  datasetRoot: string;
+  /** The sample images' directory (makeSampleImages' outDir): the variant starts from its base image. */
+  sampleDir: string;
+  /** Directory the variant's file and manifest are written to (usable as `--source`). */
+  outDir: string;
+  uuid?: string;
+  name?: string;
+  /** Scratch mountpoints go here. */
+  tmpDir?: string;
+  /** Changes the zone dataset (given its top: `root/`, `config/`) before it is snapshotted and sent. */
+  mutate: (top: string) => Promise<void>;
+}
+
+/**
+ * A full image made from the sample base with `mutate` applied: for tests
+ * of what a hostile base image (links where directories belong ...) does.
+ */
+export async function makeVariantImage(opts: VariantImageOptions): Promise<ImageManifest> {
+  const { zfs } = opts;
+  const scratch = `${opts.datasetRoot}/variant-scratch-${randomUUID().slice(0, 8)}`;
+  const tmp = await mkdtemp(join(opts.tmpDir ?? '/var/tmp', 'buildimage-variant-'));
+  await mkdir(opts.outDir, { recursive: true });
+  try {
+    await zfs.create(scratch, { mountpoint: 'none' });
+    await zfs.markOwned(scratch, 'image');
+    const baseFile = join(opts.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz');
+    await run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', baseFile, `${scratch}/base`]);
+    const ds = `${scratch}/variant`;
+    await zfs.clone(`${scratch}/base@final`, ds, { mountpoint: join(tmp, 'variant') });
+    await opts.mutate(join(tmp, 'variant'));
+    await zfs.snapshot(`${ds}@final`);
+    const name = opts.name ?? 'variant-sample';
+    const stem = join(opts.outDir, `${name}-1.0.0`);
+    const file = await sendCompressed(zfs, `${ds}@final`, undefined, 'gzip', `${stem}.zfs.gz`);
+    const manifest = manifestFor(opts.uuid ?? randomUUID(), name, '1.0.0', {
+      description: 'A variant of the sample base image (tests)',
+      requirements: { min_platform: MIN_PLATFORM },
+      tags: {},
+      files: [file],
+    });
+    await writeAtomic(`${stem}.imgmanifest`, JSON.stringify(manifest, null, 2) + '\n');
+    return manifest;
   } finally {
     if (await zfs.exists(scratch)) await zfs.destroyOwned(scratch);
     await rm(tmp, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * chroot(8), and teardown that always unmounts and removes only the
  * mountpoint directories it had to create.
  */
-import { readFile, readdir, readlink, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { readFile, readdir, readlink, realpath, lstat, mkdir, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { BuildError } from '../core/errors.js';
@@ -12,6 +12,7 @@ import { log } from '../core/log.js';
 import { run, type RunOptions } from './exec.js';
 import { isSmartOS } from './platform.js';
 import { retryLine, withRetry } from '../core/retry.js';
+import { realDirIn } from './rootfs.js';
 
 /** What the original mounts: the platform parts a zone gets from the global zone. */
 export const HOST_DIRS = ['/dev', '/lib', '/proc', '/sbin', '/usr'];
@@ -51,30 +52,36 @@ async function mountReadOnly(src: string, target: string): Promise<void> {
 export async function setupChroot(root: string, record: ChrootRecord, onChange?: () => Promise<void>): Promise<void> {
   for (const src of await hostDirsToMount()) {
     const target = join(root, src);
-    const st = await lstat(target).catch(() => undefined);
-    if (st && !st.isDirectory()) {
-      // A symlink here could point the read-only mount at the host's own tree.
-      throw new BuildError(`image root has ${src} as a ${st.isSymbolicLink() ? 'symlink' : 'file'}; cannot mount the host's ${src} there`);
-    }
-    if (!st) {
+    // The root and the mountpoint must be real directories in the image: a
+    // link (usr -> /usr, proc -> ../../..) would aim the mount at the host.
+    if (!(await realDirIn(root, src, { missingOk: true }))) {
       await mkdir(target);
       record.createdDirs.push(target);
     }
     record.mounts.push(target);
     await onChange?.();
+    await realDirIn(root, src);
     await mountReadOnly(src, target);
   }
 }
 
-/** Mount targets currently mounted at or below `dir`, deepest first. */
+/**
+ * Mount targets currently mounted at or below `dir`, deepest first, named
+ * below `dir` as given. The mount table has real paths: with a link on the
+ * way to `dir` (a work dir under a linked /var/tmp) they are matched by
+ * dir's real path, else the chroot's mounts would be missed and left on.
+ */
 export async function mountsUnder(dir: string): Promise<string[]> {
   const table = await readFile(isSmartOS() ? '/etc/mnttab' : '/proc/self/mounts', 'utf8').catch(() => '');
+  const real = await realpath(dir).catch(() => dir);
   const found = new Set<string>();
   for (const line of table.split('\n')) {
     const fields = line.split(isSmartOS() ? '\t' : ' ');
     // /proc/self/mounts escapes spaces as \040.
     const mnt = (isSmartOS() ? fields[1] : fields[1]?.replace(/\\040/g, ' ')) ?? '';
-    if (mnt === dir || mnt.startsWith(dir + '/')) found.add(mnt);
+    for (const d of new Set([dir, real])) {
+      if (mnt === d || mnt.startsWith(d + '/')) found.add(dir + mnt.slice(d.length));
+    }
   }
   return [...found].sort((a, b) => b.length - a.length);
 }
@@ -93,14 +100,27 @@ export async function unmount(target: string): Promise<void> {
   });
 }
 
-/** Pids of processes whose root or cwd is at or below `dir` (via /proc). */
-export async function processesIn(dir: string): Promise<number[]> {
+/**
+ * Where a process's root and cwd can be read as links: Linux has
+ * /proc/<pid>/{root,cwd}; on illumos those are not readable links, and
+ * /proc/<pid>/path/{root,cwd} are.
+ */
+const PROC_LINKS = ['path/root', 'path/cwd', 'root', 'cwd'];
+
+/**
+ * Pids of processes whose root or cwd is at or below `dir`, from `procDir`
+ * (/proc; a fixture in tests) in either layout.
+ */
+export async function processesIn(dir: string, procDir = '/proc'): Promise<number[]> {
+  // The kernel answers real paths: compare with dir's too.
+  const dirs = [...new Set([dir, await realpath(dir).catch(() => dir)])];
+  const inside = (t: string) => dirs.some((d) => t === d || t.startsWith(d + '/'));
   const pids: number[] = [];
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+  for (const name of await readdir(procDir).catch(() => [] as string[])) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    for (const link of ['root', 'cwd']) {
-      const target = await readlink(`/proc/${name}/${link}`).catch(() => '');
-      if (target === dir || target.startsWith(dir + '/')) {
+    for (const link of PROC_LINKS) {
+      const target = await readlink(`${procDir}/${name}/${link}`).catch(() => '');
+      if (target && inside(target)) {
         pids.push(Number(name));
         break;
       }

@@ -15,13 +15,13 @@
  * (creating entries changes a directory's mtime).
  */
 import { lstatSync, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
-import { lstat, mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readlink, rm } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { BuildError, BuildimageError } from '../core/errors.js';
 import { throwIfInterrupted } from '../core/interrupt.js';
 import { metaFor, type BatchResult, type Deferred, type Job, type Meta, type WorkerInit } from './copy-worker.js';
-import { isUnder, resolveInRoot } from './rootfs.js';
+import { isUnder, realDirIn, resolveInRoot } from './rootfs.js';
 
 /** ENOSPC, or EDQUOT (which Node may only know by number: zfs-fuse returns it for quotas). */
 export function isNoSpace(err: unknown): boolean {
@@ -140,6 +140,20 @@ class WorkerPool {
   }
 }
 
+/**
+ * What is wrong with `dir` as a proto directory, as the copy reads it (the
+ * copy's rule, also checked when the setting is read, before prepare):
+ * undefined when it is a directory. A symlink is refused, not followed:
+ * the copy takes the proto's links as links, the top one too.
+ */
+export async function protoDirProblem(dir: string): Promise<string | undefined> {
+  const st = await lstat(dir).catch(() => undefined);
+  if (!st) return 'does not exist';
+  if (st.isSymbolicLink()) return `is a symlink (to ${await readlink(dir).catch(() => '?')}): pass the directory itself`;
+  if (!st.isDirectory()) return 'is not a directory';
+  return undefined;
+}
+
 function currentUmask(): number {
   const old = process.umask(0o022);
   process.umask(old);
@@ -151,9 +165,11 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   src = resolve(src);
   root = resolve(root);
   const stats: CopyStats = { files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0 };
-  const srcTop = await lstat(src).catch(() => undefined);
-  if (!srcTop?.isDirectory()) throw new BuildError(`proto directory ${src} is not a directory`);
-  await mkdir(root, { recursive: true });
+  const problem = await protoDirProblem(src);
+  if (problem) throw new BuildError(`proto directory ${src} ${problem}`);
+  const srcTop = await lstat(src);
+  // Everything is written below root: it must be no link (and is not made here).
+  await realDirIn(root);
 
   const who: WorkerInit = { umask: currentUmask(), uid: process.geteuid?.() ?? -1, gid: process.getegid?.() ?? -1 };
   /** An image directory that was already there gets the proto's owner, mode and times whatever they are. */

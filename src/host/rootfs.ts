@@ -7,8 +7,60 @@
 import { lstat, mkdir, open, readlink, rm } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { BuildError } from '../core/errors.js';
+import { zoneRoot } from '../core/layout.js';
 
 const MAX_LINKS = 40;
+
+/**
+ * Directories of an image root that the build writes or mounts through and
+ * that a zone image never has as links: each must be a real directory in
+ * the dataset (or absent). A link there would aim the build at the host.
+ */
+export const IMAGE_ROOT_DIRS = ['etc', 'var'];
+
+/**
+ * Checks that `top` and each component of `rel` below it is a real
+ * directory, not a symlink, on `top`'s file system (so inside its dataset:
+ * no mount of something else). Returns the path; with `missingOk`, a
+ * missing last component is fine (undefined). Throws one line naming the
+ * offending path.
+ */
+export async function realDirIn(top: string, rel = '', opts: { missingOk?: boolean } = {}): Promise<string | undefined> {
+  const comps = parts(rel);
+  if (comps.includes('..')) throw new BuildError(`refusing a path with "..": ${join(top, rel)}`);
+  const topSt = await lstat(top).catch(() => undefined);
+  let path = top;
+  for (let i = 0; i <= comps.length; i++) {
+    if (i > 0) path = join(path, comps[i - 1]);
+    const st = i === 0 ? topSt : await lstat(path).catch(() => undefined);
+    if (!st) {
+      if (opts.missingOk && i === comps.length && i > 0) return undefined;
+      throw new BuildError(`${path} does not exist`);
+    }
+    if (st.isSymbolicLink()) {
+      const to = await readlink(path).catch(() => '?');
+      throw new BuildError(`${path} is a symlink (to ${to}), not a directory: refusing to write or mount through it`);
+    }
+    if (!st.isDirectory()) throw new BuildError(`${path} is not a directory`);
+    if (st.dev !== topSt!.dev) throw new BuildError(`${path} is on another file system than ${top} (a mount?): refusing to write or mount through it`);
+  }
+  return path;
+}
+
+/**
+ * The zone root of the dataset mounted at `mountpoint`, checked before
+ * anything is written or mounted in it: `root/` a real directory in the
+ * dataset, and so each of IMAGE_ROOT_DIRS and `also` (e.g. the chroot's
+ * mountpoints) when present.
+ */
+export async function checkImageRoot(mountpoint: string, also: readonly string[] = []): Promise<string> {
+  const root = zoneRoot(mountpoint);
+  const st = await lstat(root).catch(() => undefined);
+  if (!st) throw new BuildError(`${root} does not exist: not a zone dataset image`);
+  await realDirIn(mountpoint, 'root');
+  for (const dir of [...IMAGE_ROOT_DIRS, ...also]) await realDirIn(root, dir, { missingOk: true });
+  return root;
+}
 
 function parts(p: string): string[] {
   return p.split('/').filter((c) => c && c !== '.');
@@ -21,6 +73,9 @@ function parts(p: string): string[] {
  * joined as they are.
  */
 export async function resolveInRoot(root: string, relPath: string, followLast = true): Promise<string> {
+  // Everything below is re-rooted at `root`; `root` itself must be no link.
+  await realDirIn(root);
+  const rootDev = (await lstat(root)).dev;
   const todo = parts(relPath);
   const done: string[] = [];
   let links = 0;
@@ -36,6 +91,8 @@ export async function resolveInRoot(root: string, relPath: string, followLast = 
       // Nothing further exists, so nothing further can be a link.
       return join(root, ...done, comp, ...todo.filter((c) => c !== '..'));
     }
+    // A mount inside the root (the chroot's host dirs) is the host's, not the image's.
+    if (st.dev !== rootDev) throw new BuildError(`${here} is on another file system than the image root (a mount?): refusing to go through it`);
     if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
       if (++links > MAX_LINKS) throw new BuildError(`too many symlinks resolving /${relPath} in ${root}`);
       const target = await readlink(here);

@@ -18,6 +18,7 @@ import { DEFAULT_SOURCE, isUrl } from '../base/open.js';
 import { UsageError } from '../core/errors.js';
 import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';
+import { protoDirProblem } from '../host/copy.js';
 import { COMPRESSIONS } from '../image/compression.js';
 import { parseManifestObject } from '../image/manifest/input.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
@@ -192,7 +193,12 @@ export const SETTINGS = {
     help: "proto directory, copied into the image's /",
     required: { what: 'the proto directory', example: 'DIR' },
     parse: text,
-    check: (v: string) => existingDir(v, 'proto directory (-d)'),
+    check: async (v: string) => {
+      // The copy's own rule (host/copy), so that a proto it would refuse fails here, before prepare.
+      const problem = await protoDirProblem(resolve(v));
+      if (problem) throw new UsageError(`proto directory (-d) ${v} ${problem}`);
+      return resolve(v);
+    },
     config: configPath,
     field: 'protoDir',
     stored: z.string(),

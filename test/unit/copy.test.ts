@@ -3,7 +3,12 @@ import { chmod, chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { UsageError } from '../../src/core/errors.js';
 import { copyTree } from '../../src/host/copy.js';
+import { buildDefinition } from '../../src/settings/definition.js';
+import { resolveSettings } from '../../src/settings/resolve.js';
+
+const UUID = '41bd4100-eb86-409a-85b0-e649aadf6f62';
 
 describe('copyTree: proto dir into an image root', () => {
   let top: string;
@@ -142,7 +147,20 @@ describe('copyTree: proto dir into an image root', () => {
   });
 
   it('fails clearly on a missing or non-directory proto', async () => {
-    await assert.rejects(copyTree(join(top, 'nope'), root), /not a directory/);
+    await assert.rejects(copyTree(join(top, 'nope'), root), /does not exist/);
     await assert.rejects(copyTree(join(src, 'opt/smartdc/svc/app.js'), root), /not a directory/);
+  });
+
+  it('a symlinked proto dir (-d) is refused before prepare, as the copy refuses it (issue 12, item 16)', async () => {
+    const linked = join(top, 'proto-link');
+    await symlink(src, linked);
+    const env = { BUILDIMAGE_DATASET_ROOT: 'p/x' };
+    const mf = '{"name":"a","version":"1"}';
+    const want = new RegExp(`proto directory .*proto-link is a symlink \\(to ${src}\\): pass the directory itself`);
+    const definition = async (dir: string) => buildDefinition(await resolveSettings('build', { dir, manifest: mf, image: UUID }, { env }));
+    await assert.rejects(definition(linked), (e: Error) => e instanceof UsageError && want.test(e.message));
+    await assert.rejects(copyTree(linked, root), want);
+    // The directory itself passes both.
+    assert.equal((await definition(src)).protoDir, src);
   });
 });

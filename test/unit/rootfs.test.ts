@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isUnder, removeInRoot, resolveInRoot, writeFileInRoot } from '../../src/host/rootfs.js';
+import { copyTree } from '../../src/host/copy.js';
+import { checkImageRoot, isUnder, realDirIn, removeInRoot, resolveInRoot, writeFileInRoot } from '../../src/host/rootfs.js';
 
 describe('rootfs: paths inside an image root', () => {
   let top: string;
@@ -67,5 +68,61 @@ describe('rootfs: paths inside an image root', () => {
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), true);
     assert.equal(await readFile(join(outside, 'keep'), 'utf8'), 'k');
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), false);
+  });
+
+  describe('the image root itself (issue 12, item 2)', () => {
+    /** A dataset top whose root/ is a link to the "host". */
+    async function linkedRoot(target: string): Promise<string> {
+      const mnt = join(top, 'mnt');
+      await mkdir(mnt);
+      await symlink(target, join(mnt, 'root'));
+      return join(mnt, 'root');
+    }
+
+    it('nothing is written, removed or copied through a root that is a symlink', async () => {
+      await mkdir(join(outside, 'etc'));
+      await mkdir(join(outside, 'var/db/pkgin'), { recursive: true });
+      const proto = join(top, 'proto');
+      await mkdir(join(proto, 'opt'), { recursive: true });
+      await writeFile(join(proto, 'opt/x'), 'x');
+      const linked = await linkedRoot(outside);
+      await assert.rejects(writeFileInRoot(linked, 'etc/motd', 'pwned'), /root is a symlink \(to .*\), not a directory/);
+      await assert.rejects(removeInRoot(linked, 'var/db/pkgin'), /root is a symlink/);
+      await assert.rejects(copyTree(proto, linked), /root is a symlink/);
+      assert.deepEqual((await readdir(outside)).sort(), ['etc', 'var']);
+      assert.deepEqual(await readdir(join(outside, 'etc')), []);
+      assert.deepEqual(await readdir(join(outside, 'var/db')), ['pkgin']);
+    });
+
+    it('checkImageRoot: root/, and etc/ and var/ when present, are real directories in the dataset', async () => {
+      const mnt = join(top, 'ds');
+      await mkdir(mnt);
+      await assert.rejects(checkImageRoot(mnt), /ds\/root does not exist/);
+      await symlink('../host', join(mnt, 'root'));
+      await assert.rejects(checkImageRoot(mnt), /ds\/root is a symlink \(to \.\.\/host\)/);
+      await rm(join(mnt, 'root'));
+      await mkdir(join(mnt, 'root'));
+      assert.equal(await checkImageRoot(mnt), join(mnt, 'root'), 'etc and var may be missing');
+      await symlink(outside, join(mnt, 'root/etc'));
+      await assert.rejects(checkImageRoot(mnt), /root\/etc is a symlink/);
+      await rm(join(mnt, 'root/etc'));
+      await mkdir(join(mnt, 'root/etc'));
+      await symlink('../../../../..', join(mnt, 'root/var'));
+      await assert.rejects(checkImageRoot(mnt), /root\/var is a symlink \(to \.\.\/\.\.\/\.\.\/\.\.\/\.\.\)/);
+      await rm(join(mnt, 'root/var'));
+      await writeFile(join(mnt, 'root/var'), '');
+      await assert.rejects(checkImageRoot(mnt), /root\/var is not a directory/);
+    });
+
+    it('realDirIn refuses a link at any component, "..", and another file system (a mount)', async () => {
+      await mkdir(join(root, 'a/b'), { recursive: true });
+      assert.equal(await realDirIn(root, 'a/b'), join(root, 'a/b'));
+      assert.equal(await realDirIn(root, 'a/nope', { missingOk: true }), undefined);
+      await assert.rejects(realDirIn(root, 'bin/x', { missingOk: true }), /root\/bin is a symlink \(to \.\/usr\/bin\)/);
+      await assert.rejects(realDirIn(root, 'nope/x', { missingOk: true }), /root\/nope does not exist/);
+      await assert.rejects(realDirIn(root, 'a/../..'), /"\.\."/);
+      await assert.rejects(realDirIn('/', 'proc'), /\/proc is on another file system/);
+      await assert.rejects(resolveInRoot('/', 'proc/self'), /\/proc is on another file system/);
+    });
   });
 });

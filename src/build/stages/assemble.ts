@@ -1,8 +1,7 @@
 /** assemble: copy the proto directory into the zone analog's root/, and the optional motd. */
 import type { StageContext } from '../context.js';
 import { copyTree } from '../../host/copy.js';
-import { writeFileInRoot } from '../../host/rootfs.js';
-import { zoneRoot } from '../../core/layout.js';
+import { checkImageRoot, writeFileInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { fill, readTemplate } from '../../core/templates.js';
 import { formatBytes, startProgress } from '../../core/progress.js';
@@ -10,7 +9,8 @@ import { formatBytes, startProgress } from '../../core/progress.js';
 export async function assemble(ctx: StageContext): Promise<void> {
   const { sf } = ctx;
   const def = sf.state.definition;
-  const root = zoneRoot(sf.state.analog!.mountpoint);
+  // Checked again here: a stage may run in a process of its own, long after prepare.
+  const root = await checkImageRoot(sf.state.analog!.mountpoint);
   log.info(`copying ${def.protoDir} into ${root}`);
   const progress = startProgress('copy', { unit: 'files' });
   const stats = await copyTree(def.protoDir, root, { onProgress: (s) => progress.update(s.files, { bytes: s.bytes }) }).finally(() =>

@@ -5,10 +5,10 @@
  * config/ directory.
  */
 import { rm } from 'node:fs/promises';
-import { zoneConfig, zoneRoot } from '../../core/layout.js';
+import { zoneConfig } from '../../core/layout.js';
 import type { StageContext } from '../context.js';
 import { setupChroot, teardownChroot } from '../../host/chroot.js';
-import { removeInRoot } from '../../host/rootfs.js';
+import { checkImageRoot, removeInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { Pkgsrc, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
 import { writeAtomic } from '../../core/files.js';
@@ -17,7 +17,8 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
   const { sf } = ctx;
   const def = sf.state.definition;
   const mountpoint = sf.state.analog!.mountpoint;
-  const root = zoneRoot(mountpoint);
+  // Before the host's dirs are mounted in it (a stage may run in a process of its own).
+  const root = await checkImageRoot(mountpoint);
   const env = chrootEnv(await chrootProxyEnv());
   const pkgsrc = new Pkgsrc(root, env, ctx.stepTimeoutMs);
   const reports = ctx.layout.reports(sf.state.buildId);
@@ -41,5 +42,6 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
   }
   // After unmounting: nothing of the host is below root any more.
   if (await removeInRoot(root, 'var/db/pkgin')) log.info('removed /var/db/pkgin');
+  // rm removes a link here, never what it points to.
   await rm(zoneConfig(mountpoint), { recursive: true, force: true });
 }

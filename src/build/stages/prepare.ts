@@ -3,14 +3,15 @@
  * analog, a clone of the base's @final mounted at this build's own
  * mountpoint.
  */
-import { mkdir, stat } from 'node:fs/promises';
-import { zoneRoot } from '../../core/layout.js';
+import { mkdir } from 'node:fs/promises';
 import type { StageContext } from '../context.js';
 import { BuildError } from '../../core/errors.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
 import { openSource } from '../../base/open.js';
 import { installImage } from '../../base/install.js';
 import { log } from '../../core/log.js';
+import { checkImageRoot } from '../../host/rootfs.js';
+import { hostDirsToMount } from '../../host/chroot.js';
 
 export async function prepare(ctx: StageContext): Promise<void> {
   const { zfs, sf, layout } = ctx;
@@ -42,8 +43,8 @@ export async function prepare(ctx: StageContext): Promise<void> {
     [BUILD_PROPERTY]: sf.state.buildId,
   });
   if (!(await zfs.isMounted(analog))) await zfs.mount(analog);
-  const root = await stat(zoneRoot(mountpoint)).catch(() => undefined);
-  if (!root?.isDirectory()) {
-    throw new BuildError(`base image ${def.imageUuid} has no root/ directory: not a zone dataset image`);
-  }
+  // Before anything is written or mounted: a link at root/ (or root/etc ...) would aim the build at the host.
+  await checkImageRoot(mountpoint, await hostDirsToMount()).catch((err: Error) => {
+    throw new BuildError(`base image ${def.imageUuid}: ${err.message}`, { cause: err });
+  });
 }
