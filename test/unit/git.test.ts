@@ -56,18 +56,21 @@ describe('git information (host/git.ts)', () => {
     const proto = join(parent, 'proto');
     await mkdir(proto);
     await chownTree(parent, FOREIGN_UID);
-    assert.equal(await gitInfo(proto), undefined);
-    assert.equal(await gitRemote(proto), undefined);
+    const info = await gitInfo(proto);
+    const remote = await gitRemote(proto);
     assert.equal(await exists(bait), false, 'the foreign fsmonitor or a hook ran as root');
+    assert.equal(info, undefined);
+    assert.equal(remote, undefined);
   });
 
   it('runs nothing from a foreign-owned checkout that is the proto dir itself', async () => {
     const proto = join(dir, 'proto');
     await checkout(proto, bait);
     await chownTree(proto, FOREIGN_UID);
-    assert.match((await untrustedCheckout(proto)) ?? '', /owned by uid 4242/);
-    assert.equal(await gitInfo(proto), undefined);
+    const info = await gitInfo(proto);
     assert.equal(await exists(bait), false, 'the foreign fsmonitor or a hook ran as root');
+    assert.equal(info, undefined);
+    assert.match((await untrustedCheckout(proto)) ?? '', /owned by uid 4242/);
   });
 
   it("reads root's own checkout at the proto dir, without running its fsmonitor or hooks; the remote without credentials", async () => {
@@ -75,8 +78,8 @@ describe('git information (host/git.ts)', () => {
     const commit = await checkout(proto, bait);
     await writeFile(join(proto, 'file'), 'changed\n');
     const info = await gitInfo(proto);
-    assert.deepEqual(info, { dir: proto, commit, branch: 'master', dirty: true, remote: 'https://git.example.com/org/repo.git?token=…' });
     assert.equal(await exists(bait), false, 'fsmonitor or a hook ran');
+    assert.deepEqual(info, { dir: proto, commit, branch: 'master', dirty: true, remote: 'https://git.example.com/org/repo.git?token=…' });
   });
 
   it("reads the invoking user's checkout (SUDO_UID), and refuses one writable by others", async () => {
@@ -86,16 +89,18 @@ describe('git information (host/git.ts)', () => {
     assert.equal((await gitInfo(proto, { SUDO_UID: String(FOREIGN_UID) }))?.commit, commit);
     await chown(join(proto, '.git'), 0, 0);
     await chmod(join(proto, '.git'), 0o777);
+    const info = await gitInfo(proto);
+    assert.equal(await exists(bait), false, 'fsmonitor or a hook ran');
+    assert.equal(info, undefined);
     assert.match((await untrustedCheckout(proto)) ?? '', /writable by group or others/);
-    assert.equal(await gitInfo(proto), undefined);
-    assert.equal(await exists(bait), false);
   });
 
   it('a directory that is not a checkout top gives nothing (no upward search)', async () => {
     const repo = join(dir, 'repo');
     await checkout(repo, bait);
     await mkdir(join(repo, 'sub'));
-    assert.equal(await gitInfo(join(repo, 'sub')), undefined);
-    assert.equal(await exists(bait), false);
+    const info = await gitInfo(join(repo, 'sub'));
+    assert.equal(await exists(bait), false, 'fsmonitor or a hook ran');
+    assert.equal(info, undefined);
   });
 });
