@@ -70,7 +70,9 @@ class ConsoleAboveLive extends winston.transports.Console {
 
 /** The console's level without -v: BUILDIMAGE_LOG_LEVEL (e.g. warn, debug), else info. */
 function defaultLevel(): string {
-  return process.env.BUILDIMAGE_LOG_LEVEL ?? 'info';
+  const level = process.env.BUILDIMAGE_LOG_LEVEL?.trim().toLowerCase();
+  // An unknown level would silence every line, warnings and errors included: info then.
+  return level && Object.hasOwn(winston.config.npm.levels, level) ? level : 'info';
 }
 
 const consoleTransport = new ConsoleAboveLive({ stderrLevels: ['error', 'warn', 'info', 'verbose', 'debug'] });

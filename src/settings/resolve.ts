@@ -111,7 +111,8 @@ export async function resolveSetting(
   if (fromLine !== undefined) return fromLine;
   if (fromFile !== undefined) return fromFile;
   const fromEnv = s.env ? env[s.env] : undefined;
-  if (fromEnv) return s.parse(fromEnv, lab);
+  // From the environment: name the variable the user set, and the flag it stands for.
+  if (fromEnv) return s.parse(fromEnv, `${s.env} (${lab})`);
   const d = defaultFor(id, command) as StringSetting['default'];
   const text = typeof d === 'function' ? await d() : d;
   return text === undefined ? undefined : s.parse(text, lab);

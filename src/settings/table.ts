@@ -342,12 +342,14 @@ export const SETTINGS = {
     default: async () => (isSmartOS() ? delegatedDataset() : undefined),
     shownDefault: "on SmartOS the zone's delegated zones/<zonename>/data",
     required: { what: 'the dataset holding images and zone analogs', example: 'POOL/DATASET' },
-    parse: (v: string) => {
+    parse: (v: string, label: string) => {
       try {
         assertDatasetName(v, 'dataset root');
       } catch (err) {
-        throw new UsageError((err as Error).message);
+        throw new UsageError(`${label}: ${(err as Error).message}`);
       }
+      // ZFS refuses "." and ".." components too; say so here rather than "does not exist" after prepare began.
+      if (v.split('/').some((c) => c === '.' || c === '..')) throw new UsageError(`${label}: invalid dataset root name: ${JSON.stringify(v)} has a "." or ".." component`);
       return v;
     },
     field: 'datasetRoot',
