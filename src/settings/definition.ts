@@ -19,7 +19,6 @@ import {
   type Setting,
   type SettingId,
   type Settings,
-  type StringSetting,
 } from './table.js';
 
 type FieldShape = {
@@ -85,7 +84,7 @@ export function recordedDefinition(def: BuildDefinition): BuildDefinition {
   for (const id of fieldIds) {
     const setting = SETTINGS[id] as Setting;
     const v = out[setting.field!];
-    if (setting.type === 'string' && (setting as StringSetting).record && v !== undefined) out[setting.field!] = (setting as StringSetting).record!(v);
+    if (setting.type === 'string' && setting.record && v !== undefined) out[setting.field!] = setting.record(v);
   }
   return out as BuildDefinition;
 }

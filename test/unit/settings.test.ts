@@ -108,7 +108,7 @@ describe('settings table', () => {
       buildDefinition(await resolveSettings('build', { image: UUID, dir: proto, manifest: '{"name":"svc","version":"1"}', ...flags }, { env }));
     const usage = (re: RegExp) => (e: Error) => e instanceof UsageError && re.test(e.message);
     await assert.rejects(define({ 'image-version': 'feature/x-20240101T000000Z-gabcdef0' }), (e: Error) =>
-      e instanceof UsageError && /^--image-version becomes part of output file names .* has "\/"/.test(e.message) && /tr \/ -/.test((e as UsageError).hint ?? ''));
+      e instanceof UsageError && /^--image-version becomes part of output file names .* has "\/"/.test(e.message) && /tr \/ -/.test((e).hint ?? ''));
     for (const v of ['../x', 'a/b', '../../../../tmp/evil']) await assert.rejects(define({ 'image-version': v }), usage(/^--image-version .* has "\/"/));
     for (const v of ['.', '..']) await assert.rejects(define({ 'image-version': v }), usage(/^--image-version .* is "\.\.?"/));
     await assert.rejects(define({ 'image-version': 'x'.repeat(300) }), usage(/^--image-version .* longer than 200 bytes/));
