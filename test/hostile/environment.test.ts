@@ -122,6 +122,14 @@ describe('hostile: environment and records', function () {
       texts.push(['publish stdout', pub.stdout], ['publish stderr', pub.stderr]);
       assert.equal(pub.code, 0, pub.stderr);
 
+      // doctor tries the source, and reports an image it lacks.
+      for (const image of [origin.uuid, randomUUID()]) {
+        const doc = await cli(['doctor', '--source', source, '-i', image, '--output-dir', out], { env });
+        texts.push(['doctor stdout', doc.stdout], ['doctor stderr', doc.stderr]);
+        assert.match(doc.stdout, /source/);
+      }
+      const docJson = await cli(['doctor', '--source', source.replace(/:\d+\//, ':1/'), '--json'], { env });
+      texts.push(['doctor --json', docJson.stdout + docJson.stderr]);
       texts.push(['log file', await readFile(logFile, 'utf8')]);
       // Every file the build and publish wrote: outputs (the image unpacked), bits, published copies, the state file.
       texts.push(...(await filesUnder(out)));
