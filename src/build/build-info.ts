@@ -11,9 +11,9 @@ import { GitInfoSchema, gitInfo } from '../host/git.js';
 import { isSmartOS, unameV } from '../host/platform.js';
 import type { ImageManifest } from '../image/manifest/types.js';
 import { writeAtomic } from '../core/files.js';
+import { recordedUrl } from '../core/redact.js';
+import { recordedDefinition } from '../settings/definition.js';
 import type { BuildState } from './state.js';
-
-
 
 export const BuildInfoSchema = z.object({
   buildInfoVersion: z.literal(1),
@@ -62,11 +62,12 @@ export type BuildInfo = z.infer<typeof BuildInfoSchema>;
 const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_COMMIT', 'GIT_BRANCH', 'NODE_NAME', 'WORKSPACE', 'STAMP'];
 
 export async function buildInfo(state: BuildState, manifest: ImageManifest, env: NodeJS.ProcessEnv = process.env): Promise<BuildInfo> {
-  const def = state.definition;
+  // Published (Manta, Jenkins archives): every value as recorded, without credentials.
+  const def = recordedDefinition(state.definition);
   const base = state.base!;
   const baseFile = (base.manifest as { files?: Array<{ sha1?: string }> }).files?.[0];
   const git = (await gitInfo(def.protoDir)) ?? (await gitInfo(process.cwd()));
-  const ci = Object.fromEntries(CI_VARS.filter((k) => env[k]).map((k) => [k, env[k]!]));
+  const ci = Object.fromEntries(CI_VARS.filter((k) => env[k]).map((k) => [k, recordedUrl(env[k]!)]));
   const timings = Object.fromEntries(Object.entries(state.timings).filter(([k]) => k !== 'seal'));
   const { sha1, size, compression } = manifest.files![0];
   return {

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { StateError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
 import { Layout } from '../core/layout.js';
-import { DefinitionSchema, type BuildDefinition } from '../settings/definition.js';
+import { DefinitionSchema, recordedDefinition, type BuildDefinition } from '../settings/definition.js';
 
 export const STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -105,7 +105,8 @@ export class StateFile {
 
   async save(): Promise<void> {
     this.state.updatedAt = new Date().toISOString();
-    await writeAtomic(this.path, JSON.stringify(this.state, null, 2) + '\n');
+    // Without credentials (a --source URL's user, password, query values): only this process uses them.
+    await writeAtomic(this.path, JSON.stringify({ ...this.state, definition: recordedDefinition(this.state.definition) }, null, 2) + '\n');
   }
 
   /** Refuses a stage run out of order. */

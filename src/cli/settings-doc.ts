@@ -3,6 +3,7 @@
  * (scripts/render-settings.ts writes it; a unit test fails when the README
  * and the table differ).
  */
+import { ENV_SWITCHES, type EnvSwitch } from '../core/env.js';
 import { COMMANDS, SETTINGS, defaultFor, flagName, type CommandId, type Setting, type SettingId } from '../settings/table.js';
 
 export const README_TABLE_START = '<!-- settings: made from src/settings/table.ts by scripts/render-settings.ts (npm run docs); do not edit by hand -->';
@@ -32,11 +33,21 @@ export function settingsMarkdown(): string {
     const flag = [s.char ? code(`-${s.char}`) : undefined, code(`--${flagName(id)}`)].filter(Boolean).join(', ');
     return `| ${flag} | ${commandsText(s.commands)} | ${s.env ? code(s.env) : ''} | ${defaultText(id)} | ${s.config ? code(id) : ''} | ${cell(s.help)} |`;
   });
+  const switches = (ENV_SWITCHES as readonly EnvSwitch[]).map(
+    (e) => `| ${code(e.name)} | ${e.commands === 'all' ? 'all' : e.commands.join(', ')} | ${cell(e.help)} |`,
+  );
   return [
     README_TABLE_START,
     '| flag | commands | env | default | in `--config` | meaning |',
     '|---|---|---|---|---|---|',
     ...rows,
+    '',
+    'Switches in the environment are on with `1`, `true`, `yes` or `on` and off with `0`, `false`, `no`, `off`, empty or unset',
+    '(any case); any other value is an error naming the variable, before the command does anything:',
+    '',
+    '| env | commands | when on |',
+    '|---|---|---|',
+    ...switches,
     README_TABLE_END,
   ].join('\n');
 }

@@ -11,6 +11,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { envSwitch } from './env.js';
 import winston from 'winston';
 
 export type LogFormat = 'human' | 'json';
@@ -69,7 +70,9 @@ class ConsoleAboveLive extends winston.transports.Console {
 
 /** The console's level without -v: BUILDIMAGE_LOG_LEVEL (e.g. warn, debug), else info. */
 function defaultLevel(): string {
-  return process.env.BUILDIMAGE_LOG_LEVEL ?? 'info';
+  const level = process.env.BUILDIMAGE_LOG_LEVEL?.trim().toLowerCase();
+  // An unknown level would silence every line, warnings and errors included: info then.
+  return level && Object.hasOwn(winston.config.npm.levels, level) ? level : 'info';
 }
 
 const consoleTransport = new ConsoleAboveLive({ stderrLevels: ['error', 'warn', 'info', 'verbose', 'debug'] });
@@ -82,9 +85,18 @@ export const log = winston.createLogger({
 
 let current: { format: LogFormat; file?: { path: string; stream: WriteStream; transport: winston.transport } } = { format: 'human' };
 
+/** BUILDIMAGE_NO_LIVE, read as every switch; a bad value is reported by checkEnvSwitches, here it means "no live line". */
+function noLive(): boolean {
+  try {
+    return envSwitch('BUILDIMAGE_NO_LIVE');
+  } catch {
+    return true;
+  }
+}
+
 /** Whether progress may draw a live line: a TTY stderr and human logs. */
 export function liveLineAllowed(): boolean {
-  return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && process.env.BUILDIMAGE_NO_LIVE !== '1';
+  return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && !noLive();
 }
 
 export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?: LogFormat; file?: string }): void {

@@ -10,17 +10,13 @@ import { defaultKeyId, findSigner } from '../http/keys.js';
 import type { Signer } from '../http/signature.js';
 import { imgapiSigner } from '../imgapi/auth.js';
 import { MantaClient, type MantaClientOptions } from '../manta/client.js';
+import { envSwitch } from '../core/env.js';
 import { PublishError } from '../core/errors.js';
 
 /** bits-upload.sh's defaults. */
 export const MANTA_DEFAULTS = { url: 'https://us-central.manta.mnx.io', user: 'Joyent_Dev' };
 /** updates-imgadm's defaults as bits-upload.sh configured it. */
 export const UPDATES_DEFAULTS = { url: 'https://updates.tritondatacenter.com', user: 'mg' };
-
-/** dashdash's boolean env rule (node-manta): unset or empty = false, "0" = false, anything else true. */
-function envBool(v: string | undefined): boolean {
-  return v !== undefined && v !== '' && v !== '0';
-}
 
 export function sshDirOf(env: NodeJS.ProcessEnv): string {
   return join(env.HOME || homedir(), '.ssh');
@@ -42,7 +38,7 @@ export function mantaEnv(env: NodeJS.ProcessEnv): MantaEnv {
     user: env.MANTA_USER || MANTA_DEFAULTS.user,
     subuser: env.MANTA_SUBUSER || undefined,
     keyId: env.MANTA_KEY_ID || undefined,
-    insecure: envBool(env.MANTA_TLS_INSECURE),
+    insecure: envSwitch('MANTA_TLS_INSECURE', env),
     agentSocket: env.SSH_AUTH_SOCK || undefined,
   };
 }
@@ -70,7 +66,7 @@ export interface UpdatesEnv {
   identity?: string;
   /** UPDATES_IMGADM_CHANNEL. */
   channel?: string;
-  /** updates-imgadm: any non-empty value turns TLS verification off. */
+  /** UPDATES_IMGADM_INSECURE, read as every switch (core/env.ts): `=0` keeps TLS verification on. */
   insecure: boolean;
   agentSocket?: string;
 }
@@ -81,7 +77,7 @@ export function updatesEnv(env: NodeJS.ProcessEnv): UpdatesEnv {
     user: env.UPDATES_IMGADM_USER || UPDATES_DEFAULTS.user,
     identity: env.UPDATES_IMGADM_IDENTITY || undefined,
     channel: env.UPDATES_IMGADM_CHANNEL || undefined,
-    insecure: !!env.UPDATES_IMGADM_INSECURE,
+    insecure: envSwitch('UPDATES_IMGADM_INSECURE', env),
     agentSocket: env.SSH_AUTH_SOCK || undefined,
   };
 }
@@ -93,5 +89,5 @@ export function updatesSigner(u: UpdatesEnv, sshDir: string): Promise<Signer> {
 
 /** bits-upload.sh's escape hatch for `-dirty` stamps. */
 export function allowDirty(env: NodeJS.ProcessEnv): boolean {
-  return !!(env.BITS_UPLOAD_ALLOW_DIRTY || env.ENGBLD_BITS_UPLOAD_ALLOW_DIRTY);
+  return envSwitch('BITS_UPLOAD_ALLOW_DIRTY', env) || envSwitch('ENGBLD_BITS_UPLOAD_ALLOW_DIRTY', env);
 }

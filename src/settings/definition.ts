@@ -8,7 +8,18 @@ import { z } from 'zod';
 import { checkManifestInput } from '../image/manifest/input.js';
 import type { ManifestInput } from '../image/manifest/types.js';
 import { required, type Resolved } from './resolve.js';
-import { SETTINGS, label, parsePrefix, type Setting, type SettingId, type Settings } from './table.js';
+import { UsageError } from '../core/errors.js';
+import {
+  MAX_STEM_BYTES,
+  SETTINGS,
+  VERSION_HINT,
+  checkFileNamePart,
+  label,
+  parsePrefix,
+  type Setting,
+  type SettingId,
+  type Settings,
+} from './table.js';
 
 type FieldShape = {
   [K in SettingId as Settings[K] extends { field: infer F extends string } ? F : never]: Settings[K] extends { stored: infer Z } ? Z : never;
@@ -37,7 +48,23 @@ export async function buildDefinition(s: DefiningSettings): Promise<BuildDefinit
   const merged = values['image-version'] === undefined ? values.manifest : { ...(values.manifest as object), version: values['image-version'] };
   const manifest: ManifestInput = checkManifestInput(merged as Record<string, unknown>);
   values.manifest = manifest;
-  values.prefix ??= parsePrefix(`${manifest.name}-zfs`, label('prefix'));
+  // The version and the prefix name every output file: checked as file-name parts now, not at seal.
+  const versionLabel = values['image-version'] === undefined ? `${label('manifest')} "version"` : '--image-version';
+  checkFileNamePart(manifest.version, versionLabel, manifest.version.includes('/') ? VERSION_HINT : undefined);
+  if (values.prefix === undefined) {
+    try {
+      values.prefix = parsePrefix(`${manifest.name}-zfs`, label('prefix'));
+    } catch {
+      throw new UsageError(
+        `${label('manifest')} "name" ${JSON.stringify(manifest.name.slice(0, 80))} cannot make the output file prefix NAME-zfs (letters, digits, . _ + -)`,
+        `pass ${label('prefix')} PREFIX`,
+      );
+    }
+  }
+  const stem = `${values.prefix as string}-${manifest.version}`;
+  if (Buffer.byteLength(stem) > MAX_STEM_BYTES) {
+    throw new UsageError(`output file names ${JSON.stringify(`${stem.slice(0, 60)}…`)} would be too long: ${label('prefix')} and ${versionLabel} together may have ${MAX_STEM_BYTES} bytes`);
+  }
   const def: Record<string, unknown> = {};
   for (const id of fieldIds) {
     const setting = SETTINGS[id] as Setting;
@@ -45,4 +72,19 @@ export async function buildDefinition(s: DefiningSettings): Promise<BuildDefinit
     def[setting.field!] = setting.type === 'string' && setting.check && v !== undefined ? await setting.check(v, label(id)) : v;
   }
   return DefinitionSchema.parse(def);
+}
+
+/**
+ * The definition as it is written where others read it (the state file,
+ * build-info.json): each value through its setting's `record` (a URL
+ * without credentials). Only the process given the real values uses them.
+ */
+export function recordedDefinition(def: BuildDefinition): BuildDefinition {
+  const out: Record<string, unknown> = { ...def };
+  for (const id of fieldIds) {
+    const setting = SETTINGS[id] as Setting;
+    const v = out[setting.field!];
+    if (setting.type === 'string' && setting.record && v !== undefined) out[setting.field!] = setting.record(v);
+  }
+  return out as BuildDefinition;
 }

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { checkEnvSwitches, parseSwitch } from '../core/env.js';
 import { UsageError } from '../core/errors.js';
 import {
   SETTINGS,
@@ -98,7 +99,10 @@ export async function resolveSetting(
   const s = SETTINGS[id] as Setting;
   const given = flags[flagName(id)];
   const inFile = file?.values[id];
-  if (s.type === 'boolean') return given ?? inFile ?? false;
+  if (s.type === 'boolean') {
+    const fromEnv = s.env ? env[s.env] : undefined;
+    return given ?? inFile ?? (fromEnv !== undefined ? parseSwitch(fromEnv, s.env!) : false);
+  }
   const lab = label(id);
   const fromLine = typeof given === 'string' ? s.parse(given, lab) : undefined;
   const fromFile =
@@ -107,7 +111,8 @@ export async function resolveSetting(
   if (fromLine !== undefined) return fromLine;
   if (fromFile !== undefined) return fromFile;
   const fromEnv = s.env ? env[s.env] : undefined;
-  if (fromEnv) return s.parse(fromEnv, lab);
+  // From the environment: name the variable the user set, and the flag it stands for.
+  if (fromEnv) return s.parse(fromEnv, `${s.env} (${lab})`);
   const d = defaultFor(id, command) as StringSetting['default'];
   const text = typeof d === 'function' ? await d() : d;
   return text === undefined ? undefined : s.parse(text, lab);
@@ -115,6 +120,8 @@ export async function resolveSetting(
 
 export async function resolveSettings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: ResolveOptions = {}): Promise<Resolved<C>> {
   const env = o.env ?? process.env;
+  // Environment switches (X_INSECURE=...) are read one way; a bad one fails here, before any work.
+  if (!o.only) checkEnvSwitches(command, env);
   const ids = settingsOf(command).filter((id) => (!o.only || o.only.includes(id)) && !o.skip?.includes(id));
   const config = flags.config;
   const file = o.file ?? (ids.includes('config') && typeof config === 'string' ? await loadDefinitionFile(config) : undefined);

@@ -16,6 +16,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_SOURCE, isUrl } from '../base/open.js';
 import { UsageError } from '../core/errors.js';
+import { recordedUrl } from '../core/redact.js';
 import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';
 import { protoDirProblem } from '../host/copy.js';
@@ -66,6 +67,12 @@ export interface StringSetting<T = unknown> extends Common {
   check?(value: T, label: string): Promise<T>;
   /** With a value in the definition file and on the command line: how the two combine (else the command line wins). */
   merge?(fromFile: T, fromCommandLine: T): T;
+  /**
+   * How the value is written where others read it (the state file,
+   * build-info.json): without credentials. The value itself is used only in
+   * the process that was given it.
+   */
+  record?(value: T): T;
 }
 
 export interface BooleanSetting extends Common {
@@ -107,6 +114,35 @@ export function parsePrefix(value: string, label: string): string {
     throw new UsageError(`${label} must be a file name prefix (letters, digits, . _ + -), got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+/** The longest `PREFIX-VERSION` an output file name (with seal's temp name around it) leaves room for. */
+export const MAX_STEM_BYTES = 200;
+
+/**
+ * A value that becomes part of an output file name (`PREFIX-VERSION.zfs.gz`
+ * in --output-dir) must be one file-name component: no "/", not "." or
+ * "..", no control characters, not too long.
+ */
+export function checkFileNamePart(value: string, label: string, hint?: string): string {
+  const why = value.includes('/')
+    ? 'has "/"'
+    : value === '.' || value === '..'
+      ? `is "${value}"`
+      : [...value].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)
+        ? 'has a control character'
+        : Buffer.byteLength(value) > MAX_STEM_BYTES
+          ? `is longer than ${MAX_STEM_BYTES} bytes`
+          : undefined;
+  if (why) throw new UsageError(`${label} becomes part of output file names (PREFIX-VERSION.zfs.gz) and ${why}: ${JSON.stringify(value.slice(0, 80))}`, hint);
+  return value;
+}
+
+/** What to do about a Jenkins STAMP made from a branch like feature/x. */
+export const VERSION_HINT = 'a STAMP made from a branch like feature/x: replace "/", e.g. "$(echo "$BRANCH_NAME" | tr / -)-$TIMESTAMP"';
+
+export function parseImageVersion(value: string, label: string): string {
+  return checkFileNamePart(value, label, value.includes('/') ? VERSION_HINT : undefined);
 }
 
 function parseUuid(value: string, label: string): string {
@@ -218,8 +254,8 @@ export const SETTINGS = {
   }),
   'image-version': setting({
     type: 'string',
-    help: "the image's version (eng: the STAMP); wins over the manifest's",
-    parse: text,
+    help: "the image's version (eng: the STAMP); wins over the manifest's; part of the output file names, so no \"/\"",
+    parse: parseImageVersion,
     commands: DEFINING,
   }),
   packages: setting({
@@ -249,11 +285,13 @@ export const SETTINGS = {
   'source-repo': setting({
     type: 'string',
     char: 'S',
-    help: 'source repository URL shown in the motd',
+    help: 'source repository URL shown in the motd (without any user, password or query values it has)',
+    // Only shown (motd, build-info), never used: kept without credentials from the start.
     parse: (v: string, label: string) => {
       if (/[\n\r]/.test(v)) throw new UsageError(`${label} must be a single line`);
-      return v;
+      return recordedUrl(v);
     },
+    record: recordedUrl,
     config: configString,
     field: 'sourceRepo',
     stored: z.string().optional(),
@@ -284,6 +322,7 @@ export const SETTINGS = {
     default: DEFAULT_SOURCE,
     parse: text,
     check: async (v: string) => (isUrl(v) ? v : existingDir(v, 'image source (--source)')),
+    record: recordedUrl,
     config: { schema: z.string(), toText: (v: string, dir: string) => (isUrl(v) || isAbsolute(v) ? v : resolve(dir, v)) },
     field: 'source',
     stored: z.string(),
@@ -309,12 +348,14 @@ export const SETTINGS = {
     default: async () => (isSmartOS() ? delegatedDataset() : undefined),
     shownDefault: "on SmartOS the zone's delegated zones/<zonename>/data",
     required: { what: 'the dataset holding images and zone analogs', example: 'POOL/DATASET' },
-    parse: (v: string) => {
+    parse: (v: string, label: string) => {
       try {
         assertDatasetName(v, 'dataset root');
       } catch (err) {
-        throw new UsageError((err as Error).message);
+        throw new UsageError(`${label}: ${(err as Error).message}`);
       }
+      // ZFS refuses "." and ".." components too; say so here rather than "does not exist" after prepare began.
+      if (v.split('/').some((c) => c === '.' || c === '..')) throw new UsageError(`${label}: invalid dataset root name: ${JSON.stringify(v)} has a "." or ".." component`);
       return v;
     },
     field: 'datasetRoot',

@@ -15,6 +15,7 @@ import { run } from '../host/exec.js';
 import { findInPath, isSmartOS } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
 import type { Signer } from '../http/signature.js';
+import { redactUrl } from '../http/url.js';
 import { ImgapiClient } from '../imgapi/client.js';
 import { SETTINGS } from '../settings/table.js';
 import { mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
@@ -188,11 +189,13 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
   const fix = isUrl(o.source)
     ? 'check the network and https_proxy, the URL and --channel; or pass --source DIR with the base images'
     : 'put the base images (manifest + file) there, or pass another --source';
+  // A URL may carry a user, password or token: never in the report.
+  const shown = isUrl(o.source) ? redactUrl(o.source) : o.source;
   let detail: string;
   try {
     if (isUrl(o.source)) {
       const client = new ImgapiClient({ url: o.source, channel: o.channel, timeoutMs: ms, connectTimeoutMs: ms, retry: { attempts: 1 }, env: o.env });
-      const pong = await withTimeout(ms + 1000, o.source, client.ping());
+      const pong = await withTimeout(ms + 1000, shown, client.ping());
       detail = `${client.description} answers${pong.version ? ` (IMGAPI ${pong.version})` : ''}`;
     } else {
       const names = (await readdir(o.source)).filter((n) => n.endsWith('.imgmanifest'));
@@ -200,13 +203,13 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
       detail = `${o.source}: ${names.length} image manifests`;
     }
     if (o.image) {
-      const m = await withTimeout(ms + 1000, o.source, (await openSource(o.source, o.channel, o.env)).getManifest(o.image));
+      const m = await withTimeout(ms + 1000, shown, (await openSource(o.source, o.channel, o.env)).getManifest(o.image));
       detail += `; has ${o.image} (${m.name}@${m.version})`;
     }
   } catch (err) {
     // An imported base is reused without asking the source.
-    if (imported) return warn(id, `${o.source}: ${oneLine(err)}; but ${o.image} is already imported, so builds from it work`, fix);
-    return fail(id, `${o.source}: ${oneLine(err)}`, fix);
+    if (imported) return warn(id, `${shown}: ${oneLine(err)}; but ${o.image} is already imported, so builds from it work`, fix);
+    return fail(id, `${shown}: ${oneLine(err)}`, fix);
   }
   return ok(id, imported ? `${detail}; ${o.image} already imported` : detail);
 }

@@ -41,7 +41,8 @@ describe('reports and logs (CLI)', function () {
     const r = await cli(
       ['build', '-i', w.origin.uuid, '-d', proto, '-m', JSON.stringify({ name: 'info', version: '3.0.0' }), '-p', 'greeter', '--output-dir', out,
         '--log-format', 'json', '--log-file', logFile],
-      { env: { ...w.env, BUILD_URL: 'https://jenkins.example/job/info/7/', BUILD_NUMBER: '7' } },
+      // In the checkout, as Jenkins runs: git is read at the proto dir or the working directory, never searched for upward.
+      { env: { ...w.env, BUILD_URL: 'https://jenkins.example/job/info/7/', BUILD_NUMBER: '7' }, cwd: repo },
     );
     assert.equal(r.code, 0, r.stderr);
     const stem = join(out, 'info-zfs-3.0.0');

@@ -100,4 +100,25 @@ describe('settings table', () => {
     await writeFile(file, JSON.stringify({ imgae: UUID }));
     await assert.rejects(loadDefinitionFile(file), /unknown key "imgae"/);
   });
+
+  // Issue 12, item 8: the version (and the name, through the prefix) names the output files.
+  it('a version that is not one file-name component fails before prepare, naming the flag (and the STAMP fix for feature/x)', async () => {
+    const env = { BUILDIMAGE_DATASET_ROOT: 'p/x' };
+    const define = async (flags: Record<string, unknown>) =>
+      buildDefinition(await resolveSettings('build', { image: UUID, dir: proto, manifest: '{"name":"svc","version":"1"}', ...flags }, { env }));
+    const usage = (re: RegExp) => (e: Error) => e instanceof UsageError && re.test(e.message);
+    await assert.rejects(define({ 'image-version': 'feature/x-20240101T000000Z-gabcdef0' }), (e: Error) =>
+      e instanceof UsageError && /^--image-version becomes part of output file names .* has "\/"/.test(e.message) && /tr \/ -/.test((e).hint ?? ''));
+    for (const v of ['../x', 'a/b', '../../../../tmp/evil']) await assert.rejects(define({ 'image-version': v }), usage(/^--image-version .* has "\/"/));
+    for (const v of ['.', '..']) await assert.rejects(define({ 'image-version': v }), usage(/^--image-version .* is "\.\.?"/));
+    await assert.rejects(define({ 'image-version': 'x'.repeat(300) }), usage(/^--image-version .* longer than 200 bytes/));
+    await assert.rejects(define({ 'image-version': 'a\nb' }), usage(/control character/));
+    // From -m (or the definition file): named as -m "version".
+    await assert.rejects(define({ manifest: '{"name":"svc","version":"a/../../b"}' }), usage(/^-m "version" becomes part of output file names .* has "\/"/));
+    // Prefix and version together too long for a file name.
+    await assert.rejects(define({ prefix: 'p'.repeat(150), 'image-version': 'v'.repeat(100) }), usage(/would be too long/));
+    // A name with "/" cannot make the default prefix: say so, not "-P must be...".
+    await assert.rejects(define({ manifest: '{"name":"a/b","version":"1"}' }), (e: Error) => e instanceof UsageError && /^-m "name" "a\/b" cannot make the output file prefix/.test(e.message));
+    assert.equal((await define({ 'image-version': 'master-20240101T000000Z-gabcdef0' })).manifest.version, 'master-20240101T000000Z-gabcdef0');
+  });
 });

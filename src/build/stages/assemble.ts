@@ -4,6 +4,7 @@ import { copyTree } from '../../host/copy.js';
 import { checkImageRoot, writeFileInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { fill, readTemplate } from '../../core/templates.js';
+import { recordedUrl } from '../../core/redact.js';
 import { formatBytes, startProgress } from '../../core/progress.js';
 
 export async function assemble(ctx: StageContext): Promise<void> {
@@ -47,7 +48,8 @@ export function renderMotd(m: MotdInfo): string {
   return fill(readTemplate('motd'), {
     NAME: m.name,
     VERSION: m.version,
-    SOURCE_REPO: m.sourceRepo ?? '',
+    // The image is published: the repository URL without credentials, whatever the state file said.
+    SOURCE_REPO: m.sourceRepo ? recordedUrl(m.sourceRepo) : '',
     ORIGIN: `${m.origin.name}@${m.origin.version}`,
   });
 }
