@@ -15,6 +15,7 @@ import { assemble } from './stages/assemble.js';
 import { pkgadd } from './stages/pkgadd.js';
 import { prepare } from './stages/prepare.js';
 import { seal } from './stages/seal.js';
+import { checkOwned, checkWorkDir } from './owned.js';
 import { layoutOf, type StageName, type StateFile } from './state.js';
 
 const STAGE_FNS: Record<StageName, (ctx: StageContext) => Promise<void>> = { prepare, assemble, pkgadd, seal };
@@ -52,7 +53,12 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   if (await lockHeld(lockPath)) {
     throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
   }
-  if (stages[0] !== 'prepare') await checkAnalog(sf, zfs);
+  await checkWorkDir(layout.workDir, sf.state.buildId);
+  if (stages[0] !== 'prepare') {
+    await checkAnalog(sf, zfs);
+    // A stage tears the chroot down and removes temp files the state names: only the build's own.
+    await checkOwned(zfs, sf.state);
+  }
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = onInterruptSignals('stopping and cleaning up');
   let current: StageName | undefined;
