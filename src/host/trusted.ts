@@ -61,7 +61,8 @@ async function realpathOfExisting(path: string): Promise<string> {
  */
 export async function checkPrivateDir(dir: string, o: { what: string; hint: string; subdirs?: string[] }): Promise<void> {
   const abs = resolve(dir);
-  const refuse = (p: string, why: string) => new BuildError(`${o.what} ${abs}: ${p === abs ? '' : `${p} `}${why}; another user could change what buildimage does as root`, { hint: o.hint });
+  const refuse = (p: string, why: string) =>
+    new BuildError(`${o.what} ${abs}${p === abs ? '' : `: ${p}`} ${why}; another user could change what buildimage does as root`, { hint: o.hint });
   for (const path of new Set([abs, await realpathOfExisting(abs)])) {
     for (const { p, st } of await chain(path)) {
       const why = untrusted(st, p !== path);
