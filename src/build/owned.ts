@@ -8,7 +8,7 @@
  * names seal gives its files.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { StateError } from '../core/errors.js';
 import { zoneRoot } from '../core/layout.js';
@@ -51,6 +51,17 @@ export function workDirParts(buildId?: string): string[] {
 
 export function checkWorkDir(workDir: string, buildId?: string): Promise<void> {
   return checkPrivateDir(workDir, { what: 'work dir', hint: 'use a directory only root can write: remove it, or pass another --work-dir', subdirs: workDirParts(buildId) });
+}
+
+/**
+ * Makes the work dir and its shared parts, 0755 whatever the umask (a umask
+ * of 002 would make them group-writable, and refused next time), and checks
+ * them before and after: nobody slips one in between.
+ */
+export async function makeWorkDir(workDir: string): Promise<void> {
+  await checkWorkDir(workDir);
+  for (const part of ['', ...workDirParts()]) await mkdir(join(workDir, part), { recursive: true, mode: 0o755 });
+  await checkWorkDir(workDir);
 }
 
 export interface Owned {

@@ -2,7 +2,7 @@
  * Runs stages over a state file: one place for order checks, the build
  * lock, signals, timings and "always clean up on failure".
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { cleanBuild } from './cleanup.js';
 import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
@@ -59,6 +59,8 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     // A stage tears the chroot down and removes temp files the state names: only the build's own.
     await checkOwned(zfs, sf.state);
   }
+  // The build's own dir, 0755 whatever the umask (checkWorkDir refuses a group-writable one).
+  if (stages[0] === 'prepare') await mkdir(layout.buildDir(sf.state.buildId), { recursive: true, mode: 0o755 });
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = onInterruptSignals('stopping and cleaning up');
   let current: StageName | undefined;

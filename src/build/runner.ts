@@ -14,7 +14,7 @@ import { Zfs } from '../host/zfs.js';
 import { interruptedBy } from '../core/interrupt.js';
 import { lockHeld, tryLock } from '../host/lock.js';
 import { log } from '../core/log.js';
-import { checkWorkDir } from './owned.js';
+import { makeWorkDir } from './owned.js';
 import { runStages } from './pipeline.js';
 import { layoutOf, newState, StateFile, stateLockPath, type BuildDefinition, type BuildState, type StageName } from './state.js';
 
@@ -126,7 +126,7 @@ export async function startBuild(
   opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
-  await checkWorkDir(def.workDir, buildId);
+  await makeWorkDir(def.workDir);
   const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
   await mkdir(dirname(statePath), { recursive: true });
   return withStateLock(statePath, async () => {

@@ -20,7 +20,7 @@ import { setupChroot } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
 import { pidAlive } from '../../src/host/lock.js';
 import { BUILD_PROPERTY } from '../../src/host/zfs.js';
-import { cli, errorLines, type CliResult } from '../helpers/cli.js';
+import { BIN, cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
 import { assertNoLeaks, mountsUnder } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
@@ -386,6 +386,21 @@ describe('hostile: state files', function () {
         }
       });
     }
+    it('a build under umask 002 makes a work dir its next stage accepts (0755, not group-writable)', async () => {
+      const work = join(w.dir, `umask-work-${randomUUID().slice(0, 8)}`);
+      const statePath = join(w.dir, `umask-${randomUUID().slice(0, 8)}.json`);
+      const out = await w.outDir();
+      const underUmask = (args: string[]) =>
+        execa('sh', ['-c', 'umask 002 && exec "$0" "$@"', BIN, ...args], { env: { ...w.env, BUILDIMAGE_WORK_DIR: work, BUILDIMAGE_LOG_LEVEL: 'info' }, reject: false, stdin: 'ignore' });
+      let r = await underUmask(['prepare', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--state', statePath, '--output-dir', out]);
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      for (const d of ['', 'builds', 'locks']) assert.equal((await stat(join(work, d))).mode & 0o777, 0o755, `${d || 'the work dir'} is 0755`);
+      r = await underUmask(['assemble', '--state', statePath]);
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      r = await underUmask(['clean', '--state', statePath]);
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: work, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+    });
   });
 
   describe('seal', () => {
