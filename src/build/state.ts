@@ -7,7 +7,7 @@
  * then every path in it is checked before it is acted on (build/owned).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { StateError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
@@ -95,6 +95,8 @@ export class StateFile {
 
   static async load(path: string): Promise<StateFile> {
     // Checked before reading: a link or a FIFO is not read at all.
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isFile() && !st.isSymbolicLink()) throw new StateError(`cannot read state file ${path}: not a regular file`, 'pass the state file, not a directory');
     const why = await untrustedFile(path).catch(() => undefined);
     if (why) throw new StateError(`state file ${path} ${why}: another user could have written it`, 'use a state file only buildimage (root or you) wrote');
     let text: string;
