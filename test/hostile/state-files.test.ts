@@ -15,10 +15,10 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, rm, rmdir, stat, symlink
 import { dirname, join, relative } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { startBuild, type BuildResult } from '../../src/build/runner.js';
-import { newState, StateFile, type BuildDefinition, type BuildState } from '../../src/build/state.js';
+import { newState, StateFile, stateLockPath, type BuildDefinition, type BuildState } from '../../src/build/state.js';
 import { setupChroot } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
-import { pidAlive } from '../../src/host/lock.js';
+import { pidAlive, tryLock } from '../../src/host/lock.js';
 import { BUILD_PROPERTY } from '../../src/host/zfs.js';
 import { BIN, cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
@@ -344,6 +344,20 @@ describe('hostile: state files', function () {
         }),
         /names output \(image\)/,
       );
+    });
+
+    it('a state file a stage or clean is working on right now', async () => {
+      const path = join(dir, 'busy.json');
+      await writeState(path, genuine);
+      const lock = await tryLock(stateLockPath(path), 'a stage');
+      assert.ok('release' in lock);
+      try {
+        const r = await cli(['publish', '-L', '-d', store, '-b', 'master', '-D', bits, '--state', path], { cwd: dir, env: { HOME: dir } });
+        assertRefused(r, new RegExp(`state file .*busy\\.json is in use by pid ${process.pid}`));
+        assert.deepEqual(await readdir(store).catch(() => []), [], 'nothing published');
+      } finally {
+        await lock.release();
+      }
     });
 
     it('the genuine state publishes its four outputs', async () => {
