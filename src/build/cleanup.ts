@@ -1,18 +1,20 @@
 /**
  * Undoing a build: unmount whatever is mounted below the analog, destroy the
  * analog (only if it carries our property and this build's id), remove temp
- * outputs and the build's directory. `cleanAll` does the same for every
+ * outputs and the build's directory; all of it only once every resource the
+ * state names is found to be the build's own (build/owned). `cleanAll` does the same for every
  * build under a dataset root whose process is gone, plus stale `-partial`
  * image datasets.
  */
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { BuildError, oneLine } from '../core/errors.js';
-import { zoneRoot, type Layout } from '../core/layout.js';
+import type { Layout } from '../core/layout.js';
 import { mountsUnder, teardownChroot, unmount } from '../host/chroot.js';
 import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { lockHeld } from '../host/lock.js';
 import { log } from '../core/log.js';
-import { layoutOf, type BuildState } from './state.js';
+import { checkOwned, checkWorkDir } from './owned.js';
+import type { BuildState } from './state.js';
 
 export async function destroyAnalog(zfs: Zfs, state: BuildState): Promise<boolean> {
   const analog = state.analog;
@@ -22,8 +24,9 @@ export async function destroyAnalog(zfs: Zfs, state: BuildState): Promise<boolea
   if (owner !== state.buildId) {
     throw new BuildError(`refusing to destroy ${analog.dataset}: it does not belong to build ${state.buildId}`);
   }
-  // Mounts inside keep the dataset busy.
-  for (const m of await mountsUnder(analog.mountpoint)) if (m !== analog.mountpoint) await unmount(m);
+  // Mounts inside keep the dataset busy. Where it is mounted is ZFS's word, not the state file's.
+  const mountpoint = await zfs.getOne(analog.dataset, 'mountpoint');
+  for (const m of await mountsUnder(mountpoint)) if (m !== mountpoint) await unmount(m);
   await zfs.destroyOwned(analog.dataset);
   log.info(`destroyed zone analog ${analog.dataset}`);
   return true;
@@ -45,8 +48,9 @@ export function emptyReport(): CleanReport {
   return { destroyed: [], unmounted: [], removed: [], skipped: [] };
 }
 
-/** Cleans one build from its state. Safe to run twice. */
+/** Cleans one build from its state. Safe to run twice. Refuses, doing nothing, a state that names what is not the build's. */
 export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyReport()): Promise<CleanReport> {
+  const owned = await checkOwned(zfs, state);
   const errors: string[] = [];
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
@@ -56,26 +60,31 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
     }
   };
   if (state.analog) {
-    const root = zoneRoot(state.analog.mountpoint);
+    const mountpoint = owned.analog?.mountpoint ?? state.analog.mountpoint;
     await attempt('unmount', async () => {
-      const before = await mountsUnder(state.analog!.mountpoint);
-      await teardownChroot(root, state.chroot);
-      report.unmounted.push(...before.filter((m) => m !== state.analog!.mountpoint));
+      const before = await mountsUnder(mountpoint);
+      try {
+        await teardownChroot(owned.root, owned.chroot);
+      } finally {
+        state.chroot = owned.chroot;
+      }
+      report.unmounted.push(...before.filter((m) => m !== mountpoint));
     });
     await attempt('destroy analog', async () => {
-      if (await destroyAnalog(zfs, state)) report.destroyed.push(state.analog!.dataset);
+      if (owned.analog && (await destroyAnalog(zfs, state))) report.destroyed.push(owned.analog.dataset);
     });
   }
-  for (const f of state.tempFiles) {
+  for (const f of owned.tempFiles) {
     await attempt(`remove ${f}`, async () => {
-      if (!(await stat(f).catch(() => undefined))) return;
+      // Not followed: a link here is removed, never what it points at.
+      if (!(await lstat(f).catch(() => undefined))) return;
       await rm(f, { force: true });
       report.removed.push(f);
     });
   }
   state.tempFiles = [];
   await attempt('remove build dir', async () => {
-    const dir = layoutOf(state).buildDir(state.buildId);
+    const dir = owned.buildDir;
     // The analog's mountpoint lives here; never remove through a live mount.
     if ((await mountsUnder(dir)).length) throw new BuildError(`${dir} still has mounts`);
     if (!(await stat(dir).catch(() => undefined))) return;
@@ -91,6 +100,7 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
  * buildimage process holds: zone analogs, `-partial` images, build dirs.
  */
 export async function cleanAll(zfs: Zfs, layout: Layout): Promise<CleanReport> {
+  await checkWorkDir(layout.workDir);
   const report = emptyReport();
   const children = await zfs.listChildren(layout.datasetRoot);
   for (const ds of children) {

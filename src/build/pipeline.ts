@@ -2,7 +2,7 @@
  * Runs stages over a state file: one place for order checks, the build
  * lock, signals, timings and "always clean up on failure".
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { cleanBuild } from './cleanup.js';
 import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
@@ -15,6 +15,7 @@ import { assemble } from './stages/assemble.js';
 import { pkgadd } from './stages/pkgadd.js';
 import { prepare } from './stages/prepare.js';
 import { seal } from './stages/seal.js';
+import { checkOwned, checkWorkDir } from './owned.js';
 import { layoutOf, type StageName, type StateFile } from './state.js';
 
 const STAGE_FNS: Record<StageName, (ctx: StageContext) => Promise<void>> = { prepare, assemble, pkgadd, seal };
@@ -52,7 +53,14 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   if (await lockHeld(lockPath)) {
     throw new BuildError(`build ${sf.state.buildId} is already running (pid ${(await readLock(lockPath))?.pid})`);
   }
-  if (stages[0] !== 'prepare') await checkAnalog(sf, zfs);
+  await checkWorkDir(layout.workDir, sf.state.buildId);
+  if (stages[0] !== 'prepare') {
+    await checkAnalog(sf, zfs);
+    // A stage tears the chroot down and removes temp files the state names: only the build's own.
+    await checkOwned(zfs, sf.state);
+  }
+  // The build's own dir, 0755 whatever the umask (checkWorkDir refuses a group-writable one).
+  if (stages[0] === 'prepare') await mkdir(layout.buildDir(sf.state.buildId), { recursive: true, mode: 0o755 });
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = onInterruptSignals('stopping and cleaning up');
   let current: StageName | undefined;

@@ -4,17 +4,19 @@
  * plain results that the commands render as text or --json.
  */
 import { randomUUID } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { cleanAll, cleanBuild, emptyReport, type CleanReport } from './cleanup.js';
 import { StateError, BuildError } from '../core/errors.js';
 import { Layout } from '../core/layout.js';
 import { Zfs } from '../host/zfs.js';
 import { interruptedBy } from '../core/interrupt.js';
-import { lockHeld } from '../host/lock.js';
+import { lockHeld, tryLock } from '../host/lock.js';
 import { log } from '../core/log.js';
+import { makeWorkDir } from './owned.js';
 import { runStages } from './pipeline.js';
-import { layoutOf, newState, StateFile, type BuildDefinition, type BuildState, type StageName } from './state.js';
+import { layoutOf, newState, StateFile, stateLockPath, type BuildDefinition, type BuildState, type StageName } from './state.js';
 
 export interface BuildResult {
   ok: true;
@@ -68,6 +70,24 @@ async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
   await old.save();
 }
 
+/**
+ * Runs `fn` holding the state file's lock: a second process that would
+ * write the same state file (two `prepare --state same.json`) is refused
+ * before it creates anything, rather than orphaning the first one's analog.
+ */
+async function withStateLock<T>(statePath: string, fn: () => Promise<T>): Promise<T> {
+  const got = await tryLock(stateLockPath(statePath), `state file ${statePath}`);
+  if (!('release' in got)) {
+    const h = got.holder;
+    throw new StateError(`state file ${statePath} is in use by pid ${h?.pid ?? '(unknown)'}${h && h.host !== hostname() ? ` on ${h.host}` : ''}`, 'wait for it to finish, or pass another --state');
+  }
+  try {
+    return await fn();
+  } finally {
+    await got.release();
+  }
+}
+
 export interface FailedStage {
   stage: string;
   /** Stopped by SIGINT/SIGTERM rather than failed. */
@@ -106,12 +126,16 @@ export async function startBuild(
   opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
+  await makeWorkDir(def.workDir);
   const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
-  await checkStateFree(statePath, opts.zfs ?? new Zfs());
-  const sf = new StateFile(statePath, newState(def, buildId));
-  await sf.save();
-  await runTimed(sf, opts.stages, { ...opts, discardState: !opts.statePath });
-  return resultOf(sf, !!opts.statePath);
+  await mkdir(dirname(statePath), { recursive: true });
+  return withStateLock(statePath, async () => {
+    await checkStateFree(statePath, opts.zfs ?? new Zfs());
+    const sf = new StateFile(statePath, newState(def, buildId));
+    await sf.save();
+    await runTimed(sf, opts.stages, { ...opts, discardState: !opts.statePath });
+    return resultOf(sf, !!opts.statePath);
+  });
 }
 
 export async function continueBuild(
@@ -119,9 +143,12 @@ export async function continueBuild(
   stage: StageName,
   opts: { stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook } = {},
 ): Promise<BuildResult> {
-  const sf = await StateFile.load(statePath);
-  await runTimed(sf, [stage], opts);
-  return resultOf(sf, true);
+  await StateFile.load(statePath);
+  return withStateLock(statePath, async () => {
+    const sf = await StateFile.load(statePath);
+    await runTimed(sf, [stage], opts);
+    return resultOf(sf, true);
+  });
 }
 
 export interface CleanResult extends CleanReport {
@@ -131,15 +158,18 @@ export interface CleanResult extends CleanReport {
 /** `missingOk`: no state file means nothing to clean (a run that failed before prepare). */
 export async function cleanFromState(statePath: string, zfs = new Zfs(), opts: { missingOk?: boolean } = {}): Promise<CleanResult> {
   if (opts.missingOk && !(await stat(statePath).catch(() => undefined))) return { ok: true, ...emptyReport() };
-  const sf = await StateFile.load(statePath);
-  const s = sf.state;
-  if (await lockHeld(layoutOf(s).buildLock(s.buildId))) {
-    throw new BuildError(`build ${s.buildId} is running right now; not cleaning it`);
-  }
-  const report = await cleanBuild(zfs, s);
-  s.cleaned = true;
-  await sf.save();
-  return { ok: true, ...report };
+  await StateFile.load(statePath);
+  return withStateLock(statePath, async () => {
+    const sf = await StateFile.load(statePath);
+    const s = sf.state;
+    if (await lockHeld(layoutOf(s).buildLock(s.buildId))) {
+      throw new BuildError(`build ${s.buildId} is running right now; not cleaning it`);
+    }
+    const report = await cleanBuild(zfs, s);
+    s.cleaned = true;
+    await sf.save();
+    return { ok: true as const, ...report };
+  });
 }
 
 export async function cleanEverything(datasetRoot: string, workDir: string, zfs = new Zfs()): Promise<CleanResult> {

@@ -2,14 +2,18 @@
  * The state file: the build definition and everything a build created, so
  * that discrete stages (separate processes in a Jenkinsfile) can continue a
  * build and `clean` can undo it. Resources are recorded *before* they are
- * created, so even a kill -9 leaves a list to clean from. Written atomically.
+ * created, so even a kill -9 leaves a list to clean from. Written atomically,
+ * 0600; read only from a file no other user could have written, and even
+ * then every path in it is checked before it is acted on (build/owned).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { StateError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
 import { Layout } from '../core/layout.js';
+import { lockHeld, readLock } from '../host/lock.js';
+import { untrustedFile } from '../host/trusted.js';
 import { DefinitionSchema, recordedDefinition, type BuildDefinition } from '../settings/definition.js';
 
 export const STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
@@ -72,6 +76,17 @@ export function layoutOf(state: BuildState): Layout {
   return new Layout(state.definition.datasetRoot, state.definition.workDir);
 }
 
+/** The lock beside a state file, held by whatever writes it (a stage, clean). */
+export function stateLockPath(statePath: string): string {
+  return `${statePath}.lock`;
+}
+
+/** The pid of the live process holding a state file's lock, if any. */
+export async function stateHolder(statePath: string): Promise<number | undefined> {
+  const path = stateLockPath(statePath);
+  return (await lockHeld(path)) ? (await readLock(path))?.pid : undefined;
+}
+
 export class StateFile {
   constructor(
     readonly path: string,
@@ -79,6 +94,11 @@ export class StateFile {
   ) {}
 
   static async load(path: string): Promise<StateFile> {
+    // Checked before reading: a link or a FIFO is not read at all.
+    const st = await lstat(path).catch(() => undefined);
+    if (st && !st.isFile() && !st.isSymbolicLink()) throw new StateError(`cannot read state file ${path}: not a regular file`, 'pass the state file, not a directory');
+    const why = await untrustedFile(path).catch(() => undefined);
+    if (why) throw new StateError(`state file ${path} ${why}: another user could have written it`, 'use a state file only buildimage (root or you) wrote');
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -106,7 +126,8 @@ export class StateFile {
   async save(): Promise<void> {
     this.state.updatedAt = new Date().toISOString();
     // Without credentials (a --source URL's user, password, query values): only this process uses them.
-    await writeAtomic(this.path, JSON.stringify({ ...this.state, definition: recordedDefinition(this.state.definition) }, null, 2) + '\n');
+    const recorded = { ...this.state, definition: recordedDefinition(this.state.definition) };
+    await writeAtomic(this.path, JSON.stringify(recorded, null, 2) + '\n', 0o600);
   }
 
   /** Refuses a stage run out of order. */

@@ -2,19 +2,30 @@
  * Files written whole or not at all, moved into place across file systems,
  * and hashed as they are read (interruptible: a SIGINT stops a long hash).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { copyFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { dirname } from 'node:path';
 import { interruptSignal } from './interrupt.js';
 
+/**
+ * A temp name beside `path` that nobody can guess, so that in a shared
+ * directory (/tmp) no link can be planted there in advance.
+ */
+export function tempNameFor(path: string): string {
+  return `${path}.tmp-${randomBytes(8).toString('hex')}`;
+}
+
+/** Open flags for a new temp file: created here, never an existing file or a link. */
+export const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 /** Writes through a temp file and rename, so a reader never sees half a file. */
 export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempNameFor(path);
   try {
-    await writeFile(tmp, content, { mode, flush: true });
+    await writeFile(tmp, content, { mode, flush: true, flag: NEW_FILE_FLAGS });
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -32,9 +43,10 @@ export async function moveInto(src: string, dest: string): Promise<void> {
     await rename(src, dest);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    const tmp = `${dest}.tmp-${process.pid}`;
+    const tmp = tempNameFor(dest);
     try {
-      await copyFile(src, tmp);
+      // COPYFILE_EXCL: the temp is created by the copy (O_EXCL), never written through a link.
+      await copyFile(src, tmp, constants.COPYFILE_EXCL);
       await rename(tmp, dest);
     } finally {
       await rm(tmp, { force: true });

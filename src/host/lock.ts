@@ -94,20 +94,22 @@ export interface AcquireOptions {
   pollMs?: number;
 }
 
+function ownLock(path: string): Lock {
+  return {
+    path,
+    release: async () => {
+      const info = await readLock(path);
+      if (info?.pid === process.pid) await rm(path, { force: true });
+    },
+  };
+}
+
 export async function acquireLock(path: string, opts: AcquireOptions = {}): Promise<Lock> {
   await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + (opts.timeoutMs ?? 60 * 60 * 1000);
   let told = false;
   for (;;) {
-    if (await tryCreate(path, opts.purpose)) {
-      return {
-        path,
-        release: async () => {
-          const info = await readLock(path);
-          if (info?.pid === process.pid) await rm(path, { force: true });
-        },
-      };
-    }
+    if (await tryCreate(path, opts.purpose)) return ownLock(path);
     if (await breakIfStale(path)) continue;
     if (!told) {
       told = true;
@@ -116,4 +118,17 @@ export async function acquireLock(path: string, opts: AcquireOptions = {}): Prom
     if (Date.now() > deadline) throw new BuildError(`timed out waiting for lock ${path}`);
     await sleep(opts.pollMs ?? 200, undefined, { signal: cancelSignalForNewWork() });
   }
+}
+
+/**
+ * Takes the lock at `path` now (breaking a stale one), or returns who holds
+ * it: for work that must not wait behind another process, only refuse. The
+ * lock's directory must exist.
+ */
+export async function tryLock(path: string, purpose?: string): Promise<Lock | { holder: LockInfo | undefined }> {
+  for (let i = 0; i < 3; i++) {
+    if (await tryCreate(path, purpose)) return ownLock(path);
+    if (!(await breakIfStale(path))) break;
+  }
+  return { holder: await readLock(path) };
 }

@@ -12,7 +12,8 @@ import { KeyError } from '../http/keys.js';
 import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { MantaError } from '../manta/client.js';
-import { StateFile } from '../build/state.js';
+import { checkedOutputs } from '../build/owned.js';
+import { StateFile, stateHolder } from '../build/state.js';
 import { runPlan, type ApplyOptions, type Step } from './apply.js';
 import { allowDirty, mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv } from './env.js';
 import { channelFor, checkChannel, checkSegment, isDirtyStamp, mantaBaseDir, readLatestStamp } from './bits.js';
@@ -97,13 +98,17 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
   let stateName: string | undefined;
   let stateVersion: string | undefined;
   if (o.state) {
-    const sf = await StateFile.load(resolve(cwd, o.state));
+    const statePath = resolve(cwd, o.state);
+    const sf = await StateFile.load(statePath);
     const s = sf.state;
+    const holder = await stateHolder(statePath);
+    if (holder !== undefined) throw new UsageError(`state file ${o.state} is in use by pid ${holder}`, 'wait for the stage or clean that holds it to finish');
     if (!s.completed.includes('seal') || !s.outputs) {
       throw new UsageError(`build ${s.buildId} in ${o.state} has not finished (no image yet)`, 'run `buildimage seal` first');
     }
-    // Every output file, as eng's `cp /tmp/$(NAME)-zfs-$(VERSION).* bits/$(NAME)/` takes them all.
-    outputs = Object.values(s.outputs).filter((p): p is string => typeof p === 'string' && !!p);
+    // Every output file, as eng's `cp /tmp/$(NAME)-zfs-$(VERSION).* bits/$(NAME)/` takes them all;
+    // only where seal puts them: a state file does not choose what is uploaded.
+    outputs = await checkedOutputs(s);
     for (const p of outputs) {
       await access(p).catch(() => {
         throw new UsageError(`build output ${p} is gone`, 'it may have been cleaned up; build again');

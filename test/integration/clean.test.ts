@@ -35,7 +35,7 @@ describe('clean', function () {
     assert.equal(r.code, 0, r.stderr);
     const sf = await StateFile.load(statePath);
     await setupChroot(join(sf.state.analog!.mountpoint, 'root'), sf.state.chroot, () => sf.save());
-    const temp = join(out, `.killed-1.zfs.gz.partial-${sf.state.buildId.slice(0, 8)}`);
+    const temp = join(out, `.killed-zfs-1.zfs.gz.partial-${sf.state.buildId.slice(0, 8)}`);
     await writeFile(temp, 'half an image');
     sf.state.tempFiles.push(temp);
     await sf.save();

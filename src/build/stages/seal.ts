@@ -4,33 +4,21 @@
  * the v2 manifest; move every output into place by rename (temp names
  * until all is well); destroy the analog.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
-import { moveInto, writeAtomic } from '../../core/files.js';
+import { moveInto, NEW_FILE_FLAGS, writeAtomic } from '../../core/files.js';
 import { log } from '../../core/log.js';
 import { formatRate } from '../../core/progress.js';
 import { isSmartOS, unameV } from '../../host/platform.js';
-import { fileSuffix } from '../../image/compression.js';
 import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
 import type { ImageManifest } from '../../image/manifest/types.js';
 import { assertValidManifest } from '../../image/manifest/validate.js';
 import { sendCompressed } from '../../image/streams.js';
 import type { StageContext } from '../context.js';
-import type { BuildDefinition, Outputs } from '../state.js';
+import type { BuildDefinition } from '../state.js';
 import { destroyAnalog } from '../cleanup.js';
 import { writeBuildInfo } from '../build-info.js';
-
-export function outputPaths(def: BuildDefinition): Outputs {
-  const stem = join(def.outputDir, `${def.prefix}-${def.manifest.version}`);
-  return {
-    image: stem + fileSuffix(def.compression),
-    manifest: `${stem}.imgmanifest`,
-    packages: `${stem}.packages.json`,
-    buildInfo: `${stem}.build-info.json`,
-    ...(def.audit ? { audit: `${stem}.pkgaudit` } : {}),
-  };
-}
+import { outputPaths, sealTempPath } from '../owned.js';
 
 /** `published_at`: SOURCE_DATE_EPOCH for reproducible builds, else now. */
 export function publishedAt(env: NodeJS.ProcessEnv = process.env, now = new Date()): string {
@@ -57,12 +45,13 @@ export async function seal(ctx: StageContext): Promise<void> {
   const base = state.base!;
   const outputs = outputPaths(def);
   await mkdir(def.outputDir, { recursive: true });
-  const temp = (p: string) => join(def.outputDir, `.${p.slice(def.outputDir.length + 1)}.partial-${state.buildId.slice(0, 8)}`);
-  const temps = { image: temp(outputs.image), manifest: temp(outputs.manifest), buildInfo: temp(outputs.buildInfo!) };
+  const temps = { image: sealTempPath(outputs.image, state.buildId), manifest: sealTempPath(outputs.manifest, state.buildId), buildInfo: sealTempPath(outputs.buildInfo!, state.buildId) };
   state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
   await sf.save();
 
   try {
+    // The output dir may be a shared /tmp: the image's temp is created here, exclusively, never through a link.
+    await (await open(temps.image, NEW_FILE_FLAGS, 0o644)).close();
     if (!(await zfs.exists(`${analog}@final`))) await zfs.snapshot(`${analog}@final`);
     log.info(`sending ${analog}@final (incremental from ${base.dataset}@final), ${def.compression}`);
     const t0 = Date.now();
