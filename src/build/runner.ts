@@ -5,9 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { cleanAll, cleanBuild, emptyReport, type CleanReport } from './cleanup.js';
 import { StateError, BuildError } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { Layout } from '../core/layout.js';
 import { Zfs } from '../host/zfs.js';
 import { interruptedBy } from '../core/interrupt.js';
@@ -107,6 +108,10 @@ export async function startBuild(
 ): Promise<BuildResult> {
   const buildId = randomUUID();
   const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
+  // The directories a user named, made (or refused, in one line) before anything else is: not after three stages.
+  await ensureDir(def.workDir, { what: 'work directory', flag: '--work-dir' });
+  await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
+  await ensureDir(dirname(statePath), opts.statePath ? { what: "state file's directory", flag: '--state' } : { what: 'work directory', flag: '--work-dir' });
   await checkStateFree(statePath, opts.zfs ?? new Zfs());
   const sf = new StateFile(statePath, newState(def, buildId));
   await sf.save();

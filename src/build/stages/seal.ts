@@ -4,10 +4,10 @@
  * the v2 manifest; move every output into place by rename (temp names
  * until all is well); destroy the analog.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
-import { moveInto, writeAtomic } from '../../core/files.js';
+import { ensureDir, moveInto, writeAtomic } from '../../core/files.js';
 import { log } from '../../core/log.js';
 import { formatRate } from '../../core/progress.js';
 import { isSmartOS, unameV } from '../../host/platform.js';
@@ -56,7 +56,7 @@ export async function seal(ctx: StageContext): Promise<void> {
   const analog = state.analog!.dataset;
   const base = state.base!;
   const outputs = outputPaths(def);
-  await mkdir(def.outputDir, { recursive: true });
+  await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
   const temp = (p: string) => join(def.outputDir, `.${p.slice(def.outputDir.length + 1)}.partial-${state.buildId.slice(0, 8)}`);
   const temps = { image: temp(outputs.image), manifest: temp(outputs.manifest), buildInfo: temp(outputs.buildInfo!) };
   state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
