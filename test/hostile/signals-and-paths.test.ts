@@ -162,11 +162,13 @@ describe('hostile: user-given paths and signals', function () {
   });
 
   describe('signals at each stage of a real build', () => {
-    /** stage → how to get a build that is in it when `until` shows, and long enough to catch there. */
+    /**
+     * stage → how to get a build that is in it when `until` shows, and long enough to catch there.
+     * pkgadd (in pkg_add, all three signals) is in test/integration/reliability.test.ts.
+     */
     const STAGES: Array<[string, () => Promise<string[]>, RegExp]> = [
       ['prepare', async () => ['-d', proto], /== prepare/],
       ['assemble', async () => ['-d', big], /== assemble/],
-      ['pkgadd', async () => ['-d', proto, '-p', 'slowpkg2'], /pkg_add -U slowpkg2/],
       ['seal', async () => ['-d', big, '--compression', 'xz'], /sending /],
     ];
     for (const [stage, args, until] of STAGES) {
