@@ -109,7 +109,7 @@ export function stopOnInterrupt<T>(work: Promise<T>, graceMs = STOP_GRACE_MS): P
     const onAbort = (): void => {
       timer = setTimeout(() => {
         log.warn(`the interrupted step has not stopped after ${graceMs / 1000}s; cleaning up without it`);
-        reject(abortReason(signal));
+        reject(abortReason<Error>(signal));
       }, graceMs);
     };
     const done = (): void => {
@@ -123,9 +123,9 @@ export function stopOnInterrupt<T>(work: Promise<T>, graceMs = STOP_GRACE_MS): P
         done();
         resolve(v);
       },
-      (err: unknown) => {
+      (err: Error) => {
         done();
-        reject(err as Error);
+        reject(err);
       },
     );
   });
