@@ -6,8 +6,9 @@
  * `<uuid>-partial`, exactly one snapshot normalized to `@final`, then the
  * rename. An image is only ever renamed into place whole.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { Zfs } from '../host/zfs.js';
 import { acquireLock, type Lock } from '../host/lock.js';
 import type { Layout } from '../core/layout.js';
@@ -141,7 +142,7 @@ async function installSingle(ctx: InstallContext, m: ImageManifest): Promise<voi
   const dataset = ctx.layout.imageDataset(m.uuid);
   const partial = ctx.layout.partialDataset(m.uuid);
   const file = m.files![0];
-  await mkdir(ctx.layout.lockDir, { recursive: true });
+  await ensureDir(ctx.layout.lockDir, { what: 'lock directory', flag: '--work-dir' });
   await removePartial(ctx, m.uuid); // a crash may have left one
   log.info(`importing image ${m.uuid} (${m.name}@${m.version}, ${file.size} bytes ${file.compression}) from ${ctx.source.description}`);
   await writeFile(ctx.layout.receiveJournal(m.uuid), partial + '\n');

@@ -8,9 +8,10 @@
  * names seal gives its files.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { StateError } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { zoneRoot } from '../core/layout.js';
 import type { ChrootRecord } from '../host/chroot.js';
 import { checkPrivateDir, resolveInside } from '../host/trusted.js';
@@ -60,7 +61,7 @@ export function checkWorkDir(workDir: string, buildId?: string): Promise<void> {
  */
 export async function makeWorkDir(workDir: string): Promise<void> {
   await checkWorkDir(workDir);
-  for (const part of ['', ...workDirParts()]) await mkdir(join(workDir, part), { recursive: true, mode: 0o755 });
+  for (const part of ['', ...workDirParts()]) await ensureDir(join(workDir, part), { what: 'work directory', flag: '--work-dir' });
   await checkWorkDir(workDir);
 }
 

@@ -8,7 +8,7 @@ import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
-import { interruptedBy, onInterruptSignals } from '../core/interrupt.js';
+import { interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
 import { acquireLock, lockHeld, readLock } from '../host/lock.js';
 import { log } from '../core/log.js';
 import { assemble } from './stages/assemble.js';
@@ -70,7 +70,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
       sf.checkCanRun(stage);
       log.info(`== ${stage}`);
       const t0 = Date.now();
-      await STAGE_FNS[stage](ctx);
+      await stopOnInterrupt(STAGE_FNS[stage](ctx));
       sf.state.timings[stage] = (Date.now() - t0) / 1000;
       sf.state.completed.push(stage);
       await sf.save();

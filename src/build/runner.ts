@@ -5,10 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { cleanAll, cleanBuild, emptyReport, type CleanReport } from './cleanup.js';
 import { StateError, BuildError } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { Layout } from '../core/layout.js';
 import { Zfs } from '../host/zfs.js';
 import { interruptedBy } from '../core/interrupt.js';
@@ -128,7 +129,9 @@ export async function startBuild(
   const buildId = randomUUID();
   await makeWorkDir(def.workDir);
   const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
-  await mkdir(dirname(statePath), { recursive: true });
+  // The directories a user named, made (or refused, in one line) before anything else is: not after three stages.
+  await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
+  await ensureDir(dirname(statePath), opts.statePath ? { what: "state file's directory", flag: '--state' } : { what: 'work directory', flag: '--work-dir' });
   return withStateLock(statePath, async () => {
     await checkStateFree(statePath, opts.zfs ?? new Zfs());
     const sf = new StateFile(statePath, newState(def, buildId));

@@ -2,8 +2,11 @@
  * What every command shares: logging flags, and turning any error into one
  * line on stderr with the right exit code (never a stack trace).
  */
+import { dirname } from 'node:path';
 import { Command, Errors } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
+import { onForcedExit } from '../core/interrupt.js';
 import { closeLog, configureLog, log, logToFileOnly } from '../core/log.js';
 import { resolveSettings, type Resolved } from '../settings/resolve.js';
 import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/table.js';
@@ -21,11 +24,21 @@ export abstract class BaseCommand extends Command {
   static enableJsonFlag = true;
 
   /**
+   * A second signal, or a stop that outlives its deadline (core/interrupt),
+   * ends the command here: the one error line and the signal's exit code.
+   */
+  override async init(): Promise<void> {
+    await super.init();
+    onForcedExit((err) => void this.catch(err));
+  }
+
+  /**
    * The command's settings from its parsed flags (settings/resolve.ts).
    * Logging is set up first, so that the log file gets even a bad-input error.
    */
   protected async settings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: { skip?: SettingId[] } = {}): Promise<Resolved<C>> {
     const logging = (await resolveSettings(command, flags, { only: LOGGING_SETTINGS })) as Resolved<'build'>;
+    if (logging['log-file']) await ensureDir(dirname(logging['log-file']), { what: "log file's directory", flag: '--log-file' });
     configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'] });
     const rest = await resolveSettings(command, flags, { skip: [...LOGGING_SETTINGS, ...(o.skip ?? [])] });
     return { ...rest, ...logging };

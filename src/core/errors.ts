@@ -9,6 +9,7 @@ export const ExitCode = {
   BUILD_FAILED: 1,
   USAGE: 2,
   PUBLISH_FAILED: 3,
+  SIGHUP: 129,
   SIGINT: 130,
   SIGTERM: 143,
 } as const;
@@ -52,12 +53,13 @@ export class StateError extends BuildimageError {
   }
 }
 
-/** SIGINT/SIGTERM arrived; the work was stopped and cleaned up. */
+/** SIGINT/SIGTERM/SIGHUP arrived; the work was stopped and cleaned up (or, with `detail`, exited before that). */
 export class InterruptedError extends BuildimageError {
   readonly signal: NodeJS.Signals;
-  constructor(signal: NodeJS.Signals) {
-    super(`interrupted by ${signal}`, {
-      exitCode: signal === 'SIGINT' ? ExitCode.SIGINT : ExitCode.SIGTERM,
+  constructor(signal: NodeJS.Signals, o: { detail?: string; hint?: string } = {}) {
+    super(`interrupted by ${signal}${o.detail ? ` (${o.detail})` : ''}`, {
+      exitCode: signal === 'SIGINT' ? ExitCode.SIGINT : signal === 'SIGHUP' ? ExitCode.SIGHUP : ExitCode.SIGTERM,
+      hint: o.hint,
     });
     this.signal = signal;
   }

@@ -1,12 +1,14 @@
 /**
  * Files written whole or not at all, moved into place across file systems,
- * and hashed as they are read (interruptible: a SIGINT stops a long hash).
+ * and hashed as they are read (interruptible: a SIGINT stops a long hash);
+ * directories made on paths users give, with a bounded walk.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { copyFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { oneLine, UsageError } from './errors.js';
 import { interruptSignal } from './interrupt.js';
 
 /**
@@ -22,7 +24,7 @@ export const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants
 
 /** Writes through a temp file and rename, so a reader never sees half a file. */
 export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await ensureDir(dirname(path), { what: 'directory' });
   const tmp = tempNameFor(path);
   try {
     await writeFile(tmp, content, { mode, flush: true, flag: NEW_FILE_FLAGS });
@@ -89,4 +91,69 @@ export function readNoFollow(path: string): Readable {
     })(),
     { objectMode: false },
   );
+}
+
+/** What a directory is, for the error when it cannot be made: `{ what: 'output directory', flag: '--output-dir' }`. */
+export interface DirLabel {
+  what: string;
+  flag?: string;
+  /** Mode of the directories made (default 0755: root's dirs on a shared agent are not group-writable whatever the umask). */
+  mode?: number;
+}
+
+/** Lost races with another process creating the same component, before giving up. */
+const ENSURE_DIR_ATTEMPTS = 3;
+
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'not permitted',
+  EROFS: 'read-only file system',
+  ENAMETOOLONG: 'name too long',
+  ENOSPC: 'no space left',
+  ELOOP: 'too many levels of symlinks',
+  ENOTDIR: 'a component is not a directory',
+  // mkdir of a child of an existing directory: procfs, sysfs and the like refuse new names this way.
+  ENOENT: 'this file system does not allow it',
+};
+
+/**
+ * `mkdir -p` for a path a user gave, bounded: one component at a time,
+ * looked at with lstat first. Node's recursive mkdir loops forever where
+ * a file system answers ENOENT for a child of an existing directory
+ * (/proc/nope) and blocks the event loop in its sync form; this fails
+ * instead, with one line naming the path and its flag. A symlink to a
+ * directory is followed; a dangling one, or anything else that is not a
+ * directory, is refused.
+ */
+export async function ensureDir(path: string, label: DirLabel): Promise<void> {
+  const abs = resolve(path);
+  const fail = (at: string, why: string, code?: string): UsageError =>
+    new UsageError(
+      `cannot create ${label.what} ${abs}${label.flag ? ` (${label.flag})` : ''}: ${at === abs ? '' : `${at}: `}${why}${code ? ` (${code})` : ''}`,
+    );
+  const failErr = (at: string, err: NodeJS.ErrnoException): UsageError => fail(at, ERRNO_TEXT[err.code ?? ''] ?? oneLine(err), err.code);
+  let at = '/';
+  for (const part of abs.split('/').filter(Boolean)) {
+    at = join(at, part);
+    for (let attempt = 1; ; attempt++) {
+      const st = await lstat(at).catch((err: NodeJS.ErrnoException) => err);
+      if (st instanceof Error) {
+        if (st.code !== 'ENOENT') throw failErr(at, st);
+        const err = await mkdir(at, { mode: label.mode ?? 0o755 }).then(
+          () => undefined,
+          (e: NodeJS.ErrnoException) => e,
+        );
+        if (!err) break;
+        // Someone else made it between our look and our mkdir: look again, a few times.
+        if (err.code === 'EEXIST' && attempt < ENSURE_DIR_ATTEMPTS) continue;
+        throw failErr(at, err);
+      }
+      if (st.isDirectory()) break;
+      if (!st.isSymbolicLink()) throw fail(at, 'exists and is not a directory');
+      const target = await stat(at).catch(() => undefined);
+      if (target?.isDirectory()) break;
+      const to = await readlink(at).catch(() => '?');
+      throw fail(at, target ? `is a symlink to ${to}, which is not a directory` : `is a dangling symlink (to ${to})`);
+    }
+  }
 }

@@ -1,11 +1,35 @@
 /**
- * One process-wide interruption flag, set by SIGINT/SIGTERM while a
+ * One process-wide interruption flag, set by SIGINT/SIGTERM/SIGHUP while a
  * build or publish runs (`onInterruptSignals`); long-running work (child processes, streams, waits) takes
- * `interruptSignal()` so that SIGINT/SIGTERM stops it promptly, while
+ * `interruptSignal()` so that a signal stops it promptly, while
  * cleanup runs without it so it can finish after an interruption.
+ *
+ * A signal must be answered whatever the work is doing: a step whose
+ * promise never settles (a wait that takes no signal) is left behind after
+ * `STOP_GRACE_MS` (`stopOnInterrupt`), a second signal exits at once, and
+ * so does a cleanup still running `EXIT_DEADLINE_MS` after the first.
  */
 import { InterruptedError } from './errors.js';
 import { log } from './log.js';
+
+/** SIGHUP is a closed terminal or Jenkins console: stop and clean up as for SIGTERM. */
+export const INTERRUPT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * How long an interrupted step gets to stop by itself before cleanup starts
+ * without it: longer than exec's 5 s from SIGTERM to SIGKILL of a child.
+ */
+export const STOP_GRACE_MS = 10_000;
+
+/** From the first signal: how long stopping and cleaning up may take before the process exits anyway. */
+export const EXIT_DEADLINE_MS = 3 * 60_000;
+
+/** What the command layer does to exit at once (one error line, the signal's exit code); nothing until it says. */
+let forcedExit: ((err: InterruptedError) => void) | undefined;
+
+export function onForcedExit(fn: ((err: InterruptedError) => void) | undefined): void {
+  forcedExit = fn;
+}
 
 let controller = new AbortController();
 let received: NodeJS.Signals | undefined;
@@ -42,21 +66,69 @@ export function throwIfInterrupted(): void {
 }
 
 /**
- * Until the returned function is called, SIGINT/SIGTERM log
+ * Until the returned function is called, SIGINT/SIGTERM/SIGHUP log
  * `<signal> received: <message>` and set the flag (instead of killing the
- * process), so that the running step stops and cleanup runs.
+ * process), so that the running step stops and cleanup runs. A second
+ * signal, or `deadlineMs` after the first, exits through `onForcedExit`'s
+ * function without waiting for cleanup to finish.
  */
-export function onInterruptSignals(message: string): () => void {
+export function onInterruptSignals(message: string, opts: { deadlineMs?: number } = {}): () => void {
+  let deadline: NodeJS.Timeout | undefined;
+  const exitNow = (sig: NodeJS.Signals, why: string): void => {
+    log.error(`${why}: exiting without finishing cleanup`);
+    forcedExit?.(new InterruptedError(sig, { detail: why, hint: 'run `buildimage clean` with the same --state (or `clean --all`) to remove what is left' }));
+  };
   const handler = (sig: NodeJS.Signals): void => {
+    if (received) {
+      exitNow(received, `${sig} received again`);
+      return;
+    }
     log.warn(`${sig} received: ${message}`);
     interrupt(sig);
+    const ms = opts.deadlineMs ?? EXIT_DEADLINE_MS;
+    deadline = setTimeout(() => exitNow(sig, `still stopping ${Math.round(ms / 1000)}s after ${sig}`), ms);
+    // The deadline must not keep an otherwise finished process alive.
+    deadline.unref();
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const sig of INTERRUPT_SIGNALS) process.on(sig, handler);
   return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    for (const sig of INTERRUPT_SIGNALS) process.off(sig, handler);
+    clearTimeout(deadline);
   };
+}
+
+/**
+ * `work`'s outcome; but once interrupted, if `work` has not settled within
+ * `graceMs`, the interruption is thrown so that cleanup can run: a step
+ * stuck in a wait that no signal reaches must not hold the build forever.
+ */
+export function stopOnInterrupt<T>(work: Promise<T>, graceMs = STOP_GRACE_MS): Promise<T> {
+  const signal = controller.signal;
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      timer = setTimeout(() => {
+        log.warn(`the interrupted step has not stopped after ${graceMs / 1000}s; cleaning up without it`);
+        reject(abortReason<Error>(signal));
+      }, graceMs);
+    };
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        done();
+        resolve(v);
+      },
+      (err: Error) => {
+        done();
+        reject(err);
+      },
+    );
+  });
 }
 
 /** For tests: forget an earlier interruption. */

@@ -9,8 +9,7 @@
  * One "live line" (a TTY progress line, see progress.ts) may sit at the
  * bottom of stderr: log lines are written above it.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { envSwitch } from './env.js';
 import winston from 'winston';
 
@@ -112,7 +111,7 @@ export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?
   }
   current = { format };
   if (opts.file) {
-    mkdirSync(dirname(opts.file), { recursive: true });
+    // Its directory is made by the caller (cli/base, with core/files' bounded ensureDir).
     const stream = createWriteStream(opts.file, { flags: 'a' });
     stream.on('error', (err) => {
       // A log file that cannot be written must not take the build down with it.

@@ -14,7 +14,7 @@ export interface RunOptions {
   /** Replace the environment instead of extending process.env. */
   cleanEnv?: boolean;
   input?: string;
-  /** Milliseconds; default 30 minutes. 0 disables. */
+  /** Milliseconds; default the step timeout (30 minutes, --timeout) for `run`, none for `spawn`. 0 disables. */
   timeoutMs?: number;
   /** Exit codes that count as success (default [0]). */
   okExitCodes?: number[];
@@ -65,7 +65,12 @@ function lastLines(text: string): string {
   return lines.slice(-2).join('; ');
 }
 
-/** Start a child; the caller owns its streams. Used for pipelines. */
+/**
+ * Start a child; the caller owns its streams. Used for pipelines (send,
+ * receive, their compressors), which get no total timeout unless they ask:
+ * a big or slow stream is not a stuck one, and the caller watches for a
+ * stream that stops moving instead (image/streams' STREAM_STALL_MS).
+ */
 export function spawn(
   cmd: string,
   args: readonly string[],
@@ -82,7 +87,7 @@ export function spawn(
     stderr: 'pipe',
     buffer: { stdout: false, stderr: true },
     stripFinalNewline: false,
-    timeout: opts.timeoutMs ?? defaultTimeoutMs,
+    timeout: opts.timeoutMs ?? 0,
     cancelSignal: cancelSignalFor(opts),
     forceKillAfterDelay: 5000,
   } as const) as never;

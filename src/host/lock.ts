@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BuildError } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { cancelSignalForNewWork } from '../core/interrupt.js';
 
 export interface LockInfo {
@@ -105,7 +106,7 @@ function ownLock(path: string): Lock {
 }
 
 export async function acquireLock(path: string, opts: AcquireOptions = {}): Promise<Lock> {
-  await mkdir(dirname(path), { recursive: true });
+  await ensureDir(dirname(path), { what: 'lock directory' });
   const deadline = Date.now() + (opts.timeoutMs ?? 60 * 60 * 1000);
   let told = false;
   for (;;) {

@@ -4,7 +4,8 @@
  * with the sha1/size hashing that runs inside both.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BuildError, BuildimageError, oneLine } from '../core/errors.js';
@@ -14,6 +15,54 @@ import { checkExit, spawn } from '../host/exec.js';
 import type { Zfs } from '../host/zfs.js';
 import { compressor, decompressor } from './compression.js';
 import type { Compression, ManifestFile } from './manifest/types.js';
+
+/**
+ * A send or receive stream that moves no bytes for this long fails; one
+ * that moves slowly runs as long as it takes (no total timeout). Longer
+ * than an IMGAPI source takes to give up resuming a stalled download
+ * (base/imgapi-source), so that the source's own message wins there.
+ */
+export const STREAM_STALL_MS = 15 * 60_000;
+
+export interface StreamOptions {
+  /** Instead of STREAM_STALL_MS (tests). */
+  stallMs?: number;
+}
+
+/**
+ * Restarts a clock on every chunk through its taps; when the clock runs
+ * out, `onStall` gets the one-line error (and should stop the stream).
+ */
+class StallWatch {
+  private timer?: NodeJS.Timeout;
+  stalled?: BuildError;
+  constructor(
+    private readonly ms: number,
+    private readonly what: string,
+    private readonly hint: string,
+    private readonly onStall: (err: BuildError) => void,
+  ) {
+    this.poke();
+  }
+  private poke(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.stalled = new BuildError(`${this.what} stalled: no data for ${this.ms / 1000}s`, { hint: this.hint });
+      this.onStall(this.stalled);
+    }, this.ms);
+  }
+  tap(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.poke();
+        cb(null, chunk);
+      },
+    });
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
 
 export interface Digest {
   sha1: string;
@@ -94,29 +143,41 @@ export async function sendCompressed(
   from: string | undefined,
   compression: Compression,
   path: string,
+  opts: StreamOptions = {},
 ): Promise<ManifestFile> {
   const how = await compressor(compression);
+  // Never through a link planted at the name (the output dir may be a shared /tmp).
+  const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
   // Nothing may be awaited from spawning `zfs send` until its stdout is in a
   // pipeline: execa can drain the first bytes of a stream left unattached.
   const send = zfs.send(snapshot, from);
   const tool = how?.kind === 'tool' ? how : undefined;
-  const comp = tool ? spawn(tool.cmd, tool.args, { timeoutMs: 0 }) : undefined;
+  const comp = tool ? spawn(tool.cmd, tool.args) : undefined;
   const hash = new HashCounter();
-  const out = createWriteStream(path, { mode: 0o644 });
+  const out = file.createWriteStream();
+  const watch = new StallWatch(opts.stallMs ?? STREAM_STALL_MS, `sending ${snapshot}`, 'zfs send, the compressor or the output disk hung', (err) => {
+    sendTap.destroy(err);
+    send.kill();
+    comp?.kill();
+  });
+  // Bytes out of zfs send, and out of the compressor (which may sit on a block for a while).
+  const sendTap = watch.tap();
+  const outTap = watch.tap();
   let sent = 0;
   send.stdout.on('data', (chunk: Buffer) => (sent += chunk.length));
   let streamErr: unknown;
   const flows = comp
-    ? [pipeline(send.stdout, comp.stdin), pipeline(comp.stdout, hash, out)]
+    ? [pipeline(send.stdout, sendTap, comp.stdin), pipeline(comp.stdout, outTap, hash, out)]
     : how?.kind === 'stream'
-      ? [pipeline(send.stdout, how.create(), hash, out)]
-      : [pipeline(send.stdout, hash, out)];
+      ? [pipeline(send.stdout, sendTap, how.create(), outTap, hash, out)]
+      : [pipeline(send.stdout, sendTap, hash, out)];
   await Promise.all(flows).catch((err) => {
     streamErr = err;
     send.kill();
     comp?.kill();
   });
-  const [sendResult, compResult] = await Promise.all([send, comp]);
+  const [sendResult, compResult] = await Promise.all([send, comp]).finally(() => watch.stop());
+  if (watch.stalled) throw watch.stalled;
   checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
   if (streamErr) {
@@ -142,21 +203,30 @@ export async function receiveStream(
   compression: Compression,
   expected: { sha1?: string; size?: number },
   what: string,
+  opts: StreamOptions = {},
 ): Promise<void> {
   const verify = new VerifyingStream(expected, (detail) => new BuildError(`image ${what}: ${detail}`));
   const recv = zfs.receive(dataset);
   const tool = decompressor(compression);
   const dec = tool ? spawn(tool.cmd, tool.args) : undefined;
+  const watch = new StallWatch(opts.stallMs ?? STREAM_STALL_MS, `image ${what}: receive`, 'the source, the decompressor or zfs receive hung; run the build again', (err) => {
+    inTap.destroy(err);
+    dec?.kill();
+    recv.kill();
+  });
+  // Bytes read from the source, and out of the decompressor.
+  const inTap = watch.tap();
   let streamErr: unknown;
-  const flows = [pipeline(input, verify, dec ? dec.stdin : recv.stdin)];
-  if (dec) flows.push(pipeline(dec.stdout, recv.stdin));
+  const flows = [pipeline(input, inTap, verify, dec ? dec.stdin : recv.stdin)];
+  if (dec) flows.push(pipeline(dec.stdout, watch.tap(), recv.stdin));
   await Promise.all(flows).catch((err) => {
     streamErr = err;
     dec?.kill();
     recv.kill();
   });
-  const [decResult, recvResult] = await Promise.all([dec, recv]);
+  const [decResult, recvResult] = await Promise.all([dec, recv]).finally(() => watch.stop());
   log.debug(`receive ${dataset}: ${verify.size} bytes read, decompressor exit ${decResult?.exitCode ?? '-'}, zfs receive exit ${recvResult.exitCode}`);
+  if (watch.stalled) throw watch.stalled;
   // Our own verification verdict explains more than the pipe errors it causes.
   if (streamErr instanceof BuildimageError) throw streamErr;
   if (decResult) checkExit(tool!.cmd, tool!.args, decResult);

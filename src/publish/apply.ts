@@ -6,12 +6,12 @@
  * absent → upload. Pointers move only after every file is in place.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { copyFile, link, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, rename, rm, stat } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import { PublishError } from '../core/errors.js';
 import { throwIfInterrupted } from '../core/interrupt.js';
 import { log } from '../core/log.js';
-import { md5File, writeAtomic } from '../core/files.js';
+import { ensureDir, md5File, writeAtomic } from '../core/files.js';
 import { formatBytes, formatRate, startProgress, type ProgressOptions } from '../core/progress.js';
 import type { ImgapiImporter, ImportRequest } from './importer.js';
 import type { PlannedFile, PublishPlan } from './plan.js';
@@ -199,7 +199,7 @@ async function alreadyStaged(from: string, to: string): Promise<boolean> {
 
 /** eng's `cp /tmp/$(NAME)-zfs-$(VERSION).* bits/$(NAME)/`, as a hard link when it can (images are big). */
 async function stage(from: string, to: string): Promise<void> {
-  await mkdir(dirname(to), { recursive: true });
+  await ensureDir(dirname(to), { what: 'bits directory', flag: '-D' });
   const tmp = `${to}.partial-${randomUUID().slice(0, 8)}`;
   try {
     await link(from, tmp).catch(async (err: NodeJS.ErrnoException) => {

@@ -21,6 +21,7 @@ import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';
 import { protoDirProblem } from '../host/copy.js';
 import { COMPRESSIONS } from '../image/compression.js';
+import { STREAM_STALL_MS } from '../image/streams.js';
 import { parseManifestObject } from '../image/manifest/input.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
@@ -414,7 +415,7 @@ export const SETTINGS = {
   // ---- running stages
   timeout: setting({
     type: 'string',
-    help: 'how long any single step (command, send, receive) may take: 90s, 30m, 2h; a bare number is minutes',
+    help: `how long any single command may take: 90s, 30m, 2h; a bare number is minutes (the send and receive streams have no total limit: they fail after ${STREAM_STALL_MS / 60_000} minutes without data)`,
     default: '30m',
     parse: parseDuration,
     commands: RUNNING,

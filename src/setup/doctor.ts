@@ -5,11 +5,12 @@
  * takes new datasets (delegation, quotas and readonly show up only then).
  */
 import { randomUUID } from 'node:crypto';
-import { access, constants, mkdir, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { access, constants, readdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isInstalled } from '../base/install.js';
 import { isUrl, openSource } from '../base/open.js';
 import { oneLine } from '../core/errors.js';
+import { ensureDir } from '../core/files.js';
 import { Layout } from '../core/layout.js';
 import { run } from '../host/exec.js';
 import { findInPath, isSmartOS } from '../host/platform.js';
@@ -141,7 +142,7 @@ async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck
 
 async function checkDir(id: string, what: string, dir: string, fixFlag: string): Promise<DoctorCheck> {
   try {
-    await mkdir(dir, { recursive: true });
+    await ensureDir(dir, { what, flag: fixFlag });
     const probe = join(dir, `.buildimage-doctor-${process.pid}`);
     await writeFile(probe, 'x');
     await rm(probe, { force: true });

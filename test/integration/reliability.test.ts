@@ -61,7 +61,8 @@ describe('reliability', function () {
     assert.deepEqual(await processesIn(w.workDir), [], 'no process left running in a build root');
   }
 
-  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  // SIGHUP: a closed terminal or Jenkins console cleans up as SIGTERM does (the other stages: test/hostile/signals-and-paths).
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
     it(`${signal} during pkg_add stops children, cleans up and exits ${code}`, async () => {
       const out = await w.outDir();
       const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out], { ...w.env }, /Executing 'sleep 60'|pkg_add -U slowpkg/);

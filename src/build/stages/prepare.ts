@@ -3,9 +3,9 @@
  * analog, a clone of the base's @final mounted at this build's own
  * mountpoint.
  */
-import { mkdir } from 'node:fs/promises';
 import type { StageContext } from '../context.js';
 import { BuildError } from '../../core/errors.js';
+import { ensureDir } from '../../core/files.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
 import { openSource } from '../../base/open.js';
 import { installImage } from '../../base/install.js';
@@ -35,7 +35,7 @@ export async function prepare(ctx: StageContext): Promise<void> {
   // Recorded before it exists: a kill right after the clone still leaves a trail for clean.
   sf.state.analog = { dataset: analog, mountpoint };
   await sf.save();
-  await mkdir(mountpoint, { recursive: true });
+  await ensureDir(mountpoint, { what: 'zone analog mountpoint', flag: '--work-dir' });
   log.info(`creating zone analog ${analog} from ${base.dataset}@final at ${mountpoint}`);
   await zfs.clone(`${base.dataset}@final`, analog, {
     mountpoint,

@@ -4,9 +4,9 @@
  * the v2 manifest; move every output into place by rename (temp names
  * until all is well); destroy the analog.
  */
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
-import { moveInto, NEW_FILE_FLAGS, writeAtomic } from '../../core/files.js';
+import { ensureDir, moveInto, NEW_FILE_FLAGS, writeAtomic } from '../../core/files.js';
 import { log } from '../../core/log.js';
 import { formatRate } from '../../core/progress.js';
 import { isSmartOS, unameV } from '../../host/platform.js';
@@ -44,7 +44,7 @@ export async function seal(ctx: StageContext): Promise<void> {
   const analog = state.analog!.dataset;
   const base = state.base!;
   const outputs = outputPaths(def);
-  await mkdir(def.outputDir, { recursive: true });
+  await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
   const temps = { image: sealTempPath(outputs.image, state.buildId), manifest: sealTempPath(outputs.manifest, state.buildId), buildInfo: sealTempPath(outputs.buildInfo!, state.buildId) };
   state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
   await sf.save();
