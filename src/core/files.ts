@@ -4,7 +4,7 @@
  * directories made on paths users give, with a bounded walk.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { copyFile, lstat, mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { dirname, join, resolve } from 'node:path';
@@ -57,15 +57,37 @@ export async function moveInto(src: string, dest: string): Promise<void> {
   }
 }
 
-/** Reads `path` once and returns its digest and size. */
-export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promise<{ digest: Buffer; size: number }> {
-  const h = createHash(algorithm);
-  let size = 0;
-  for await (const c of createReadStream(path, { signal: interruptSignal() })) {
-    h.update(c as Buffer);
-    size += (c as Buffer).length;
+/** A file that is to be read as a regular file is a symlink, a FIFO, a device or a directory. */
+export class NotRegularFile extends Error {
+  constructor(
+    readonly path: string,
+    readonly why: string,
+  ) {
+    super(`${path} ${why}`);
   }
-  return { digest: h.digest(), size };
+}
+
+/**
+ * Reads `path` once and returns its digest and size. Only a regular file:
+ * opened without following a link or blocking on a FIFO, checked by fstat
+ * and hashed from that same descriptor (no window between check and read).
+ */
+export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promise<{ digest: Buffer; size: number }> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ELOOP' ? new NotRegularFile(path, 'is a symlink') : err;
+  });
+  try {
+    if (!(await fh.stat()).isFile()) throw new NotRegularFile(path, 'is not a regular file');
+    const h = createHash(algorithm);
+    let size = 0;
+    for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
+      h.update(c as Buffer);
+      size += (c as Buffer).length;
+    }
+    return { digest: h.digest(), size };
+  } finally {
+    await fh.close();
+  }
 }
 
 /** MD5 as Manta's Content-MD5 (base64) and as md5sum(1) prints it (hex). */

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { recordedUrl } from '../core/redact.js';
 import { log } from '../core/log.js';
 import { run } from './exec.js';
+import { trustedUids } from './trusted.js';
 
 export const GitInfoSchema = z.object({
   dir: z.string(),
@@ -25,16 +26,6 @@ export const GitInfoSchema = z.object({
   remote: z.string().optional(),
 });
 export type GitInfo = z.infer<typeof GitInfoSchema>;
-
-/** The uids whose repositories we trust: root and whoever ran us (through sudo too). */
-export function trustedUids(env: NodeJS.ProcessEnv = process.env): number[] {
-  const uids = [0];
-  const own = process.getuid?.();
-  if (own !== undefined) uids.push(own);
-  const sudo = env.SUDO_UID;
-  if (sudo && /^\d+$/.test(sudo)) uids.push(Number(sudo));
-  return [...new Set(uids)];
-}
 
 /**
  * Why git must not be run in `top` (undefined: it may): its `.git` must be

@@ -10,18 +10,25 @@ import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BuildError } from '../core/errors.js';
 import { isUnder } from './rootfs.js';
 
-/** Root and the invoking user: the only owners buildimage trusts. */
-function trustedOwner(uid: number): boolean {
-  return uid === 0 || uid === (process.getuid?.() ?? 0);
+/** The uids buildimage trusts as owners: root and whoever ran it (through sudo too). */
+export function trustedUids(env: NodeJS.ProcessEnv = process.env): number[] {
+  const uids = [0];
+  const own = process.getuid?.();
+  if (own !== undefined) uids.push(own);
+  const sudo = env.SUDO_UID;
+  if (sudo && /^\d+$/.test(sudo)) uids.push(Number(sudo));
+  return [...new Set(uids)];
 }
+
+const trustedOwner = (uid: number): boolean => trustedUids().includes(uid);
 
 const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
 
 /** Why another user could change `st` (a directory, or a symlink), or undefined. */
 function untrusted(st: Stats, ancestor: boolean): string | undefined {
   if (!trustedOwner(st.uid)) return `is owned by uid ${st.uid}, not root or you`;
-  if (st.isSymbolicLink()) return undefined;
-  if (!st.isDirectory()) return 'is not a directory';
+  // A link is judged by where it leads (the resolved chain); a file in the way is the mkdir's to report.
+  if (st.isSymbolicLink() || !st.isDirectory()) return undefined;
   // A sticky ancestor (/tmp, /var/tmp) lets nobody else rename what is ours inside it.
   if (st.mode & 0o022 && !(ancestor && st.mode & 0o1000)) return `is writable by ${st.mode & 0o002 ? 'others' : 'its group'} (mode ${octal(st.mode)})`;
   return undefined;

@@ -9,7 +9,7 @@ import net, { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { BuildError, oneLine } from '../core/errors.js';
-import { redactUrl } from './url.js';
+import { redactUrl } from '../core/redact.js';
 
 /** A proxy refused or failed a request (a CONNECT answer, or no connection at all). */
 export class ProxyError extends Error {

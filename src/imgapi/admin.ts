@@ -14,7 +14,7 @@ import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { Compression, ImageManifest } from '../image/manifest/types.js';
 import { imgapiAuthHeaders } from './auth.js';
-import { redactUrl } from '../http/url.js';
+import { redactUrl } from '../core/redact.js';
 import { ImgapiClient, ImgapiError, type Answer, type ImgapiClientOptions } from './client.js';
 
 export interface ImgapiAdminOptions extends ImgapiClientOptions {

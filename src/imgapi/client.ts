@@ -22,7 +22,7 @@ import { userAgent } from '../core/package.js';
 import { withRetry, type RetryPolicy } from '../core/retry.js';
 import { describeNetworkError } from '../http/network-errors.js';
 import { HttpProxyAgent, HttpsTunnelAgent, proxyFor } from '../http/proxy.js';
-import { redactUrl } from '../http/url.js';
+import { redactUrl } from '../core/redact.js';
 import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 
 export interface ImgapiClientOptions {

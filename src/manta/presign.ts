@@ -2,7 +2,7 @@
  * Presigned Manta URLs as `msign` makes them (smartdc-auth signUrl with
  * node-manta's options): the URL itself is the credential until it
  * expires, so it goes to the one consumer that needs it (IMGAPI's
- * import-from-URL) and never into a log line: use http/url.ts's `redactUrl` for those.
+ * import-from-URL) and never into a log line: use core/redact.ts's `redactUrl` for those.
  */
 import { mantaKeyId, type Signer } from '../http/signature.js';
 import { encodeMantaPath, mantaBaseUrl } from './client.js';

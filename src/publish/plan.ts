@@ -5,12 +5,10 @@
  * md5sums.txt, the pointers, and the images to import with -p. Apply
  * (apply.ts) compares it with the store and carries it out.
  */
-import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { lstat, open, readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../core/errors.js';
-import { interruptSignal } from '../core/interrupt.js';
+import { md5File, NotRegularFile } from '../core/files.js';
 import { log } from '../core/log.js';
 import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
 import { isUuid } from '../image/manifest/types.js';
@@ -125,31 +123,14 @@ async function checkSubdir(bitsDir: string, s: string): Promise<string> {
   return rel;
 }
 
-/**
- * MD5 of a file that must still be a regular file: opened without following
- * a link and without blocking on a FIFO, checked by fstat, hashed from that
- * same descriptor (no window between the check and the read).
- */
+/** MD5 of a bits file or build output, which must be a regular file (core/files reads no link, no FIFO). */
 async function hashRegular(path: string, what: string): Promise<{ md5: string; md5hex: string; size: number }> {
-  let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    return await md5File(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PublishError(`${what} ${path} ${code === 'ELOOP' ? 'is a symlink; only regular files are published' : `cannot be read: ${(err as Error).message}`}`);
-  }
-  try {
-    if (!(await fh.stat()).isFile()) throw new PublishError(`${what} ${path} is not a regular file; only regular files are published`);
-    const h = createHash('md5');
-    let size = 0;
-    for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
-      h.update(c as Buffer);
-      size += (c as Buffer).length;
-    }
-    const digest = h.digest();
-    return { md5: digest.toString('base64'), md5hex: digest.toString('hex'), size };
-  } finally {
-    await fh.close();
+    if (err instanceof NotRegularFile) throw new PublishError(`${what} ${path} ${err.why}; only regular files are published`);
+    if ((err as NodeJS.ErrnoException).syscall) throw new PublishError(`${what} ${path} cannot be read: ${(err as Error).message}`);
+    throw err;
   }
 }
 

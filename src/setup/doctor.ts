@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { isInstalled } from '../base/install.js';
 import { isUrl, openSource } from '../base/open.js';
 import { oneLine } from '../core/errors.js';
-import { ensureDir } from '../core/files.js';
+import { ensureDir, NEW_FILE_FLAGS, tempNameFor } from '../core/files.js';
+import { checkWorkDir } from '../build/owned.js';
 import { Layout } from '../core/layout.js';
 import { run } from '../host/exec.js';
 import { findInPath, isSmartOS } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
 import type { Signer } from '../http/signature.js';
-import { redactUrl } from '../http/url.js';
+import { redactUrl } from '../core/redact.js';
 import { ImgapiClient } from '../imgapi/client.js';
 import { SETTINGS } from '../settings/table.js';
 import { mantaClient, mantaEnv, mantaSigner, sshDirOf, updatesEnv, updatesSigner } from '../publish/env.js';
@@ -141,10 +142,14 @@ async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck
 }
 
 async function checkDir(id: string, what: string, dir: string, fixFlag: string): Promise<DoctorCheck> {
+  // The work dir is where a build acts as root: no other user may be able to change it (as the build checks).
+  const unsafe = id === 'work-dir' ? await checkWorkDir(dir).then(() => undefined, (err: unknown) => err) : undefined;
+  if (unsafe) return fail(id, oneLine(unsafe), `pass ${fixFlag} naming a directory only root can write`);
   try {
     await ensureDir(dir, { what, flag: fixFlag });
-    const probe = join(dir, `.buildimage-doctor-${process.pid}`);
-    await writeFile(probe, 'x');
+    // Never through a link planted at the probe's name (the output dir may be a shared /tmp).
+    const probe = tempNameFor(join(dir, '.buildimage-doctor'));
+    await writeFile(probe, 'x', { flag: NEW_FILE_FLAGS });
     await rm(probe, { force: true });
     const st = await statfs(dir);
     const free = st.bavail * st.bsize;

@@ -7,12 +7,10 @@
  * nothing behind, and send nothing where a redirect pointed.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { cli, errorLines, type CliResult } from '../helpers/cli.js';
@@ -22,6 +20,7 @@ import { mountAdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
+import { haveOpenssl, selfSignedCert } from '../servers/tls.js';
 
 const MiB = 1024 * 1024;
 
@@ -143,21 +142,13 @@ describe('hostile server answers', function () {
   });
 
   describe('over https', () => {
-    let dir: string;
     let tls: ImgapiTestServer;
     before(async function () {
-      try {
-        execFileSync('openssl', ['version'], { stdio: 'ignore' });
-      } catch {
-        this.skip();
-      }
-      dir = await mkdtemp(join(tmpdir(), 'bi-hostile-tls-'));
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-      tls = await startImgapiServer({ tls: { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) } });
+      if (!haveOpenssl()) this.skip();
+      tls = await startImgapiServer({ tls: await selfSignedCert() });
     });
     after(async () => {
       await tls?.close();
-      if (dir) await rm(dir, { recursive: true, force: true });
     });
 
     it('a manifest or file redirected from https to http is refused (301, 302, 307)', async () => {

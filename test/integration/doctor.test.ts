@@ -4,7 +4,7 @@
  * local IMGAPI and Manta servers, bounded in time, and nothing left behind.
  */
 import assert from 'node:assert/strict';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DoctorResultSchema } from '../../src/cli/schemas.js';
@@ -70,6 +70,26 @@ describe('doctor (CLI)', function () {
       fixAfter(/^FAIL\s+output-dir\s+/);
       fixAfter(/^FAIL\s+source\s+/);
       assert.match(lines.filter(Boolean).pop()!, /^doctor: 3 checks failed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the work dir as a build would refuse it: writable by others, or owned by another user', async () => {
+    const dir = await tempDir('bi-doctor-');
+    try {
+      const work = join(dir, 'work');
+      await mkdir(work);
+      await chmod(work, 0o777);
+      const r = await cli(['doctor', '--output-dir', await w.outDir(), '--json'], { env: { ...w.env, BUILDIMAGE_WORK_DIR: work } });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const c = check(DoctorResultSchema.parse(JSON.parse(r.stdout)), 'work-dir');
+      assert.equal(c.status, 'fail');
+      assert.match(c.detail, /writable by others/);
+      await chmod(work, 0o755);
+      await chown(work, 4242, 4242);
+      const r2 = await cli(['doctor', '--output-dir', await w.outDir(), '--json'], { env: { ...w.env, BUILDIMAGE_WORK_DIR: work } });
+      assert.match(check(DoctorResultSchema.parse(JSON.parse(r2.stdout)), 'work-dir').detail, /owned by uid 4242/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

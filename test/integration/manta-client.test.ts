@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { execa } from 'execa';
+import { rm, truncate, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -16,6 +15,7 @@ import { MantaClient, MantaError } from '../../src/manta/client.js';
 import { presignUrl } from '../../src/manta/presign.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { haveBinary, nodeRsaKey, smartdcAuth, tempDir } from '../servers/ssh-keys.js';
+import { selfSignedCert } from '../servers/tls.js';
 
  
 const manta: any = createRequire(import.meta.url)('manta');
@@ -194,8 +194,7 @@ describe('Manta client and test server (integration)', function () {
   });
 
   (haveBinary('openssl') ? it : it.skip)('over TLS: a self-signed server is refused (not retried) unless MANTA_TLS_INSECURE', async () => {
-    await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdin: 'ignore' });
-    const tls = { key: await readFile(join(dir, 'k.pem'), 'utf8'), cert: await readFile(join(dir, 'c.pem'), 'utf8') };
+    const tls = await selfSignedCert();
     const s = await MantaTestServer.start({ acct: { keys: [key.pubLine] } }, { tls });
     const strict = new MantaClient({ url: s.url.replace('https://', ''), user: 'acct', signer: signerOf(key.pem), retry: FAST });
     const insecure = new MantaClient({ url: s.url, user: 'acct', signer: signerOf(key.pem), retry: FAST, insecure: true });

@@ -6,7 +6,6 @@
  * --dry-run's API calls, refused keys, and no secret in any log or file.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,6 +24,7 @@ import { RestError, startImgapiServer, type ImgapiTestServer } from '../servers/
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
 import { captureLogs } from '../helpers/logs.js';
+import { selfSignedCert } from '../servers/tls.js';
 
 const STAMP = 'master-20240501T120000Z-g0123abc';
 const USER = 'Joyent_Dev';
@@ -148,16 +148,12 @@ async function served(w: World): Promise<ImageManifest | undefined> {
 describe('publish -p into the updates IMGAPI (integration)', function () {
   this.timeout(120_000);
   const consoles = log.transports.filter((t) => t instanceof winston.transports.Console);
-  let certDir: string;
   before(async () => {
     consoles.forEach((t) => (t.silent = true));
-    certDir = await tempDir('bi-updates-tls-');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1', '-keyout', join(certDir, 'key.pem'), '-out', join(certDir, 'cert.pem')], { stdio: 'ignore' });
-    tls = { key: await readFile(join(certDir, 'key.pem'), 'utf8'), cert: await readFile(join(certDir, 'cert.pem'), 'utf8') };
+    tls = await selfSignedCert();
   });
   after(async () => {
     consoles.forEach((t) => (t.silent = false));
-    await rm(certDir, { recursive: true, force: true });
   });
 
   let w: World;

@@ -4,7 +4,6 @@
  * server with the official sdc-clients IMGAPI client.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -14,12 +13,13 @@ import { inspect } from 'node:util';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { noProxyMatches, proxyFor } from '../../src/http/proxy.js';
-import { redactUrl } from '../../src/http/url.js';
+import { redactUrl } from '../../src/core/redact.js';
 import { ImgapiClient, ImgapiError, parseImgapiUrl, type ImgapiClientOptions } from '../../src/imgapi/client.js';
 import { log } from '../../src/core/log.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
+import { haveOpenssl, selfSignedCert } from '../servers/tls.js';
 
 const FAST = {
   retry: { attempts: 4, firstDelayMs: 5, maxDelayMs: 20 },
@@ -474,26 +474,19 @@ describe('imgapi client against the test server', function () {
     });
 
     describe('https through a CONNECT tunnel', () => {
-      let dir: string;
       let tlsServer: ImgapiTestServer;
-      let cert: Buffer;
+      let cert: string;
       before(function () {
-        try {
-          execFileSync('openssl', ['version'], { stdio: 'ignore' });
-        } catch {
-          this.skip();
-        }
+        if (!haveOpenssl()) this.skip();
       });
       beforeEach(async () => {
-        dir = await mkdtemp(join(tmpdir(), 'bi-tls-'));
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-        cert = await readFile(join(dir, 'cert.pem'));
-        tlsServer = await startImgapiServer({ tls: { key: await readFile(join(dir, 'key.pem')), cert } });
+        const pem = await selfSignedCert();
+        cert = pem.cert;
+        tlsServer = await startImgapiServer({ tls: pem });
         await tlsServer.addImage(active, data);
       });
       afterEach(async () => {
         await tlsServer.close();
-        await rm(dir, { recursive: true, force: true });
       });
 
       it('https_proxy tunnels with CONNECT and TLS is verified end to end', async () => {

@@ -21,7 +21,7 @@ import {
   signDateHeader,
   type Signer,
 } from '../../src/http/signature.js';
-import { redactUrl } from '../../src/http/url.js';
+import { redactUrl } from '../../src/core/redact.js';
 import { presignUrl, rfc3986 } from '../../src/manta/presign.js';
 import { haveBinary, httpSignature, nodeRsaKey, smartdcAuth, sshFingerprint, sshKeygen, sshpk, tempDir } from '../servers/ssh-keys.js';
 

@@ -5,9 +5,8 @@
  * local IMGAPI and Manta servers.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,6 +32,7 @@ import { mountAdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey } from '../servers/ssh-keys.js';
+import { haveOpenssl, selfSignedCert } from '../servers/tls.js';
 
 const FAST = { retry: { attempts: 2, firstDelayMs: 5, maxDelayMs: 10 }, timeoutMs: 5_000, connectTimeoutMs: 1_000, env: {} } satisfies Partial<ImgapiClientOptions>;
 const MiB = 1024 * 1024;
@@ -111,26 +111,19 @@ describe('untrusted server answers (issue 12)', function () {
     });
 
     describe('over https', () => {
-      let dir: string;
       let tls: ImgapiTestServer;
-      let cert: Buffer;
+      let cert: string;
       before(function () {
-        try {
-          execFileSync('openssl', ['version'], { stdio: 'ignore' });
-        } catch {
-          this.skip();
-        }
+        if (!haveOpenssl()) this.skip();
       });
       beforeEach(async () => {
-        dir = await mkdtemp(join(tmpdir(), 'bi-redirect-'));
-        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-        cert = await readFile(join(dir, 'cert.pem'));
-        tls = await startImgapiServer({ tls: { key: await readFile(join(dir, 'key.pem')), cert } });
+        const pem = await selfSignedCert();
+        cert = pem.cert;
+        tls = await startImgapiServer({ tls: pem });
         await tls.addImage(image, data);
       });
       afterEach(async () => {
         await tls.close();
-        await rm(dir, { recursive: true, force: true });
       });
 
       it('an unsigned GetImage or file download is never redirected from https to http', async () => {

@@ -1,2 +1,0 @@
-/** URLs in messages: redaction lives in core (core/redact.ts), where records use it too. */
-export { redactUrl } from '../core/redact.js';
