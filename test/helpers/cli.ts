@@ -1,5 +1,5 @@
 /** Runs the real CLI (bin/buildimage → bin/run.js over dist/) as a child process. */
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -27,4 +27,28 @@ export async function cli(args: string[], opts: { env?: Record<string, string>; 
 /** The user-facing error line(s): what a person sees on failure. */
 export function errorLines(r: CliResult): string[] {
   return r.stderr.split('\n').filter((l) => l.startsWith('buildimage: error:'));
+}
+
+export interface StartedCli {
+  child: ResultPromise;
+  /** Resolves when stderr matches `until`; rejects if the CLI exits first. */
+  ready: Promise<void>;
+  stderr: () => string;
+}
+
+/**
+ * Starts the CLI without waiting for it (to signal it mid-stage). No forced
+ * kill after a signal: a CLI that does not stop by itself must show.
+ */
+export function startCli(args: string[], env: Record<string, string>, until: RegExp): StartedCli {
+  const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+  let err = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (until.test(err)) resolve();
+    });
+    void child.then(() => reject(new Error(`exited before ${until}: ${err}`)));
+  });
+  return { child, ready, stderr: () => err };
 }

@@ -4,7 +4,7 @@
  * package repository served on 127.0.0.1, and the two-level sample images.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Layout } from '../../src/core/layout.js';
 import { run } from '../../src/host/exec.js';
@@ -15,6 +15,7 @@ import { makeSampleImages } from '../../testbed/images.js';
 import { SAMPLE_PACKAGES, writeRepository } from '../../testbed/packages.js';
 import { destroyFilePool, ensureFilePool } from '../../testbed/pool.js';
 import { startRepoServer, type RepoServer } from '../../testbed/repo-server.js';
+import type { ImgapiTestServer } from '../servers/imgapi-server.js';
 
 export const TEST_TOP = '/var/tmp/buildimage-test';
 
@@ -140,4 +141,22 @@ export async function verifyPoolWithChain(w: World): Promise<VerifyPool> {
   await receive(join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), w.base.uuid);
   await receive(join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), w.origin.uuid);
   return { pool, receive, destroy: () => destroyFilePool(pool, file) };
+}
+
+/** The sample chain served by a test IMGAPI under new uuids (so a build imports it anew), in `channels`. */
+export async function serveSampleChain(
+  server: ImgapiTestServer,
+  w: World,
+  o: { channels?: string[]; state?: 'active' | 'unactivated' } = {},
+): Promise<{ base: string; origin: string }> {
+  const channels = o.channels ?? ['dev'];
+  const read = async (stem: string) => JSON.parse(await readFile(join(w.sampleDir, `${stem}.imgmanifest`), 'utf8')) as ImageManifest;
+  const base = await read('minimal-64-lts-sample-24.4.1');
+  const origin = await read('triton-origin-sample-24.4.1');
+  base.uuid = randomUUID();
+  origin.uuid = randomUUID();
+  origin.origin = base.uuid;
+  await server.addImage(base, join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), { channels });
+  await server.addImage(origin, join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), { channels, state: o.state ?? 'active' });
+  return { base: base.uuid, origin: origin.uuid };
 }

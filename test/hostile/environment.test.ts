@@ -14,11 +14,10 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { StateSchema } from '../../src/build/state.js';
 import { run } from '../../src/host/exec.js';
-import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
-import { world, type World } from '../helpers/world.js';
+import { serveSampleChain, world, type World } from '../helpers/world.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 
 const FOREIGN_UID = 4243;
@@ -75,15 +74,8 @@ describe('hostile: environment and records', function () {
 
     it('in --source, -S and CI variables appear in no output, state file, image, published file or log line', async () => {
       // The sample chain behind the IMGAPI server, under new uuids (imported anew through the URL).
-      const read = async (stem: string) => JSON.parse(await readFile(join(w.sampleDir, `${stem}.imgmanifest`), 'utf8')) as ImageManifest;
-      const base = await read('minimal-64-lts-sample-24.4.1');
-      const origin = await read('triton-origin-sample-24.4.1');
-      base.uuid = randomUUID();
-      origin.uuid = randomUUID();
-      origin.origin = base.uuid;
-      await server.addImage(base, join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), { channels: ['dev'] });
-      await server.addImage(origin, join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), { channels: ['dev'] });
-      imported.push(base.uuid, origin.uuid);
+      const { base, origin } = await serveSampleChain(server, w);
+      imported.push(base, origin);
 
       const tag = `${process.pid}x${Date.now()}`;
       const secrets = [`srcpw-${tag}`, `srctok-${tag}`, `repopw-${tag}`, `repotok-${tag}`, `cipw-${tag}`, `citok-${tag}`];
@@ -105,7 +97,7 @@ describe('hostile: environment and records', function () {
         texts.push([`state file after ${args[0]}`, await readFile(state, 'utf8')]);
       };
 
-      await step(['prepare', '-i', origin.uuid, '-d', proto, '-m', mf, '-M', '-S', repo, '--source', source, '--output-dir', out]);
+      await step(['prepare', '-i', origin, '-d', proto, '-m', mf, '-M', '-S', repo, '--source', source, '--output-dir', out]);
       // Later stages run from the state file alone: they never needed the source's credentials.
       await step(['assemble']);
       const analog = StateSchema.parse(JSON.parse(await readFile(state, 'utf8'))).analog!;
@@ -123,7 +115,7 @@ describe('hostile: environment and records', function () {
       assert.equal(pub.code, 0, pub.stderr);
 
       // doctor tries the source, and reports an image it lacks.
-      for (const image of [origin.uuid, randomUUID()]) {
+      for (const image of [origin, randomUUID()]) {
         const doc = await cli(['doctor', '--source', source, '-i', image, '--output-dir', out], { env });
         texts.push(['doctor stdout', doc.stdout], ['doctor stderr', doc.stderr]);
         assert.match(doc.stdout, /source/);
@@ -140,7 +132,7 @@ describe('hostile: environment and records', function () {
       const info = JSON.parse(await readFile(join(out, 'rec-zfs-1.0.0.build-info.json'), 'utf8'));
       assert.equal(info.inputs.source, `${server.url}/?token=…&channel=dev`);
       assert.equal(info.ci.BUILD_URL, 'https://jenkins.example/job/rec/1/?token=…');
-      assert.equal(info.base.uuid, origin.uuid);
+      assert.equal(info.base.uuid, origin);
       await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: images() });
     });
   });

@@ -11,10 +11,10 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { processesIn } from '../../src/host/chroot.js';
 import { createPackage } from '../../testbed/packages.js';
-import { BIN, cli, errorLines, REPO, type CliResult } from '../helpers/cli.js';
+import { cli, errorLines, startCli, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
@@ -26,20 +26,6 @@ const SIGNAL_BOUND_MS = 90_000;
 
 const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 type Sig = keyof typeof EXIT_CODES;
-
-/** Starts the CLI without waiting; `ready` resolves when stderr matches `until`. */
-function start(args: string[], env: Record<string, string>, until: RegExp): { child: ResultPromise; ready: Promise<void>; stderr: () => string } {
-  const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
-  let err = '';
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (until.test(err)) resolve();
-    });
-    void child.then(() => reject(new Error(`exited before ${until}: ${err}`)));
-  });
-  return { child, ready, stderr: () => err };
-}
 
 /** Waits for the child at most `ms`; past that it is killed (-9) and the test fails. */
 async function exitWithin(child: ResultPromise, ms: number, what: string, stderr: () => string): Promise<number> {
@@ -175,7 +161,7 @@ describe('hostile: user-given paths and signals', function () {
       for (const sig of ['SIGTERM', 'SIGHUP', 'SIGINT'] as Sig[]) {
         it(`${sig} in ${stage}: stops, cleans up and exits ${EXIT_CODES[sig]} in bounded time`, async () => {
           const out = await w.outDir();
-          const b = start(['-i', w.origin.uuid, '-m', mf, '--output-dir', out, ...(await args())], w.env, until);
+          const b = startCli(['-i', w.origin.uuid, '-m', mf, '--output-dir', out, ...(await args())], w.env, until);
           await b.ready;
           b.child.kill(sig);
           const code = await exitWithin(b.child, SIGNAL_BOUND_MS, `${sig} in ${stage}`, b.stderr);
@@ -191,7 +177,7 @@ describe('hostile: user-given paths and signals', function () {
     it('a second signal exits at once, in one line, saying what to clean', async () => {
       const out = await w.outDir();
       const state = join(w.dir, `second-${randomUUID().slice(0, 8)}.json`);
-      const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg2', '--output-dir', out, '--state', state], w.env, /pkg_add -U slowpkg2/);
+      const b = startCli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg2', '--output-dir', out, '--state', state], w.env, /pkg_add -U slowpkg2/);
       await b.ready;
       b.child.kill('SIGTERM');
       // Two signals sent at once may arrive as one: the second goes once the first was seen.

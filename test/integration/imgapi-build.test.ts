@@ -9,11 +9,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Layout } from '../../src/core/layout.js';
-import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { execa } from 'execa';
 import { BIN, REPO, cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
-import { world, type World } from '../helpers/world.js';
+import { serveSampleChain, world, type World } from '../helpers/world.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 
 describe('build from an IMGAPI source', function () {
@@ -37,16 +36,9 @@ describe('build from an IMGAPI source', function () {
 
   /** The sample chain published under new uuids (so it is imported anew), in `channels`. */
   async function publishChain(channels = ['dev'], state: 'active' | 'unactivated' = 'active'): Promise<{ base: string; origin: string }> {
-    const read = async (stem: string) => JSON.parse(await readFile(join(w.sampleDir, `${stem}.imgmanifest`), 'utf8')) as ImageManifest;
-    const base = await read('minimal-64-lts-sample-24.4.1');
-    const origin = await read('triton-origin-sample-24.4.1');
-    base.uuid = randomUUID();
-    origin.uuid = randomUUID();
-    origin.origin = base.uuid;
-    await server.addImage(base, join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), { channels });
-    await server.addImage(origin, join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), { channels, state });
-    imported.push(base.uuid, origin.uuid);
-    return { base: base.uuid, origin: origin.uuid };
+    const chain = await serveSampleChain(server, w, { channels, state });
+    imported.push(chain.base, chain.origin);
+    return chain;
   }
 
   const allowed = () => [w.base.uuid, w.origin.uuid, ...imported];

@@ -8,29 +8,14 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
 import { processesIn } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
 import { sendCompressed } from '../../src/image/streams.js';
 import { createPackage } from '../../testbed/packages.js';
 import { writeZoneDataset } from '../../testbed/zoneroot.js';
-import { BIN, cli, errorLines, REPO } from '../helpers/cli.js';
+import { cli, errorLines, REPO, startCli } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
-
-/** Starts the CLI without waiting; resolves `ready` when stderr matches `until`. */
-function start(args: string[], env: Record<string, string>, until: RegExp): { child: ResultPromise; ready: Promise<void>; stderr: () => string } {
-  const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore' });
-  let err = '';
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (until.test(err)) resolve();
-    });
-    void child.then(() => reject(new Error(`exited before ${until}: ${err}`)));
-  });
-  return { child, ready, stderr: () => err };
-}
 
 describe('reliability', function () {
   this.timeout(10 * 60 * 1000);
@@ -65,7 +50,7 @@ describe('reliability', function () {
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
     it(`${signal} during pkg_add stops children, cleans up and exits ${code}`, async () => {
       const out = await w.outDir();
-      const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out], { ...w.env }, /Executing 'sleep 60'|pkg_add -U slowpkg/);
+      const b = startCli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out], { ...w.env }, /Executing 'sleep 60'|pkg_add -U slowpkg/);
       await b.ready;
       await new Promise((r) => setTimeout(r, 500));
       b.child.kill(signal);
@@ -79,7 +64,7 @@ describe('reliability', function () {
 
   it('a reader that goes away (stdout and stderr closed, as `| head` does) does not stop the build: it finishes and cleans up', async () => {
     const out = await w.outDir();
-    const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'greeter', '--output-dir', out], { ...w.env }, /== assemble/);
+    const b = startCli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'greeter', '--output-dir', out], { ...w.env }, /== assemble/);
     await b.ready;
     b.child.stdout!.destroy();
     b.child.stderr!.destroy();
@@ -98,7 +83,7 @@ describe('reliability', function () {
     assert.equal(r.code, 0, r.stderr);
     r = await cli(['assemble', '--state', state], { env: w.env });
     assert.equal(r.code, 0, r.stderr);
-    const b = start(['pkgadd', '--state', state], w.env, /pkg_add -U slowpkg/);
+    const b = startCli(['pkgadd', '--state', state], w.env, /pkg_add -U slowpkg/);
     await b.ready;
     await new Promise((res) => setTimeout(res, 500));
     b.child.kill('SIGKILL');
@@ -138,7 +123,7 @@ describe('reliability', function () {
       const r = await cli(args, { env: w.env });
       assert.equal(r.code, 0, r.stderr);
     }
-    const b = start(['seal', '--state', state], w.env, /sending /);
+    const b = startCli(['seal', '--state', state], w.env, /sending /);
     await b.ready;
     await new Promise((res) => setTimeout(res, 300));
     b.child.kill('SIGKILL');
@@ -211,7 +196,7 @@ describe('reliability', function () {
 
   it('clean --all during a running build leaves that build alone', async () => {
     const out = await w.outDir();
-    const b = start(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out, '--timeout', '5s'], { ...w.env }, /pkg_add -U slowpkg/);
+    const b = startCli(['-i', w.origin.uuid, '-d', proto, '-m', mf, '-p', 'slowpkg', '--output-dir', out, '--timeout', '5s'], { ...w.env }, /pkg_add -U slowpkg/);
     await b.ready;
     const r = await cli(['clean', '--all', '--json'], { env: w.env });
     assert.equal(r.code, 0, r.stderr);
