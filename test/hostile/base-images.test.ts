@@ -7,7 +7,7 @@
  * The bait is untouched either way.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/host/exec.js';
 import { makeVariantImage } from '../../testbed/images.js';
@@ -178,5 +178,26 @@ describe('hostile base images', function () {
     assert.deepEqual(left, [], 'no mount left');
     assert.equal(r.code, 0, r.stderr);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: real, outputDir: out, context: r.stderr });
+  });
+
+  it('device nodes and setuid files of the image do not work where the analog is mounted on the host (devices=off, setuid=off)', async () => {
+    const img = await image(async (top) => {
+      // A world-writable device node and a setuid-root shell: on the host, under the work dir, either would hand root to any user.
+      await run('mknod', ['-m', '0666', join(top, 'root/hostdisk'), 'b', '7', '0']);
+      await run('cp', ['/bin/sh', join(top, 'root/rootsh')]);
+      await run('chmod', ['4755', join(top, 'root/rootsh')]);
+    });
+    const state = join(w.dir, `devices-${process.pid}.json`);
+    const r = await cli(['prepare', '-i', img.uuid, '-d', proto, '-m', mf, '--output-dir', await w.outDir(), '--source', img.dir, '--state', state], { env: w.env });
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      const analog = (JSON.parse(await readFile(state, 'utf8')) as { analog: { dataset: string } }).analog.dataset;
+      assert.deepEqual(await w.zfs.get(analog, ['devices', 'setuid']), { devices: 'off', setuid: 'off' });
+    } finally {
+      const c = await cli(['clean', '--state', state], { env: w.env });
+      assert.equal(c.code, 0, c.stderr);
+      await rm(state, { force: true });
+    }
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir });
   });
 });

@@ -39,6 +39,9 @@ export async function prepare(ctx: StageContext): Promise<void> {
   log.info(`creating zone analog ${analog} from ${base.dataset}@final at ${mountpoint}`);
   await zfs.clone(`${base.dataset}@final`, analog, {
     mountpoint,
+    // Mounted on the host under the work dir: the image's device nodes and setuid files must not work there.
+    devices: 'off',
+    setuid: 'off',
     [OWNER_PROPERTY]: 'analog',
     [BUILD_PROPERTY]: sf.state.buildId,
   });
