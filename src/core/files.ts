@@ -73,11 +73,8 @@ export class NotRegularFile extends Error {
  * and hashed from that same descriptor (no window between check and read).
  */
 export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promise<{ digest: Buffer; size: number }> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'ELOOP' ? new NotRegularFile(path, 'is a symlink') : err;
-  });
+  const { fh } = await openRegular(path);
   try {
-    if (!(await fh.stat()).isFile()) throw new NotRegularFile(path, 'is not a regular file');
     const h = createHash(algorithm);
     let size = 0;
     for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
@@ -85,6 +82,30 @@ export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promi
       size += (c as Buffer).length;
     }
     return { digest: h.digest(), size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Opens a regular file for reading, never through a link and never blocking on a FIFO. */
+async function openRegular(path: string) {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ELOOP' ? new NotRegularFile(path, 'is a symlink') : err;
+  });
+  const st = await fh.stat();
+  if (!st.isFile()) {
+    await fh.close();
+    throw new NotRegularFile(path, 'is not a regular file');
+  }
+  return { fh, size: st.size };
+}
+
+/** A small regular file's text (a stamp, a pointer), refused when it is larger than `maxBytes`. */
+export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
+  const { fh, size } = await openRegular(path);
+  try {
+    if (size > maxBytes) throw new NotRegularFile(path, `is larger than ${maxBytes} bytes`);
+    return await fh.readFile('utf8');
   } finally {
     await fh.close();
   }

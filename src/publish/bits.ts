@@ -3,9 +3,9 @@
  * which branch names the pointers, which channel a build goes to, what a
  * stamp may look like, where things land in Manta, and content types.
  */
-import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { NotRegularFile, readSmallFile } from '../core/files.js';
 
 /** Branch, stamp and name become path segments: no slashes, nothing odd. */
 const SEGMENT_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -82,7 +82,13 @@ export function contentTypeFor(name: string): string {
 
 /** `<bits>/<name>/latest-build-stamp`, written by eng's prepublish target. */
 export async function readLatestStamp(bitsDir: string, name: string): Promise<string | undefined> {
-  const text = await readFile(join(bitsDir, name, 'latest-build-stamp'), 'utf8').catch(() => undefined);
+  const path = join(bitsDir, name, 'latest-build-stamp');
+  // Anyone's make writes the bits dir: a link to a key, a FIFO or a key itself must not reach the console.
+  const text = await readSmallFile(path, 1024).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new UsageError(err instanceof NotRegularFile ? `${err.message}: not reading a stamp from it` : `cannot read ${path}: ${err.code ?? err.message}`, 'pass -t');
+  });
   const stamp = text?.trim();
+  if (stamp && !SEGMENT_RE.test(stamp)) throw new UsageError(`${path} does not hold a stamp (letters, digits, . _ + - only); its content is not shown`, 'pass -t');
   return stamp ? stamp : undefined;
 }

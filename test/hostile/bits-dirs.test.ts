@@ -88,6 +88,24 @@ describe('hostile bits directories (publish)', function () {
     return objects;
   }
 
+  it('a latest-build-stamp that is a link to a secret, a FIFO, or holds a secret: one line that does not show it, nothing uploaded', async () => {
+    for (const plant of [
+      (p: string) => symlink(bait.secret, p),
+      (p: string) => execa('mkfifo', [p]),
+      async (p: string) => writeFile(p, await readFile(bait.secret)),
+    ]) {
+      const b = await bits(`stamp-${randomBytes(3).toString('hex')}`);
+      await rm(join(b, 'svc/latest-build-stamp'));
+      await plant(join(b, 'svc/latest-build-stamp'));
+      const r = await publishCli(b);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(errorLines(r).length, 1, r.stderr);
+      assert.match(errorLines(r)[0], /latest-build-stamp/);
+      for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes('PRIVATE KEY'), `the secret was shown:\n${out}`);
+      assert.deepEqual(await assertCleanUploads(), []);
+    }
+  });
+
   it('symlinks to a secret, symlinked subdirs and a FIFO are not published; the links are named in one warning', async () => {
     const b = await bits('links');
     await symlink(bait.secret, join(b, 'svc/notes.txt'));
