@@ -10,12 +10,19 @@ import { join } from 'node:path';
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { run, type RunOptions } from './exec.js';
-import { isSmartOS } from './platform.js';
+import { busyUnmountArgv, parseMountTable, platform, readOnlyMountSteps, unmountArgv, type Platform } from './platform.js';
 import { retryLine, withRetry } from '../core/retry.js';
 import { realDirIn } from './rootfs.js';
 
 /** What the original mounts: the platform parts a zone gets from the global zone. */
 export const HOST_DIRS = ['/dev', '/lib', '/proc', '/sbin', '/usr'];
+
+/** HOST_DIRS, and those of the platform's optional host dirs (Linux /lib64) that exist. */
+export async function hostDirsToMount(p: Platform = platform()): Promise<string[]> {
+  const dirs = [...HOST_DIRS];
+  for (const d of p.optionalHostDirs) if (await lstat(d).catch(() => undefined)) dirs.push(d);
+  return dirs;
+}
 
 export interface ChrootRecord {
   /** Mount targets, in the order they were mounted. */
@@ -24,24 +31,15 @@ export interface ChrootRecord {
   createdDirs: string[];
 }
 
-export async function hostDirsToMount(): Promise<string[]> {
-  const dirs = [...HOST_DIRS];
-  // Linux binaries in /usr need the loader in /lib64 on most distributions.
-  if (!isSmartOS() && (await lstat('/lib64').catch(() => undefined))) dirs.push('/lib64');
-  return dirs;
-}
-
+/** The platform's read-only mount (host/platform); a step failing after the first undoes the mount. */
 async function mountReadOnly(src: string, target: string): Promise<void> {
-  if (isSmartOS()) {
-    await run('mount', ['-F', 'lofs', '-o', 'ro', src, target]);
-  } else {
-    await run('mount', ['--bind', src, target]);
-    try {
-      await run('mount', ['-o', 'remount,bind,ro', target]);
-    } catch (err) {
-      await run('umount', [target], { uninterruptible: true }).catch(() => undefined);
-      throw err;
-    }
+  const [first, ...rest] = readOnlyMountSteps(src, target);
+  await run(...first);
+  try {
+    for (const step of rest) await run(...step);
+  } catch (err) {
+    await run(...unmountArgv(target), { uninterruptible: true }).catch(() => undefined);
+    throw err;
   }
 }
 
@@ -71,14 +69,11 @@ export async function setupChroot(root: string, record: ChrootRecord, onChange?:
  * way to `dir` (a work dir under a linked /var/tmp) they are matched by
  * dir's real path, else the chroot's mounts would be missed and left on.
  */
-export async function mountsUnder(dir: string): Promise<string[]> {
-  const table = await readFile(isSmartOS() ? '/etc/mnttab' : '/proc/self/mounts', 'utf8').catch(() => '');
+export async function mountsUnder(dir: string, p: Platform = platform()): Promise<string[]> {
+  const table = await readFile(p.mountTable.path, 'utf8').catch(() => '');
   const real = await realpath(dir).catch(() => dir);
   const found = new Set<string>();
-  for (const line of table.split('\n')) {
-    const fields = line.split(isSmartOS() ? '\t' : ' ');
-    // /proc/self/mounts escapes spaces as \040.
-    const mnt = (isSmartOS() ? fields[1] : fields[1]?.replace(/\\040/g, ' ')) ?? '';
+  for (const mnt of parseMountTable(table, p)) {
     for (const d of new Set([dir, real])) {
       if (mnt === d || mnt.startsWith(d + '/')) found.add(dir + mnt.slice(d.length));
     }
@@ -87,38 +82,33 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 }
 
 export async function unmount(target: string): Promise<void> {
-  await withRetry(() => run('umount', [target], { uninterruptible: true, timeoutMs: 60_000 }), {
+  await withRetry(() => run(...unmountArgv(target), { uninterruptible: true, timeoutMs: 60_000 }), {
     attempts: 6,
     firstDelayMs: 250,
     retryable: (err) => /busy/i.test((err as Error).message),
     onRetry: (err, n, wait) => log.debug(retryLine(err, n, 6, wait)),
   }).catch(async (err) => {
-    if (isSmartOS()) throw err;
-    // Last resort on Linux: detach now, the kernel finishes when it is free.
+    const lastResort = busyUnmountArgv(target);
+    if (!lastResort) throw err;
     log.warn(`umount ${target} failed (${(err as Error).message}); detaching lazily`);
-    await run('umount', ['-l', target], { uninterruptible: true });
+    await run(...lastResort, { uninterruptible: true });
   });
 }
 
 /**
- * Where a process's root and cwd can be read as links: Linux has
- * /proc/<pid>/{root,cwd}; on illumos those are not readable links, and
- * /proc/<pid>/path/{root,cwd} are.
+ * Pids of processes whose root or cwd is at or below `dir`, read from the
+ * platform's /proc links (Linux /proc/<pid>/{root,cwd}, illumos
+ * /proc/<pid>/path/{root,cwd}).
  */
-const PROC_LINKS = ['path/root', 'path/cwd', 'root', 'cwd'];
-
-/**
- * Pids of processes whose root or cwd is at or below `dir`, from `procDir`
- * (/proc; a fixture in tests) in either layout.
- */
-export async function processesIn(dir: string, procDir = '/proc'): Promise<number[]> {
+export async function processesIn(dir: string, p: Platform = platform()): Promise<number[]> {
+  const { dir: procDir, links } = p.proc;
   // The kernel answers real paths: compare with dir's too.
   const dirs = [...new Set([dir, await realpath(dir).catch(() => dir)])];
   const inside = (t: string) => dirs.some((d) => t === d || t.startsWith(d + '/'));
   const pids: number[] = [];
   for (const name of await readdir(procDir).catch(() => [] as string[])) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    for (const link of PROC_LINKS) {
+    for (const link of links) {
       const target = await readlink(`${procDir}/${name}/${link}`).catch(() => '');
       if (target && inside(target)) {
         pids.push(Number(name));
@@ -175,5 +165,5 @@ export interface ChrootRunOptions extends Pick<RunOptions, 'timeoutMs' | 'okExit
 export function runInChroot(root: string, argv: string[], opts: ChrootRunOptions) {
   // Absolute: the clean environment has no PATH to search.
   // Nothing may keep running in the image once its step is over.
-  return run('/usr/sbin/chroot', [root, ...argv], { ...opts, env: opts.env, cleanEnv: true, onChildExit: () => killProcessesIn(root) });
+  return run(platform().commands.chroot, [root, ...argv], { ...opts, env: opts.env, cleanEnv: true, onChildExit: () => killProcessesIn(root) });
 }

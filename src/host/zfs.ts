@@ -7,6 +7,7 @@
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { run, spawn, type RunOptions } from './exec.js';
+import { platform } from './platform.js';
 import { retryLine, withRetry } from '../core/retry.js';
 
 /** User property marking datasets buildimage created; its value says what for. */
@@ -33,7 +34,7 @@ export function assertDatasetName(name: string, what = 'dataset'): void {
 
 export class Zfs {
   constructor(
-    private readonly cmd = 'zfs',
+    private readonly cmd = platform().commands.zfs,
     private readonly busyRetries = 8,
   ) {}
 

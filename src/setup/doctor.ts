@@ -5,7 +5,7 @@
  * takes new datasets (delegation, quotas and readonly show up only then).
  */
 import { randomUUID } from 'node:crypto';
-import { access, constants, readdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isInstalled } from '../base/install.js';
 import { isUrl, openSource } from '../base/open.js';
@@ -14,7 +14,7 @@ import { ensureDir, NEW_FILE_FLAGS, tempNameFor } from '../core/files.js';
 import { checkWorkDir } from '../build/owned.js';
 import { Layout } from '../core/layout.js';
 import { run } from '../host/exec.js';
-import { findInPath, isSmartOS } from '../host/platform.js';
+import { freeBytes, isSmartOS, locate, platform } from '../host/platform.js';
 import { OWNER_PROPERTY, Zfs } from '../host/zfs.js';
 import type { Signer } from '../http/signature.js';
 import { redactUrl } from '../core/redact.js';
@@ -99,12 +99,13 @@ function checkPrivileges(): DoctorCheck {
 }
 
 async function checkZfs(): Promise<DoctorCheck> {
-  const path = await findInPath('zfs');
+  const zfs = platform().commands.zfs;
+  const path = await locate(zfs);
   if (!path) {
-    return fail('zfs', 'no zfs command on PATH', isSmartOS() ? 'fix PATH (/usr/sbin)' : 'install ZFS: bash scripts/setup-host.sh (zfs-fuse on Debian), or your distribution\'s zfsutils');
+    return fail('zfs', `no ${zfs} command${zfs.startsWith('/') ? '' : ' on PATH'}`, isSmartOS() ? 'it is part of the SmartOS platform: run on a SmartOS zone with a delegated dataset' : 'install ZFS: bash scripts/setup-host.sh (zfs-fuse on Debian), or your distribution\'s zfsutils');
   }
   try {
-    const r = await run('zfs', ['list', '-H', '-o', 'name', '-d', '0'], { timeoutMs: 30_000 });
+    const r = await run(zfs, ['list', '-H', '-o', 'name', '-d', '0'], { timeoutMs: 30_000 });
     const pools = r.stdout.split('\n').filter(Boolean);
     const fuse = !isSmartOS() && (await run('pgrep', ['-x', 'zfs-fuse'], { okExitCodes: [0, 1] }).catch(() => undefined))?.exitCode === 0;
     return ok('zfs', `${path} works${fuse ? ' (zfs-fuse)' : ''}; pools: ${pools.join(', ') || 'none'}`);
@@ -132,7 +133,7 @@ async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck
     } catch (err) {
       return fail(id, `cannot create datasets under ${root}: ${oneLine(err)}`, `allow it: zfs allow <user> create,clone,destroy,mount,snapshot,send,receive ${root}, or run as root`);
     } finally {
-      await run('zfs', ['destroy', probe], { okExitCodes: [0, 1], uninterruptible: true }).catch(() => undefined);
+      await run(platform().commands.zfs, ['destroy', probe], { okExitCodes: [0, 1], uninterruptible: true }).catch(() => undefined);
     }
     const avail = Number(p.available);
     return freeSpace(id, root, avail, `free space in the pool, or use another --dataset-root`) ?? ok(id, `${root}: exists, takes new datasets, ${gib(avail)} free`);
@@ -141,7 +142,7 @@ async function checkDatasetRoot(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck
   }
 }
 
-async function checkDir(id: string, what: string, dir: string, fixFlag: string): Promise<DoctorCheck> {
+export async function checkDir(id: string, what: string, dir: string, fixFlag: string): Promise<DoctorCheck> {
   // The work dir is where a build acts as root: no other user may be able to change it (as the build checks).
   const unsafe = id === 'work-dir' ? await checkWorkDir(dir).then(() => undefined, (err: unknown) => err) : undefined;
   if (unsafe) return fail(id, oneLine(unsafe), `pass ${fixFlag} naming a directory only root can write`);
@@ -151,8 +152,7 @@ async function checkDir(id: string, what: string, dir: string, fixFlag: string):
     const probe = tempNameFor(join(dir, '.buildimage-doctor'));
     await writeFile(probe, 'x', { flag: NEW_FILE_FLAGS });
     await rm(probe, { force: true });
-    const st = await statfs(dir);
-    const free = st.bavail * st.bsize;
+    const free = await freeBytes(dir);
     return freeSpace(id, `${what} ${dir}`, free, `free space there, or pass ${fixFlag}`) ?? ok(id, `${what} ${dir}: writable, ${gib(free)} free`);
   } catch (err) {
     return fail(id, `${what} ${dir} is not writable: ${oneLine(err)}`, `create it or pass ${fixFlag}`);
@@ -161,20 +161,18 @@ async function checkDir(id: string, what: string, dir: string, fixFlag: string):
 
 /** What the chroot stage and the mounts need; rsync is not among them (the copy is built in). */
 async function checkTools(): Promise<DoctorCheck> {
-  const needed = ['mount', 'umount'];
-  const missing = (await Promise.all(needed.map(async (c) => ((await findInPath(c)) ? undefined : c)))).filter(Boolean) as string[];
-  const chroot = await access('/usr/sbin/chroot', constants.X_OK).then(() => true, () => false);
-  if (!chroot) missing.push('/usr/sbin/chroot');
+  const { mount, umount, chroot } = platform().commands;
+  const missing = (await Promise.all([mount, umount, chroot].map(async (c) => ((await locate(c)) ? undefined : c)))).filter(Boolean) as string[];
   if (missing.length) {
-    return fail('tools', `missing: ${missing.join(', ')}`, isSmartOS() ? 'these are part of the platform: fix PATH' : 'apt-get install coreutils mount (or bash scripts/setup-host.sh)');
+    return fail('tools', `missing: ${missing.join(', ')}`, isSmartOS() ? 'these are part of the SmartOS platform (/usr/sbin): is this a SmartOS zone?' : 'apt-get install coreutils mount (or bash scripts/setup-host.sh)');
   }
-  const git = await findInPath('git');
+  const git = await locate('git');
   if (!git) return warn('tools', 'chroot, mount, umount present; no git', 'install git so build-info can name the proto\'s commit');
   return ok('tools', 'chroot, mount, umount, git present (rsync is not needed: the copy is built in)');
 }
 
 async function checkCompressors(): Promise<DoctorCheck> {
-  const has = async (c: string) => !!(await findInPath(c));
+  const has = async (c: string) => !!(await locate(c));
   const [gzip, pigz, bzip2, xz] = await Promise.all(['gzip', 'pigz', 'bzip2', 'xz'].map(has));
   if (!gzip) return fail('compressors', 'no gzip: images cannot be compressed or imported', 'install gzip (and pigz for speed)');
   const missing = [!pigz && 'pigz', !bzip2 && 'bzip2', !xz && 'xz'].filter(Boolean) as string[];

@@ -2,15 +2,14 @@
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { Layout } from '../../src/core/layout.js';
+import { parseMountTable, platform } from '../../src/host/platform.js';
 import { Zfs } from '../../src/host/zfs.js';
 import { isUuid } from '../../src/image/manifest/types.js';
 
+/** Mount points at or below `dir`, as the kernel lists them (the platform's table, read as host/platform reads it). */
 export async function mountsUnder(dir: string): Promise<string[]> {
-  const table = await readFile('/proc/self/mounts', 'utf8');
-  return table
-    .split('\n')
-    .map((l) => l.split(' ')[1] ?? '')
-    .filter((m) => m === dir || m.startsWith(dir + '/'));
+  const table = await readFile(platform().mountTable.path, 'utf8');
+  return parseMountTable(table).filter((m) => m === dir || m.startsWith(dir + '/'));
 }
 
 export interface LeakCheck {

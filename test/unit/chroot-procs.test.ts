@@ -8,6 +8,10 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processesIn } from '../../src/host/chroot.js';
+import { platformFor, type HostOs, type Platform } from '../../src/host/platform.js';
+
+/** The facts of `os`, with /proc at `dir`. */
+const procAt = (os: HostOs, dir: string): Platform => ({ ...platformFor(os), proc: { ...platformFor(os).proc, dir } });
 
 describe('chroot: processes still in an image root, from /proc', () => {
   let top: string;
@@ -38,7 +42,7 @@ describe('chroot: processes still in an image root, from /proc', () => {
 
   it('Linux layout: /proc/<pid>/{root,cwd}', async () => {
     const proc = await procFixture('linux', '', procs);
-    assert.deepEqual((await processesIn(root, proc)).sort(), [101, 102]);
+    assert.deepEqual((await processesIn(root, procAt('linux', proc))).sort(), [101, 102]);
   });
 
   it('illumos layout: /proc/<pid>/path/{root,cwd} (root and cwd themselves are no readable links)', async () => {
@@ -48,10 +52,11 @@ describe('chroot: processes still in an image root, from /proc', () => {
       await mkdir(join(proc, pid, 'root'));
       await mkdir(join(proc, pid, 'cwd'));
     }
-    assert.deepEqual((await processesIn(root, proc)).sort(), [101, 102]);
+    assert.deepEqual((await processesIn(root, procAt('illumos', proc))).sort(), [101, 102]);
   });
 
   it('finds nothing in an empty or missing /proc', async () => {
-    assert.deepEqual(await processesIn(root, join(top, 'none')), []);
+    assert.deepEqual(await processesIn(root, procAt('linux', join(top, 'none'))), []);
+    assert.deepEqual(await processesIn(root, procAt('illumos', join(top, 'none'))), []);
   });
 });
