@@ -10,7 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Zfs } from '../src/host/zfs.js';
-import { demoBuildArgs, writeDemoProto } from '../testbed/demo.js';
+import { DEMO_NAME, demoBuildArgs, writeDemoProto } from '../testbed/demo.js';
 import { makeSampleImages, SAMPLE_ORIGIN_UUID } from '../testbed/images.js';
 import { SAMPLE_PACKAGES, writeRepository } from '../testbed/packages.js';
 import { ensureFilePool } from '../testbed/pool.js';
@@ -45,13 +45,18 @@ async function main(): Promise<number> {
     await writeDemoProto(proto);
     const out = join(TOP, 'out');
     await mkdir(out, { recursive: true });
-    const args = demoBuildArgs({ origin: SAMPLE_ORIGIN_UUID, proto, source: sampleDir, datasetRoot, outDir: out });
+    const version = `1.0.0-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`;
+    const args = demoBuildArgs({ origin: SAMPLE_ORIGIN_UUID, proto, source: sampleDir, datasetRoot, outDir: out, version });
     console.log(`demo: buildimage ${args.map((a) => (/^[\w./:=,@-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`);
     const code = await new Promise<number>((resolve) => {
       const child = spawn(join(REPO_ROOT, 'bin/buildimage'), args, { stdio: 'inherit' });
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
-    if (code === 0) console.log(`demo: done; the image and its manifest are in ${out}`);
+    if (code === 0) {
+      // The Node the build ran under (bin/buildimage runs `node` from PATH): .ci/run checks it per runtime.
+      const info = JSON.parse(await readFile(join(out, `${DEMO_NAME}-zfs-${version}.build-info.json`), 'utf8')) as { tool: { node: string } };
+      console.log(`demo: done under node ${info.tool.node}; the image and its manifest are in ${out}`);
+    }
     return code;
   } finally {
     await server.close();
