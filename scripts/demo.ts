@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Zfs } from '../src/host/zfs.js';
+import { DEMO_NAME, demoBuildArgs, writeDemoProto } from '../testbed/demo.js';
 import { makeSampleImages, SAMPLE_ORIGIN_UUID } from '../testbed/images.js';
 import { SAMPLE_PACKAGES, writeRepository } from '../testbed/packages.js';
 import { ensureFilePool } from '../testbed/pool.js';
@@ -18,18 +19,6 @@ import { startRepoServer } from '../testbed/repo-server.js';
 const TOP = process.env.BUILDIMAGE_DEMO_DIR ?? '/var/tmp/buildimage-demo';
 const PORT = Number(process.env.BUILDIMAGE_DEMO_PORT ?? 8991);
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-async function writeProto(dir: string): Promise<void> {
-  const svc = join(dir, 'opt/smartdc/hello');
-  await mkdir(join(svc, 'lib'), { recursive: true });
-  await mkdir(join(svc, 'node_modules/left-pad'), { recursive: true });
-  await mkdir(join(dir, 'opt/smartdc/boot'), { recursive: true });
-  await writeFile(join(svc, 'server.js'), "require('http').createServer((q, s) => s.end('hello\\n')).listen(8080);\n");
-  await writeFile(join(svc, 'lib/util.js'), 'module.exports = {};\n');
-  await writeFile(join(svc, 'node_modules/left-pad/index.js'), "module.exports = (s, n) => String(s).padStart(n);\n");
-  await writeFile(join(svc, 'package.json'), JSON.stringify({ name: 'hello', version: '1.0.0' }, null, 2) + '\n');
-  await writeFile(join(dir, 'opt/smartdc/boot/setup.sh'), '#!/bin/bash\necho setting up hello\n', { mode: 0o755 });
-}
 
 async function main(): Promise<number> {
   const zfs = new Zfs();
@@ -53,24 +42,21 @@ async function main(): Promise<number> {
       await writeFile(marker, server.url);
     }
     const proto = join(TOP, 'proto');
-    await writeProto(proto);
+    await writeDemoProto(proto);
     const out = join(TOP, 'out');
     await mkdir(out, { recursive: true });
-    const args = [
-      'build',
-      '-i', SAMPLE_ORIGIN_UUID,
-      '-d', proto,
-      '-m', JSON.stringify({ name: 'hello', version: `1.0.0-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`, description: 'buildimage demo service', tags: { smartdc_service: true } }),
-      '-p', 'greeter,webfetch,daemonkit',
-      '-P', 'hello-zfs', '-M', '-S', 'https://github.com/TritonDataCenter/buildimage', '-a', '-u',
-      '--source', sampleDir, '--dataset-root', datasetRoot, '--output-dir', out,
-    ];
+    const version = `1.0.0-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`;
+    const args = demoBuildArgs({ origin: SAMPLE_ORIGIN_UUID, proto, source: sampleDir, datasetRoot, outDir: out, version });
     console.log(`demo: buildimage ${args.map((a) => (/^[\w./:=,@-]+$/.test(a) ? a : `'${a}'`)).join(' ')}`);
     const code = await new Promise<number>((resolve) => {
       const child = spawn(join(REPO_ROOT, 'bin/buildimage'), args, { stdio: 'inherit' });
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
-    if (code === 0) console.log(`demo: done; the image and its manifest are in ${out}`);
+    if (code === 0) {
+      // The Node the build ran under (bin/buildimage runs `node` from PATH): .ci/run checks it per runtime.
+      const info = JSON.parse(await readFile(join(out, `${DEMO_NAME}-zfs-${version}.build-info.json`), 'utf8')) as { tool: { node: string } };
+      console.log(`demo: done under node ${info.tool.node}; the image and its manifest are in ${out}`);
+    }
     return code;
   } finally {
     await server.close();

@@ -17,6 +17,8 @@ declare -A PKG=(
   [rsync]=rsync [pigz]=pigz [xz]=xz-utils [bzip2]=bzip2 [gzip]=gzip [tar]=tar
   [curl]=curl [chroot]=coreutils [mount]=mount [find]=findutils [mkfifo]=coreutils [mountpoint]=util-linux
   [git]=git
+  # The eng Makefile drop-in test runs make.
+  [make]=make
   # Tests parse the Jenkinsfiles with Groovy, as Jenkins does (pulls a JRE: ~4 s
   # with one present, 44 MB more without).
   [groovy]=groovy

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { publicBlob } from '../../src/http/signature.js';
+import './legacy-util.js';
 
 const require = createRequire(import.meta.url);
 /* The official Joyent libraries, used as oracles and as the test server's verifier. */
