@@ -61,7 +61,7 @@ export function emptyReport(): CleanReport {
 type Attempt = (what: string, fn: () => Promise<void>) => Promise<void>;
 
 /** Runs every step even after one fails; `done()` throws all the failures as one line. */
-function attempts(): { attempt: Attempt; done(what: string): void } {
+function attempts(): { attempt: Attempt; done: (what: string) => void } {
   const errors: string[] = [];
   return {
     attempt: async (what, fn) => {
