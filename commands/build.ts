@@ -21,6 +21,7 @@ export default class Build extends BaseCommand {
       statePath: s.state,
       stages: ['prepare', 'assemble', 'pkgadd', 'seal'],
       stepTimeoutMs: s.timeout,
+      keepOnFailure: s['keep-on-failure'],
       onTimings: renderTimings,
     });
     this.result(renderResult(result));

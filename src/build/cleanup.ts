@@ -4,17 +4,24 @@
  * outputs and the build's directory; all of it only once every resource the
  * state names is found to be the build's own (build/owned). `cleanAll` does the same for every
  * build under a dataset root whose process is gone, plus stale `-partial`
- * image datasets.
+ * image datasets; builds kept on purpose (waiting for their next discrete
+ * stage, or kept after a failure) only when asked.
+ *
+ * Keeping a failed build (`keepBuild`) releases what must not stay (the
+ * chroot's host mounts, seal's temp files) and keeps the analog and the
+ * build dir; a rerun of the failed stage (`resetForRerun`) does the same and
+ * rolls the analog back to the snapshot taken before that stage, so the
+ * stage starts again from exactly what it first found.
  */
 import { lstat, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { BuildError, oneLine } from '../core/errors.js';
+import { BuildError, StateError, oneLine } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import { mountsUnder, teardownChroot, unmount } from '../host/chroot.js';
 import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { lockHeld } from '../host/lock.js';
 import { log } from '../core/log.js';
-import { checkOwned, checkWorkDir } from './owned.js';
-import type { BuildState } from './state.js';
+import { checkOwned, checkWorkDir, isKeptPhase, PHASE_PROPERTY, type Owned, type Phase } from './owned.js';
+import { layoutOf, type BuildState, type StageName } from './state.js';
 
 export async function destroyAnalog(zfs: Zfs, state: BuildState): Promise<boolean> {
   const analog = state.analog;
@@ -41,24 +48,37 @@ export interface CleanReport {
   destroyed: string[];
   unmounted: string[];
   removed: string[];
+  /** Running right now. */
   skipped: string[];
+  /** `--all`: kept on purpose (waiting for a discrete stage, or kept after a failure), left without --include-kept. */
+  kept: string[];
 }
 
 export function emptyReport(): CleanReport {
-  return { destroyed: [], unmounted: [], removed: [], skipped: [] };
+  return { destroyed: [], unmounted: [], removed: [], skipped: [], kept: [] };
 }
 
-/** Cleans one build from its state. Safe to run twice. Refuses, doing nothing, a state that names what is not the build's. */
-export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyReport()): Promise<CleanReport> {
-  const owned = await checkOwned(zfs, state);
+type Attempt = (what: string, fn: () => Promise<void>) => Promise<void>;
+
+/** Runs every step even after one fails; `done()` throws all the failures as one line. */
+function attempts(): { attempt: Attempt; done: (what: string) => void } {
   const errors: string[] = [];
-  const attempt = async (what: string, fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      errors.push(`${what}: ${oneLine(err)}`);
-    }
+  return {
+    attempt: async (what, fn) => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(`${what}: ${oneLine(err)}`);
+      }
+    },
+    done: (what) => {
+      if (errors.length) throw new BuildError(`${what}: ${errors.join('; ')}`);
+    },
   };
+}
+
+/** What never outlives a stage: the chroot's mounts of the host below the analog, and seal's temp files. */
+async function release(state: BuildState, owned: Owned, attempt: Attempt, report: CleanReport): Promise<void> {
   if (state.analog) {
     const mountpoint = owned.analog?.mountpoint ?? state.analog.mountpoint;
     await attempt('unmount', async () => {
@@ -70,9 +90,6 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
       }
       report.unmounted.push(...before.filter((m) => m !== mountpoint));
     });
-    await attempt('destroy analog', async () => {
-      if (owned.analog && (await destroyAnalog(zfs, state))) report.destroyed.push(owned.analog.dataset);
-    });
   }
   for (const f of owned.tempFiles) {
     await attempt(`remove ${f}`, async () => {
@@ -83,6 +100,57 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
     });
   }
   state.tempFiles = [];
+}
+
+/** Marks the analog for `clean --all` (build/owned PHASE_PROPERTY). */
+export async function setPhase(zfs: Zfs, state: BuildState, phase: Phase): Promise<void> {
+  const a = state.analog;
+  if (a && (await zfs.exists(a.dataset))) await zfs.set(a.dataset, { [PHASE_PROPERTY]: phase });
+}
+
+/**
+ * Keeps a failed build for inspection: its host mounts and temp files go,
+ * the analog (marked kept) and the build dir stay.
+ */
+export async function keepBuild(zfs: Zfs, state: BuildState): Promise<CleanReport> {
+  const owned = await checkOwned(zfs, state);
+  const report = emptyReport();
+  const { attempt, done } = attempts();
+  await release(state, owned, attempt, report);
+  if (owned.analog) await attempt('mark kept', () => setPhase(zfs, state, 'kept'));
+  done('keeping the build incomplete');
+  return report;
+}
+
+/**
+ * Before a kept stage runs again: what the failed run left goes (chroot
+ * mounts, seal's temp files and, by the rollback, seal's @final, pkgadd's
+ * packages, assemble's partial copy) and the analog is as that stage first
+ * found it.
+ */
+export async function resetForRerun(zfs: Zfs, state: BuildState, stage: StageName): Promise<void> {
+  const owned = await checkOwned(zfs, state);
+  const snap = layoutOf(state).stageSnapshot(state.buildId, stage);
+  if (!owned.analog || !(await zfs.exists(snap))) {
+    throw new StateError(`cannot run ${stage} again for build ${state.buildId}: ${owned.analog ? `no snapshot ${snap} to start from` : 'its zone analog is gone'}`, 'run `buildimage clean` and start again');
+  }
+  const { attempt, done } = attempts();
+  await release(state, owned, attempt, emptyReport());
+  done(`cannot run ${stage} again: what the failed run left is still there`);
+  await zfs.rollback(snap);
+  log.info(`rolled ${owned.analog.dataset} back to ${snap}, as ${stage} first found it`);
+}
+
+/** Cleans one build from its state. Safe to run twice. Refuses, doing nothing, a state that names what is not the build's. */
+export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyReport()): Promise<CleanReport> {
+  const owned = await checkOwned(zfs, state);
+  const { attempt, done } = attempts();
+  await release(state, owned, attempt, report);
+  if (state.analog) {
+    await attempt('destroy analog', async () => {
+      if (owned.analog && (await destroyAnalog(zfs, state))) report.destroyed.push(owned.analog.dataset);
+    });
+  }
   await attempt('remove build dir', async () => {
     const dir = owned.buildDir;
     // The analog's mountpoint lives here; never remove through a live mount.
@@ -91,17 +159,21 @@ export async function cleanBuild(zfs: Zfs, state: BuildState, report = emptyRepo
     await rm(dir, { recursive: true, force: true });
     report.removed.push(dir);
   });
-  if (errors.length) throw new BuildError(`cleanup incomplete: ${errors.join('; ')}`);
+  done('cleanup incomplete');
   return report;
 }
 
 /**
  * Cleans every leftover under `datasetRoot` and `workDir` that no live
  * buildimage process holds: zone analogs, `-partial` images, build dirs.
+ * A build kept on purpose (waiting for its next discrete stage, or kept
+ * after a failure) is live too, unless `includeKept`.
  */
-export async function cleanAll(zfs: Zfs, layout: Layout): Promise<CleanReport> {
+export async function cleanAll(zfs: Zfs, layout: Layout, opts: { includeKept?: boolean } = {}): Promise<CleanReport> {
   await checkWorkDir(layout.workDir);
   const report = emptyReport();
+  /** Build ids whose analog stays: their build dirs (mountpoint, reports) stay too. */
+  const staying = new Set<string>();
   const children = await zfs.listChildren(layout.datasetRoot);
   for (const ds of children) {
     let role = await zfs.owner(ds);
@@ -116,6 +188,12 @@ export async function cleanAll(zfs: Zfs, layout: Layout): Promise<CleanReport> {
       const buildId = await zfs.getOne(ds, BUILD_PROPERTY);
       if (await lockHeld(layout.buildLock(buildId))) {
         report.skipped.push(ds);
+        staying.add(buildId);
+        continue;
+      }
+      if (!opts.includeKept && isKeptPhase(await zfs.getOne(ds, PHASE_PROPERTY))) {
+        report.kept.push(ds);
+        staying.add(buildId);
         continue;
       }
       const mountpoint = await zfs.getOne(ds, 'mountpoint');
@@ -137,7 +215,7 @@ export async function cleanAll(zfs: Zfs, layout: Layout): Promise<CleanReport> {
   }
   for (const id of await readdir(layout.buildsDir).catch(() => [] as string[])) {
     const dir = layout.buildDir(id);
-    if (await lockHeld(layout.buildLock(id))) continue;
+    if (staying.has(id) || (await lockHeld(layout.buildLock(id)))) continue;
     if ((await mountsUnder(dir)).length) {
       report.skipped.push(dir);
       continue;

@@ -19,6 +19,21 @@ import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { fileSuffix } from '../image/compression.js';
 import { layoutOf, type BuildDefinition, type BuildState, type Outputs } from './state.js';
 
+/**
+ * On zone analogs: where a build stands, for `clean --all`. Unset or
+ * `running`: a stage is at work (a held build lock) or was killed (none);
+ * `waiting`: between discrete stages, its next one still to come; `kept`:
+ * failed and kept for inspection (--keep-on-failure). Only ZFS's word
+ * counts here, never a state file's.
+ */
+export const PHASE_PROPERTY = 'com.tritondatacenter.buildimage:phase';
+export type Phase = 'running' | 'waiting' | 'kept';
+
+/** Builds `clean --all` leaves alone unless given --include-kept. */
+export function isKeptPhase(value: string): boolean {
+  return value === 'waiting' || value === 'kept';
+}
+
 export function outputPaths(def: BuildDefinition): Outputs {
   const stem = join(def.outputDir, `${def.prefix}-${def.manifest.version}`);
   return {

@@ -1,11 +1,14 @@
 /**
  * Runs stages over a state file: one place for order checks, the build
- * lock, signals, timings and "always clean up on failure".
+ * lock, signals, timings and "always clean up on failure" (or, with
+ * --keep-on-failure, keep the analog and the state for inspection and a
+ * rerun of the failed stage: build/cleanup keepBuild, resetForRerun).
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { cleanBuild } from './cleanup.js';
+import { cleanBuild, keepBuild, resetForRerun, setPhase } from './cleanup.js';
 import type { StageContext } from './context.js';
-import { BuildError, BuildimageError, InterruptedError, StateError, oneLine } from '../core/errors.js';
+import { BuildError, BuildimageError, ExitCode, InterruptedError, StateError, oneLine } from '../core/errors.js';
+import { zoneRoot } from '../core/layout.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
 import { interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
@@ -25,6 +28,8 @@ export interface PipelineOptions {
   stepTimeoutMs?: number;
   /** Remove the state file after the build is done or cleaned (a `build` with no --state). */
   discardState?: boolean;
+  /** On failure keep the analog and the state (recorded: the build's later stages keep too). */
+  keepOnFailure?: boolean;
 }
 
 /**
@@ -63,24 +68,56 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
   if (stages[0] === 'prepare') await mkdir(layout.buildDir(sf.state.buildId), { recursive: true, mode: 0o755 });
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = onInterruptSignals('stopping and cleaning up');
+  if (opts.keepOnFailure) sf.state.keepOnFailure = true;
   let current: StageName | undefined;
   try {
+    if (stages[0] !== 'prepare') await setPhase(zfs, sf.state, 'running');
     for (const stage of stages) {
       current = stage;
       sf.checkCanRun(stage);
+      if (sf.isRerun(stage)) {
+        log.info(`== ${stage} again (kept after: ${sf.state.failed!.message})`);
+        await stopOnInterrupt(resetForRerun(zfs, sf.state, stage));
+        sf.state.failed = undefined;
+        await sf.save();
+      }
       log.info(`== ${stage}`);
       const t0 = Date.now();
+      // The analog as this stage finds it, for a rerun after a kept failure (prepare makes the analog).
+      const snap = sf.state.keepOnFailure && stage !== 'prepare' ? layout.stageSnapshot(sf.state.buildId, stage) : undefined;
+      if (snap && !(await zfs.exists(snap))) await zfs.snapshot(snap);
       await stopOnInterrupt(STAGE_FNS[stage](ctx));
       sf.state.timings[stage] = (Date.now() - t0) / 1000;
       sf.state.completed.push(stage);
       await sf.save();
+      // Not needed once the stage is done (seal destroyed the analog with it).
+      if (snap && (await zfs.exists(snap))) await zfs.destroyOwned(snap).catch((e: unknown) => log.debug(`keeping ${snap}: ${oneLine(e)}`));
+    }
+    if (!sf.state.completed.includes('seal')) {
+      // Between discrete stages: alive, though no process holds it.
+      await setPhase(zfs, sf.state, 'waiting').catch((e: unknown) => log.warn(`could not mark ${sf.state.analog?.dataset} as waiting for its next stage (\`clean --all\` would take it for dead): ${oneLine(e)}`));
     }
   } catch (err) {
     const signal = interruptedBy();
     const failure = signal ? new InterruptedError(signal) : err;
-    sf.state.failed = { stage: current ?? stages[0], message: oneLine(failure) };
+    const stage = current ?? stages[0];
+    // Kept: a failure, not a stop asked for (SIGINT/SIGTERM/SIGHUP); and only with an analog to look at.
+    const keep = sf.state.keepOnFailure && !signal && !!sf.state.analog && (await zfs.exists(sf.state.analog.dataset).catch(() => false));
+    sf.state.failed = { stage, message: oneLine(failure), kept: keep };
     await sf.save().catch(() => undefined);
-    log.error(`${current} failed: ${oneLine(failure)}; cleaning up`);
+    if (keep) {
+      log.error(`${stage} failed: ${oneLine(failure)}; keeping build ${sf.state.buildId} for inspection`);
+      try {
+        await keepBuild(zfs, sf.state);
+      } catch (keepErr) {
+        log.error(oneLine(keepErr));
+      }
+      await sf.save().catch(() => undefined);
+      log.warn(`kept: zone analog ${sf.state.analog!.dataset}, its image root ${zoneRoot(sf.state.analog!.mountpoint)}, state ${sf.path}`);
+      const code = failure instanceof BuildimageError ? failure.exitCode : ExitCode.BUILD_FAILED;
+      throw new BuildimageError(oneLine(failure), { exitCode: code, hint: `kept for inspection; ${sf.keptHint()}`, cause: failure });
+    }
+    log.error(`${stage} failed: ${oneLine(failure)}; cleaning up`);
     try {
       await cleanBuild(zfs, sf.state);
       sf.state.cleaned = true;

@@ -65,6 +65,10 @@ async function checkStateFree(path: string, zfs: Zfs): Promise<void> {
   if (await lockHeld(layoutOf(s).buildLock(s.buildId))) {
     throw new StateError(`${path} holds build ${s.buildId}, which is running right now`, 'wait for it, or pass another --state');
   }
+  // Kept on purpose: only `clean` removes it, never a new build on the same state file.
+  if (s.failed?.kept) {
+    throw new StateError(`${path} holds build ${s.buildId}, kept for inspection after ${s.failed.stage} failed`, `${old.keptHint()}; or pass another --state`);
+  }
   log.warn(`${path} holds unfinished build ${s.buildId} whose process is gone; cleaning it up first`);
   await cleanBuild(zfs, s);
   s.cleaned = true;
@@ -100,16 +104,24 @@ export interface FailedStage {
 /** Called once a run ends, on failure too: the commands print the timing table. */
 export type TimingsHook = (timings: Record<string, number>, failed?: FailedStage) => void;
 
+export interface RunOptions {
+  stepTimeoutMs?: number;
+  zfs?: Zfs;
+  onTimings?: TimingsHook;
+  /** --keep-on-failure: a failed stage leaves the analog and the state for inspection and a rerun. */
+  keepOnFailure?: boolean;
+}
+
 /** Runs stages and reports their timings either way. */
 async function runTimed(
   sf: StateFile,
   stages: StageName[],
-  opts: { stepTimeoutMs?: number; zfs?: Zfs; discardState?: boolean; onTimings?: TimingsHook },
+  opts: RunOptions & { discardState?: boolean },
 ): Promise<void> {
   const t0 = Date.now();
   const before = new Set(sf.state.completed);
   try {
-    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState });
+    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState, keepOnFailure: opts.keepOnFailure });
   } catch (err) {
     // Only a stage that ran and failed has a time; a refused one (out of order) has none.
     if (sf.state.failed) {
@@ -124,7 +136,7 @@ async function runTimed(
 
 export async function startBuild(
   def: BuildDefinition,
-  opts: { statePath?: string; stages: StageName[]; stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook },
+  opts: RunOptions & { statePath?: string; stages: StageName[] },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
   await makeWorkDir(def.workDir);
@@ -144,7 +156,7 @@ export async function startBuild(
 export async function continueBuild(
   statePath: string,
   stage: StageName,
-  opts: { stepTimeoutMs?: number; zfs?: Zfs; onTimings?: TimingsHook } = {},
+  opts: RunOptions = {},
 ): Promise<BuildResult> {
   await StateFile.load(statePath);
   return withStateLock(statePath, async () => {
@@ -175,8 +187,9 @@ export async function cleanFromState(statePath: string, zfs = new Zfs(), opts: {
   });
 }
 
-export async function cleanEverything(datasetRoot: string, workDir: string, zfs = new Zfs()): Promise<CleanResult> {
+/** `includeKept`: also builds waiting for their next discrete stage and builds kept after a failure. */
+export async function cleanEverything(datasetRoot: string, workDir: string, zfs = new Zfs(), opts: { includeKept?: boolean } = {}): Promise<CleanResult> {
   if (!(await zfs.exists(datasetRoot))) throw new BuildError(`dataset root ${datasetRoot} does not exist`);
-  return { ok: true, ...(await cleanAll(zfs, new Layout(datasetRoot, workDir))) };
+  return { ok: true, ...(await cleanAll(zfs, new Layout(datasetRoot, workDir), opts)) };
 }
 

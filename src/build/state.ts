@@ -36,8 +36,11 @@ export const StateSchema = z.object({
   updatedAt: z.string(),
   definition: DefinitionSchema,
   completed: z.array(z.enum(STAGES)),
-  failed: z.object({ stage: z.string(), message: z.string() }).optional(),
+  /** `kept`: left for inspection (--keep-on-failure); that stage may run again, and `clean` removes it. */
+  failed: z.object({ stage: z.enum(STAGES), message: z.string(), kept: z.boolean().default(false) }).optional(),
   cleaned: z.boolean().default(false),
+  /** Given --keep-on-failure (or kept once): every later stage of the build keeps on failure too. */
+  keepOnFailure: z.boolean().default(false),
   base: z
     .object({
       uuid: z.string(),
@@ -130,10 +133,25 @@ export class StateFile {
     await writeAtomic(this.path, JSON.stringify(recorded, null, 2) + '\n', 0o600);
   }
 
+  /** A kept failure of `stage` that may run again: every stage but prepare (a new prepare is a new build). */
+  isRerun(stage: StageName): boolean {
+    const f = this.state.failed;
+    return !this.state.cleaned && !!f?.kept && f.stage === stage && stage !== 'prepare';
+  }
+
+  /** What to do with a kept build: its failed stage again, or clean. */
+  keptHint(): string {
+    const f = this.state.failed;
+    const clean = `\`buildimage clean --state ${this.path}\``;
+    return f && f.stage !== 'prepare' ? `after the fix, run it again with \`buildimage ${f.stage} --state ${this.path}\`; or remove it with ${clean}` : `remove it with ${clean}, then prepare again`;
+  }
+
   /** Refuses a stage run out of order. */
   checkCanRun(stage: StageName): void {
     const s = this.state;
     if (s.cleaned) throw new StateError(`build ${s.buildId} was cleaned up; start a new one with \`buildimage prepare\``);
+    if (this.isRerun(stage)) return;
+    if (s.failed?.kept) throw new StateError(`build ${s.buildId} failed in ${s.failed.stage} and was kept for inspection: ${s.failed.message}`, this.keptHint());
     if (s.failed) {
       throw new StateError(`build ${s.buildId} failed in ${s.failed.stage}: ${s.failed.message}`, 'run `buildimage clean` and start again');
     }

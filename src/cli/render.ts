@@ -32,6 +32,7 @@ export function renderClean(r: CleanResult): string {
     `${r.removed.length} files/dirs removed`,
   ];
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped (in use: ${r.skipped.join(', ')})`);
+  if (r.kept.length) parts.push(`${r.kept.length} kept (kept or waiting for a stage, --include-kept removes them: ${r.kept.join(', ')})`);
   return `clean: ${parts.join(', ')}`;
 }
 

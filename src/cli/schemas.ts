@@ -63,6 +63,8 @@ export const CleanResultSchema = z
     removed: z.array(z.string()),
     /** Left alone because a live build holds them. */
     skipped: z.array(z.string()),
+    /** --all: builds kept on purpose (after a failure, or between discrete stages), left without --include-kept. */
+    kept: z.array(z.string()),
   })
   .strict();
 

@@ -6,6 +6,7 @@
  *   <root>/<uuid>                          an installed image, with @final
  *   <root>/<uuid>-partial                  an image being received
  *   <root>/<build id>                      a build's zone analog
+ *   <root>/<build id>@before-<stage>       with --keep-on-failure: the analog before that stage
  *   <work>/locks/img.<uuid>.import.lock    one image's install lock
  *   <work>/locks/img.<uuid>.receiving      journal: that -partial is ours
  *   <work>/builds/<build id>/              one build's own directory:
@@ -46,6 +47,11 @@ export class Layout {
 
   analogDataset(buildId: string): string {
     return `${this.datasetRoot}/${buildId}`;
+  }
+
+  /** The analog as a stage found it, taken with --keep-on-failure: a rerun of that stage starts from here. */
+  stageSnapshot(buildId: string, stage: string): string {
+    return `${this.analogDataset(buildId)}@before-${stage}`;
   }
 
   // ---- image installs

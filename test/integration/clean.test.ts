@@ -10,6 +10,7 @@ import { setupChroot } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
 import { withRetry } from '../../src/core/retry.js';
 import { isBusyError } from '../../src/host/zfs.js';
+import { PHASE_PROPERTY } from '../../src/build/owned.js';
 import { StateFile } from '../../src/build/state.js';
 import { cli } from '../helpers/cli.js';
 import { assertNoLeaks, mountsUnder } from '../helpers/leaks.js';
@@ -34,6 +35,8 @@ describe('clean', function () {
     r = await cli(['assemble', '--state', statePath], { env: w.env });
     assert.equal(r.code, 0, r.stderr);
     const sf = await StateFile.load(statePath);
+    // What pkgadd's start marks before a kill -9 (else the analog says it waits for its next stage).
+    await w.zfs.set(sf.state.analog!.dataset, { [PHASE_PROPERTY]: 'running' });
     await setupChroot(join(sf.state.analog!.mountpoint, 'root'), sf.state.chroot, () => sf.save());
     const temp = join(out, `.killed-zfs-1.zfs.gz.partial-${sf.state.buildId.slice(0, 8)}`);
     await writeFile(temp, 'half an image');

@@ -48,8 +48,72 @@ describe('bin/buildimage (the npm bin)', function () {
   it('runs the real CLI', async () => {
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
     assert.equal(join(REPO, pkg.bin.buildimage), BIN);
-    const r = await execa(BIN, ['--version']);
-    assert.match(r.stdout, new RegExp(`^buildimage/${pkg.version.replace(/\./g, '\\.')} `));
+    const r = await execa(BIN, ['build', '--help']);
+    assert.match(r.stdout, /-i, --image=<value>/);
+  });
+});
+
+/**
+ * The old tool's habits, which scripts and fingers still have: `-h`
+ * anywhere, `buildimage help [COMMAND]`, and `--version` (or `-V`) printing
+ * the bare version that `$(buildimage --version)` compares.
+ */
+describe('help and version, as the old tool answered them', function () {
+  this.timeout(60_000);
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  const manifest = () =>
+    JSON.parse(readFileSync(join(REPO, 'oclif.manifest.json'), 'utf8')) as {
+      commands: Record<string, { flags: Record<string, { char?: string }> }>;
+    };
+
+  for (const flag of ['--version', '-V']) {
+    it(`\`buildimage ${flag}\` prints the bare version and nothing else`, async () => {
+      const r = await execa(BIN, [flag], { reject: false });
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      assert.equal(r.stdout, pkg.version);
+      assert.equal(r.stderr, '');
+    });
+  }
+
+  for (const args of [['-h'], ['--help'], ['help']]) {
+    it(`\`buildimage ${args.join(' ')}\` shows the command list`, async () => {
+      const r = await execa(BIN, args, { reject: false });
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      assert.match(r.stdout, /COMMANDS/);
+      for (const c of ['build', 'clean', 'publish']) assert.match(r.stdout, new RegExp(`^  ${c} `, 'm'));
+    });
+  }
+
+  it('`-h`, `--help` and `help COMMAND` show each command\'s help', async () => {
+    const ids = Object.keys(manifest().commands).filter((c) => c !== 'help');
+    assert.ok(ids.length >= 9, ids.join(','));
+    for (const id of ids) {
+      const forms = [[id, '-h'], [id, '--help'], ['help', id]];
+      const outs = await Promise.all(forms.map((a) => execa(BIN, a, { reject: false })));
+      outs.forEach((r, i) => {
+        assert.equal(r.exitCode, 0, `${forms[i].join(' ')}: ${String(r.stderr)}`);
+        assert.match(r.stdout, new RegExp(`^USAGE\\n  \\$ buildimage ${id}`, 'm'), forms[i].join(' '));
+      });
+      assert.equal(outs[0].stdout, outs[2].stdout, `${id} -h and help ${id} agree`);
+    }
+  });
+
+  it('the old tool\'s flag line with -h at the end shows build\'s help, not a build', async () => {
+    const r = await execa(BIN, ['-i', '00000000-0000-0000-0000-000000000000', '-d', '/nonexistent', '-h'], { reject: false });
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.match(r.stdout, /\$ buildimage build/);
+  });
+
+  it('`help` with an unknown command is one error line and exit 2', async () => {
+    const r = await execa(BIN, ['help', 'nope'], { reject: false });
+    assert.equal(r.exitCode, 2);
+    assert.equal(String(r.stderr), 'buildimage: error: Command nope not found. (see --help)');
+  });
+
+  it('no command takes -h or -V as a short flag of its own', () => {
+    for (const [id, c] of Object.entries(manifest().commands)) {
+      for (const [name, f] of Object.entries(c.flags)) assert.ok(!['h', 'V'].includes(f.char ?? ''), `${id} --${name} has -${f.char}`);
+    }
   });
 });
 

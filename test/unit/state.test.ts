@@ -43,11 +43,43 @@ describe('state file', () => {
     assert.throws(() => sf.checkCanRun('prepare'), /already ran/);
     assert.throws(() => sf.checkCanRun('seal'), /assemble, pkgadd has not run yet/);
     sf.checkCanRun('assemble');
-    sf.state.failed = { stage: 'assemble', message: 'boom' };
+    sf.state.failed = { stage: 'assemble', message: 'boom', kept: false };
     assert.throws(() => sf.checkCanRun('assemble'), (e: unknown) => e instanceof StateError && /failed in assemble: boom/.test(String(e)));
     sf.state.failed = undefined;
     sf.state.cleaned = true;
     assert.throws(() => sf.checkCanRun('assemble'), /cleaned up/);
+  });
+
+  it('a kept failure may run its failed stage again, and nothing else; a kept prepare only cleans', () => {
+    const sf = new StateFile('/w/s.json', newState(sampleDefinition));
+    sf.state.completed.push('prepare', 'assemble');
+    sf.state.failed = { stage: 'pkgadd', message: 'pkg_add: no such package', kept: true };
+    assert.equal(sf.isRerun('pkgadd'), true);
+    sf.checkCanRun('pkgadd');
+    for (const other of ['seal', 'assemble', 'prepare'] as const) {
+      assert.throws(
+        () => sf.checkCanRun(other),
+        (e: unknown) =>
+          e instanceof StateError &&
+          /failed in pkgadd and was kept for inspection: pkg_add: no such package/.test(e.message) &&
+          e.hint === 'after the fix, run it again with `buildimage pkgadd --state /w/s.json`; or remove it with `buildimage clean --state /w/s.json`',
+      );
+    }
+    sf.state.failed = { stage: 'prepare', message: 'bad base', kept: true };
+    assert.equal(sf.isRerun('prepare'), false, 'a new prepare is a new build');
+    assert.throws(() => sf.checkCanRun('prepare'), (e: unknown) => e instanceof StateError && /^remove it with `buildimage clean --state \/w\/s.json`, then prepare again$/.test(e.hint ?? ''));
+    sf.state.failed = { stage: 'pkgadd', message: 'x', kept: true };
+    sf.state.cleaned = true;
+    assert.throws(() => sf.checkCanRun('pkgadd'), /cleaned up/);
+  });
+
+  it('a state file naming a stage that does not exist as the failed one is refused', async () => {
+    const sf = new StateFile(join(dir, 's.json'), newState(sampleDefinition));
+    await sf.save();
+    const json = JSON.parse(await readFile(sf.path, 'utf8'));
+    json.failed = { stage: 'pkgadd; rm -rf /', message: 'x', kept: true };
+    await writeFile(sf.path, JSON.stringify(json), { mode: 0o600 });
+    await assert.rejects(StateFile.load(sf.path), /not a buildimage state file \(failed.stage: /);
   });
 
   it('explains missing, corrupt and foreign state files in one line', async () => {

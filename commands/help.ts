@@ -1,0 +1,21 @@
+import { Args, loadHelpClass } from '@oclif/core';
+import { BaseCommand } from '../src/cli/base.js';
+
+/**
+ * `buildimage help [COMMAND]`, as the old tool and most CLIs answer it: the
+ * same text as `--help` and `-h`, through oclif's own help class (no plugin);
+ * an unknown command is the usual one error line.
+ */
+export default class Help extends BaseCommand {
+  static enableJsonFlag = false;
+  static summary = 'Show the command list, or one command\'s help (the same as -h and --help).';
+  static examples = ['<%= config.bin %> help', '<%= config.bin %> help build'];
+  static args = { command: Args.string({ description: 'the command to show help for' }) };
+  static strict = false;
+
+  async run(): Promise<void> {
+    const { argv } = await this.parse(Help);
+    const HelpClass = await loadHelpClass(this.config);
+    await new HelpClass(this.config, this.config.pjson.oclif.helpOptions ?? {}).showHelp(argv as string[]);
+  }
+}
