@@ -106,7 +106,8 @@ describe('known manifests of installed images', () => {
     await writeFile(secret, '-----BEGIN OPENSSH PRIVATE KEY----- bait\n');
     const cases: [string, () => Promise<void>, RegExp][] = [
       ['wrong uuid', () => writeFile(path, JSON.stringify(other)), new RegExp(`names image ${other.uuid}, not ${m.uuid}`)],
-      ['not JSON', () => writeFile(path, '-----BEGIN OPENSSH PRIVATE KEY----- bait\n'), /is not JSON/],
+      // JSON.parse's own message would quote the start of this one.
+      ['not JSON', () => writeFile(path, 'OPENSSH PRIVATE KEY----- bait\n'), /is not JSON/],
       ['not a manifest', () => writeFile(path, JSON.stringify({ ...m, type: 'floppy' })), /is not a valid manifest: .*type/],
       ['a symlink', () => symlink(secret, path), /is a symlink/],
       ['a directory', () => mkdir(path), /is not a regular file/],
@@ -119,7 +120,7 @@ describe('known manifests of installed images', () => {
       assert.equal(await knownManifest(layout, m.uuid), undefined, what);
       assert.match(warnings(), re, what);
       assert.match(warnings(), new RegExp(`ignoring ${path}`), what);
-      assert.doesNotMatch(warnings(), /BEGIN OPENSSH/, `${what}: the content is never echoed`);
+      assert.doesNotMatch(warnings(), /OPENSSH/, `${what}: the content is never echoed`);
     }
   });
 
