@@ -44,15 +44,15 @@ export function imgadmRecordPath(dir: string, datasetRoot: string, uuid: string)
   return `${dir}/${datasetRoot}-${uuid}.json`;
 }
 
-/** Reads `path`: undefined when it does not exist; throws a one-line Error (no content) when it is not usable. */
-async function readJson(path: string): Promise<unknown | undefined> {
+/** Reads `path`: undefined when it does not exist (JSON has no undefined); throws a one-line Error (no content) when it is not usable. */
+async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readSmallFile(path, MAX_KNOWN_MANIFEST_BYTES);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    if (err instanceof NotRegularFile) throw new Error(err.why);
-    throw new Error(`cannot be read (${(err as NodeJS.ErrnoException).code ?? oneLine(err)})`);
+    if (err instanceof NotRegularFile) throw new Error(err.why, { cause: err });
+    throw new Error(`cannot be read (${(err as NodeJS.ErrnoException).code ?? oneLine(err)})`, { cause: err });
   }
   try {
     return JSON.parse(text);

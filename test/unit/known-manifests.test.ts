@@ -194,7 +194,7 @@ describe('known manifests of installed images', () => {
     const installedZfs = { exists: async () => true } as unknown as Zfs;
 
     it('an installed image with a kept manifest: no source opened', async () => {
-      const m = manifestOf({ state: 'disabled' } as Partial<ImageManifest>);
+      const m = manifestOf({ state: 'disabled' });
       await rememberManifest(layout, m);
       let opened = 0;
       const r = await installImage({ zfs: installedZfs, layout, source: async () => (opened++, noSource()) }, m.uuid);
@@ -212,7 +212,7 @@ describe('known manifests of installed images', () => {
     });
 
     it('installed without a known manifest: the source is asked, and its answer kept', async () => {
-      const m = manifestOf({ state: 'active' } as Partial<ImageManifest>);
+      const m = manifestOf({ state: 'active' });
       let asked = 0;
       const source: ImageSource = { description: 'src', getManifest: async () => (asked++, m), openFile: async () => assert.fail('no file') };
       await installImage({ zfs: installedZfs, layout, source }, m.uuid);
