@@ -3,8 +3,10 @@
  * as `imgadm import` does (imgapi.md §5; "import" is kept for IMGAPI's
  * AdminImportImage in publish): origins first, a lock per image,
  * size and sha1 checked while the bytes flow, `zfs receive` into
- * `<uuid>-partial`, exactly one snapshot normalized to `@final`, then the
- * rename. An image is only ever renamed into place whole.
+ * `<uuid>-partial`, exactly one snapshot normalized to `@final`, its
+ * manifest kept (base/known), then the rename. An image is only ever
+ * renamed into place whole. As imgadm, it looks on this machine first: an
+ * installed image whose manifest is known asks no source at all.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../core/errors.js';
@@ -17,13 +19,17 @@ import { byteProgress } from '../core/progress.js';
 import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 import { assertValidManifest } from '../image/manifest/validate.js';
 import { receiveStream } from '../image/streams.js';
+import { knownManifest, rememberManifest, type KnownManifest } from './known.js';
 import type { ImageSource } from './source.js';
 
 export interface InstallContext {
   zfs: Zfs;
-  /** Where images, their locks and receive journals live. */
+  /** Where images, their locks, receive journals and manifests live. */
   layout: Layout;
-  source: ImageSource;
+  /** The source, or how to open it: opened only when an image is not installed or its manifest is not known. */
+  source: ImageSource | (() => Promise<ImageSource>);
+  /** imgadm's image records, read for images imgadm installed (SmartOS: base/known defaultImgadmDir). */
+  imgadmDir?: string;
 }
 
 export interface InstallResult {
@@ -42,15 +48,38 @@ export async function isInstalled(zfs: Zfs, layout: Layout, uuid: string): Promi
   return (await zfs.exists(ds)) && (await zfs.exists(`${ds}@final`));
 }
 
+/**
+ * Image `uuid` installed with a known manifest, or undefined. Its origins
+ * need no look: they are the ZFS origins of its dataset, so it is installed
+ * only with them, and a build needs only its own manifest.
+ */
+export async function installedWithManifest(
+  ctx: Pick<InstallContext, 'zfs' | 'layout' | 'imgadmDir'>,
+  uuid: string,
+): Promise<KnownManifest | undefined> {
+  if (!isUuid(uuid) || !(await isInstalled(ctx.zfs, ctx.layout, uuid))) return undefined;
+  return knownManifest(ctx.layout, uuid, { imgadmDir: ctx.imgadmDir });
+}
+
 export async function installImage(ctx: InstallContext, uuid: string): Promise<InstallResult> {
   const { zfs, layout } = ctx;
   // It names datasets and lock files: a uuid, whatever the state file or flag said.
   if (!isUuid(uuid)) throw new BuildError(`base image ${JSON.stringify(uuid)} is not an image uuid`);
-  const top = await ctx.source.getManifest(uuid, { requireActive: true });
-  assertValidManifest(top, `image ${uuid} manifest from ${ctx.source.description}`, 'import');
-  if (top.uuid !== uuid) throw new BuildError(`source ${ctx.source.description} answered image ${top.uuid} when asked for ${uuid}`);
+  // Local first, as imgadm: an installed image is used whatever its state at the source, and the source need not answer.
+  const known = await installedWithManifest(ctx, uuid);
+  if (known) {
+    log.info(`image ${uuid} (${known.manifest.name}@${known.manifest.version}) already installed; manifest from ${known.from}, no source asked`);
+    return { manifest: known.manifest, dataset: layout.imageDataset(uuid), imported: [] };
+  }
+  const source = typeof ctx.source === 'function' ? await ctx.source() : ctx.source;
+  const opened: OpenedContext = { ...ctx, source };
+  const top = await source.getManifest(uuid, { requireActive: true });
+  assertValidManifest(top, `image ${uuid} manifest from ${source.description}`, 'import');
+  if (top.uuid !== uuid) throw new BuildError(`source ${source.description} answered image ${top.uuid} when asked for ${uuid}`);
   if (await isInstalled(zfs, layout, uuid)) {
+    // Installed by hand or by an older buildimage: keep the manifest, so the next build needs no source.
     log.info(`image ${uuid} (${top.name}@${top.version}) already imported`);
+    await rememberManifest(layout, top);
     return { manifest: top, dataset: layout.imageDataset(uuid), imported: [] };
   }
 
@@ -59,12 +88,12 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
   for (let m = top; m.origin; ) {
     if (chain.length > MAX_ORIGIN_DEPTH) throw new BuildError(`image ${uuid}: origin chain deeper than ${MAX_ORIGIN_DEPTH}`);
     if (chain.some((c) => c.uuid === m.origin)) {
-      throw new BuildError(`image ${uuid}: the origin chain from ${ctx.source.description} loops (${[...chain.map((c) => c.uuid), m.origin].join(' → ')})`);
+      throw new BuildError(`image ${uuid}: the origin chain from ${source.description} loops (${[...chain.map((c) => c.uuid), m.origin].join(' → ')})`);
     }
     if (await isInstalled(zfs, layout, m.origin)) break;
-    const origin = await ctx.source.getManifest(m.origin);
-    assertValidManifest(origin, `origin image ${m.origin} manifest from ${ctx.source.description}`, 'import');
-    if (origin.uuid !== m.origin) throw new BuildError(`source ${ctx.source.description} answered image ${origin.uuid} when asked for origin ${m.origin}`);
+    const origin = await source.getManifest(m.origin);
+    assertValidManifest(origin, `origin image ${m.origin} manifest from ${source.description}`, 'import');
+    if (origin.uuid !== m.origin) throw new BuildError(`source ${source.description} answered image ${origin.uuid} when asked for origin ${m.origin}`);
     chain.push(origin);
     m = origin;
   }
@@ -87,7 +116,7 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
     }
     for (const m of [...chain].reverse()) {
       if (await isInstalled(zfs, layout, m.uuid)) continue;
-      await installWithRetry(ctx, m);
+      await installWithRetry(opened, m);
       imported.push(m.uuid);
     }
   } finally {
@@ -108,7 +137,9 @@ function isRetryable(err: unknown): boolean {
  * on disk, and a source that can resume (Range) hides dropped connections.
  * When it cannot, the partial dataset is destroyed and the image starts over.
  */
-async function installWithRetry(ctx: InstallContext, m: ImageManifest): Promise<void> {
+type OpenedContext = InstallContext & { source: ImageSource };
+
+async function installWithRetry(ctx: OpenedContext, m: ImageManifest): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await installSingle(ctx, m);
@@ -137,7 +168,7 @@ export async function removePartial(ctx: InstallContext, uuid: string): Promise<
   await rm(ctx.layout.receiveJournal(uuid), { force: true });
 }
 
-async function installSingle(ctx: InstallContext, m: ImageManifest): Promise<void> {
+async function installSingle(ctx: OpenedContext, m: ImageManifest): Promise<void> {
   const { zfs } = ctx;
   const dataset = ctx.layout.imageDataset(m.uuid);
   const partial = ctx.layout.partialDataset(m.uuid);
@@ -155,6 +186,8 @@ async function installSingle(ctx: InstallContext, m: ImageManifest): Promise<voi
       throw new BuildError(`image ${m.uuid}: received dataset has ${snaps.length} snapshots, expected exactly 1`);
     }
     if (snaps[0] !== `${partial}@final`) await zfs.renameSnapshot(snaps[0], `${partial}@final`);
+    // Before the rename: an image installed by this tool always has its manifest beside it.
+    await rememberManifest(ctx.layout, m);
     await zfs.rename(partial, dataset);
     await rm(ctx.layout.receiveJournal(m.uuid), { force: true });
   } catch (err) {

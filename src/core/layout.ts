@@ -9,6 +9,8 @@
  *   <root>/<build id>@before-<stage>       with --keep-on-failure: the analog before that stage
  *   <work>/locks/img.<uuid>.import.lock    one image's install lock
  *   <work>/locks/img.<uuid>.receiving      journal: that -partial is ours
+ *   <work>/images/<uuid>.imgmanifest       an installed image's manifest, kept so a
+ *                                          build from it needs no source
  *   <work>/builds/<build id>/              one build's own directory:
  *       lock, zone/ (the analog's mountpoint), packages.json, pkgaudit.txt
  *   <work>/states/<build id>.json          the state of a build run without --state
@@ -66,6 +68,15 @@ export class Layout {
 
   receiveJournal(uuid: string): string {
     return join(this.lockDir, `img.${uuid}.receiving`);
+  }
+
+  get manifestDir(): string {
+    return join(this.workDir, 'images');
+  }
+
+  /** The manifest an image was installed with (a ZFS user property holds at most 8 KiB: too small for one). */
+  installedManifest(uuid: string): string {
+    return join(this.manifestDir, `${uuid}.imgmanifest`);
   }
 
   // ---- builds

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isInstalled } from '../base/install.js';
+import { installedWithManifest, isInstalled } from '../base/install.js';
+import { defaultImgadmDir } from '../base/known.js';
 import { isUrl, openSource } from '../base/open.js';
 import { oneLine } from '../core/errors.js';
 import { ensureDir, NEW_FILE_FLAGS, tempNameFor } from '../core/files.js';
@@ -189,12 +190,18 @@ async function checkCompressors(): Promise<DoctorCheck> {
 async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
   const id = 'source';
   const ms = o.networkTimeoutMs ?? 10_000;
-  const imported = o.image && o.datasetRoot ? await isInstalled(zfs, new Layout(o.datasetRoot, o.workDir), o.image).catch(() => false) : false;
+  // A URL may carry a user, password or token: never in the report.
+  const shown = isUrl(o.source) ? redactUrl(o.source) : o.source;
+  const layout = o.datasetRoot ? new Layout(o.datasetRoot, o.workDir) : undefined;
+  // As a build decides (base/install): an installed base with a known manifest needs no source, so none is asked.
+  const known = o.image && layout ? await installedWithManifest({ zfs, layout, imgadmDir: defaultImgadmDir() }, o.image).catch(() => undefined) : undefined;
+  if (known) {
+    return ok(id, `base ${o.image} (${known.manifest.name}@${known.manifest.version}) is installed with its manifest: builds from it need no source (${shown} not asked)`);
+  }
+  const imported = o.image && layout ? await isInstalled(zfs, layout, o.image).catch(() => false) : false;
   const fix = isUrl(o.source)
     ? 'check the network and https_proxy, the URL and --channel; or pass --source DIR with the base images'
     : 'put the base images (manifest + file) there, or pass another --source';
-  // A URL may carry a user, password or token: never in the report.
-  const shown = isUrl(o.source) ? redactUrl(o.source) : o.source;
   let detail: string;
   try {
     if (isUrl(o.source)) {
@@ -211,11 +218,11 @@ async function checkSource(o: DoctorOptions, zfs: Zfs): Promise<DoctorCheck> {
       detail += `; has ${o.image} (${m.name}@${m.version})`;
     }
   } catch (err) {
-    // An imported base is reused without asking the source.
-    if (imported) return warn(id, `${shown}: ${oneLine(err)}; but ${o.image} is already imported, so builds from it work`, fix);
+    // Installed, but its manifest unknown (installed by hand or an older buildimage): a build asks the source for it.
+    if (imported) return fail(id, `${shown}: ${oneLine(err)}; ${o.image} is installed but its manifest is not known here, so a build needs the source once`, fix);
     return fail(id, `${shown}: ${oneLine(err)}`, fix);
   }
-  return ok(id, imported ? `${detail}; ${o.image} already imported` : detail);
+  return ok(id, imported ? `${detail}; ${o.image} installed (the source gives its manifest)` : detail);
 }
 
 async function checkManta(o: DoctorOptions): Promise<DoctorCheck[]> {

@@ -9,6 +9,7 @@ import { ensureDir } from '../../core/files.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
 import { openSource } from '../../base/open.js';
 import { installImage } from '../../base/install.js';
+import { defaultImgadmDir } from '../../base/known.js';
 import { log } from '../../core/log.js';
 import { checkImageRoot } from '../../host/rootfs.js';
 import { hostDirsToMount } from '../../host/chroot.js';
@@ -19,8 +20,9 @@ export async function prepare(ctx: StageContext): Promise<void> {
   if (!(await zfs.exists(def.datasetRoot))) {
     throw new BuildError(`dataset root ${def.datasetRoot} does not exist`, { hint: 'create it, or pass --dataset-root' });
   }
-  const source = await openSource(def.source, def.channel);
-  const base = await installImage({ zfs, layout, source }, def.imageUuid);
+  // The source is opened only if the base chain is not installed with known manifests: a cached base needs no network.
+  const source = () => openSource(def.source, def.channel);
+  const base = await installImage({ zfs, layout, source, imgadmDir: defaultImgadmDir() }, def.imageUuid);
   sf.state.base = {
     uuid: base.manifest.uuid,
     name: base.manifest.name,
