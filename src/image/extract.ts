@@ -295,13 +295,13 @@ export async function extractArchives(archives: readonly string[], root: string,
       }
     } catch (err) {
       // A decompressor that failed on its own explains a truncated or garbled stream better than the reader can.
-      const decErr = await a.close().then(
+      const decErr = await a.close(false).then(
         () => undefined,
         (x: unknown) => x,
       );
       throw err instanceof ArchiveFormatError && decErr ? decErr : err;
     }
-    await a.close();
+    await a.close(true);
     stats.archives++;
     stats.ignored += ignored;
     if (ignored) log.info(`archive ${archive}: ${ignored} entries outside root/ ignored (${[...tops].slice(0, 5).join(', ')}${tops.size > 5 ? ', ...' : ''})`);

@@ -352,8 +352,12 @@ export class TarReader {
 export interface OpenArchive {
   compression: Compression;
   stream: AsyncIterable<Buffer>;
-  /** After the end-of-archive block (or a failure): stops the decompressor, closes the file; throws when the decompressor failed on its own. */
-  close(): Promise<void>;
+  /**
+   * Stops the decompressor and closes the file: after the end-of-archive
+   * block (`reachedEnd`), or after a failure, when it throws the
+   * decompressor's own failure (a corrupt or truncated stream) if it had one.
+   */
+  close(reachedEnd: boolean): Promise<void>;
 }
 
 /** What is wrong with `path` as an archive (undefined: a regular file that looks like one). */
@@ -426,16 +430,25 @@ export async function openArchive(path: string): Promise<OpenArchive> {
   return {
     compression,
     stream: counted(),
-    close: async () => {
-      file.unpipe();
-      file.destroy();
-      out.destroy();
-      // Exited on its own: its verdict counts. Still running after the end block (padding, trailing data): stopped.
-      const exited = dec.exitCode !== null;
-      if (!exited) dec.kill();
+    close: async (reachedEnd) => {
+      if (reachedEnd) {
+        // What follows the end block (padding, anything) is not read: stop the decompressor, its exit does not count.
+        file.unpipe();
+        file.destroy();
+        out.destroy();
+        dec.kill();
+        await dec;
+        await fh.close();
+        return;
+      }
+      // Failed: let the decompressor finish on its own (its output discarded), briefly; a failure of its own explains the stream.
+      out.resume();
+      const timer = setTimeout(() => dec.kill(), 2000);
       const r = await dec;
+      clearTimeout(timer);
+      file.destroy();
       await fh.close();
-      if (exited && r.exitCode !== 0) {
+      if (!r.isTerminated && r.exitCode !== 0) {
         const why = String(r.stderr ?? '').trim().split('\n').pop() ?? '';
         throw new BuildError(`archive ${path}: its ${compression} data is corrupt or truncated (${tool.cmd} exit ${r.exitCode}${why ? `: ${why}` : ''})`);
       }

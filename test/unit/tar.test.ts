@@ -21,9 +21,11 @@ async function readAll(path: string): Promise<Array<Omit<TarEntry, 'offset' | 'a
       for await (const c of r.data()) h.update(c);
       out.push({ ...rest, ...(e.type === 'file' ? { sha1: h.digest('hex') } : {}) });
     }
-  } finally {
-    await a.close();
+  } catch (err) {
+    await a.close(false);
+    throw err;
   }
+  await a.close(true);
   return out;
 }
 
@@ -99,7 +101,7 @@ describe('tar reader (image/tar)', () => {
       const file = gtarCreate(proto, join(top, `c${SUFFIX[c]}`), { compression: c, members: ['root'] });
       const a = await openArchive(file);
       assert.equal(a.compression, c);
-      await a.close();
+      await a.close(true);
       const es = await readAll(file);
       assert.equal(es.find((e) => e.name === 'root/opt/app.js')?.sha1, sha1('console.log(1)\n'));
     });
