@@ -82,7 +82,7 @@ class ByteSource {
       this.eof = true;
       return false;
     }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
     if (b.length) {
       this.chunks.push(b);
       this.avail += b.length;
@@ -412,10 +412,10 @@ export async function openArchive(path: string): Promise<OpenArchive> {
   let inBytes = 0;
   let outBytes = 0;
   file.on('data', (c: Buffer | string) => void (inBytes += c.length));
-  file.pipe(dec.stdin!);
+  file.pipe(dec.stdin);
   // A decompressor that stops reading (we stopped at the end block) is no error of the archive.
-  dec.stdin!.on('error', () => undefined);
-  const out = dec.stdout as Readable;
+  dec.stdin.on('error', () => undefined);
+  const out = dec.stdout;
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const c of out) {
       outBytes += (c as Buffer).length;
