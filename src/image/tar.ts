@@ -15,7 +15,6 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
 import { BuildError } from '../core/errors.js';
 import { formatBytes } from '../core/progress.js';
 import { spawn } from '../host/exec.js';
