@@ -14,6 +14,9 @@
  * only checked on the sample image)
  * --dir DIR (/var/tmp/buildimage-bench) --write FILE (the markdown report
  * also goes there) --keep (leave pool and files).
+ * --only tarballs: only the tarball case (eng's gtar + chown -R + the
+ * original's copy of stage/root, against assemble from the same tarballs),
+ * --runs pairs.
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
@@ -59,6 +62,7 @@ function parseArgs(argv: string[]) {
     dir: '/var/tmp/buildimage-bench',
     write: undefined as string | undefined,
     keep: false,
+    only: undefined as 'tarballs' | undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -76,6 +80,11 @@ function parseArgs(argv: string[]) {
     else if (a === '--dir') o.dir = val();
     else if (a === '--write') o.write = val();
     else if (a === '--keep') o.keep = true;
+    else if (a === '--only') {
+      const v = val();
+      if (v !== 'tarballs') throw new Error('--only: tarballs');
+      o.only = v;
+    }
     else throw new Error(`unknown flag ${a}`);
   }
   if (!o.scales.length || o.scales.some((s) => !Number.isInteger(s) || s < 1)) throw new Error('--scales: positive integers');
@@ -340,6 +349,124 @@ async function rawFullSha1(snap: string): Promise<{ sha1: string; size: number }
   return { sha1: b.stdout.split(' ')[0], size: Number(b.stderr.trim()) };
 }
 
+
+// ---------------------------------------------------------------- tarballs (issue 13, item 2)
+
+interface TarballCase {
+  tars: string[];
+  sizes: string;
+  eng: number[];
+  engParts: Array<{ extract: number; chown: number; copy: number }>;
+  ours: number[];
+  note: string;
+}
+
+/**
+ * eng's `buildimage` target from tarballs: gtar extracts the release and
+ * the agents' tarballs into a stage dir, `chown -R root:root`, then the
+ * original sequence's copy of stage/root (`rsync -a`) into a fresh clone;
+ * against `buildimage assemble` of the same tarballs into a fresh clone
+ * (prepare before, clean after, neither timed). The stage dir is on the
+ * host's file system beside the bench (an agent's workspace is on ZFS,
+ * which would make eng's extraction slower: this is the conservative side).
+ */
+async function benchTarballs(w: Bench, runs: number): Promise<TarballCase> {
+  const src = join(w.dir, 'tar-src');
+  // The release: the 1× service proto as root/, with a site/ beside it (eng's release tarballs have one).
+  writeBenchProto(join(src, 'release/root'), { scale: 1 });
+  await mkdir(join(src, 'release/site'), { recursive: true });
+  await execa('bash', ['-c', 'echo site > "$1/release/site/README"', 'bash', src]);
+  // Two agents: node_modules trees of their own (a slice of the service's packages each), as config-agent and registrar ship.
+  const mods = join(src, 'release/root/opt/smartdc/benchsvc/node_modules');
+  const pkgs = (await execa('bash', ['-c', 'ls "$1" | grep -v "^\\." | sort', 'bash', mods])).stdout.split('\n').filter(Boolean);
+  for (const [i, agent] of ['config-agent', 'registrar'].entries()) {
+    const d = join(src, agent, 'root/opt/smartdc/agents/lib/node_modules', agent, 'node_modules');
+    await mkdir(d, { recursive: true });
+    const slice = pkgs.slice(i * 60, i * 60 + 60);
+    await execa('cp', ['-a', ...slice.map((p) => join(mods, p)), d]);
+    await execa('bash', ['-c', 'echo "{\\"name\\":\\"$2\\"}" > "$1/package.json"', 'bash', join(d, '..'), agent]);
+  }
+  const tars = [
+    join(w.dir, 'benchsvc-pkg-20261201T000000Z-gbench.tar.gz'),
+    join(w.dir, 'config-agent.tar.gz'),
+    join(w.dir, 'registrar.tar.gz'),
+  ];
+  // As eng makes them: gtar -z of root (and site), owners as on the build machine.
+  await execa('tar', ['-C', join(src, 'release'), '-czf', tars[0], 'root', 'site']);
+  for (const [i, agent] of ['config-agent', 'registrar'].entries()) await execa('tar', ['-C', join(src, agent), '-czf', tars[i + 1], 'root']);
+  await rm(src, { recursive: true, force: true });
+  const sizes = (await Promise.all(tars.map(async (t) => (await stat(t)).size / 1e6))).map((x) => `${x.toFixed(1)} MB`).join(' + ');
+  const res: TarballCase = { tars, sizes, eng: [], engParts: [], ours: [], note: '' };
+  const env = { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn' };
+  const common = ['--source', w.sampleDir, '--dataset-root', w.datasetRoot];
+  for (let i = 0; i < runs; i++) {
+    const trees: Record<string, Map<string, string>> = {};
+    for (const who of i % 2 ? ['ours', 'eng'] : ['eng', 'ours']) {
+      say(`tarballs run ${i + 1}/${runs}: ${who}`);
+      if (who === 'eng') {
+        const uuid = randomUUID();
+        const ds = `${w.datasetRoot}/${uuid}`;
+        const mnt = join(w.dir, `eng-${uuid.slice(0, 8)}`);
+        const stage = join(w.dir, `stage-${uuid.slice(0, 8)}`);
+        await execa('zfs', ['clone', '-o', `mountpoint=${mnt}`, `${w.datasetRoot}/${w.originUuid}@final`, ds]);
+        await mkdir(stage);
+        const t0 = now();
+        for (const t of tars) await execa('tar', ['-C', stage, '-xzf', t]);
+        const t1 = now();
+        await execa('chown', ['-R', 'root:root', stage]);
+        const t2 = now();
+        await execa('rsync', ['-a', `${stage}/root/`, `${mnt}/root/`]);
+        const t3 = now();
+        res.eng.push(t3 - t0);
+        res.engParts.push({ extract: t1 - t0, chown: t2 - t1, copy: t3 - t2 });
+        say(`  ${f2(t3 - t0)} s (gtar ${f2(t1 - t0)}, chown ${f2(t2 - t1)}, rsync ${f2(t3 - t2)})`);
+        if (i === 0) trees.eng = await describeTree(join(mnt, 'root'));
+        await rm(stage, { recursive: true, force: true });
+        await execa('zfs', ['destroy', '-r', ds], { reject: false });
+        await rm(mnt, { recursive: true, force: true });
+      } else {
+        const state = join(w.dir, `tar-state-${i}.json`);
+        const out = join(w.dir, `tar-out-${i}`);
+        await mkdir(out, { recursive: true });
+        const p = await execa(BIN, ['prepare', '-i', w.originUuid, '-d', tars[0], ...tars.slice(1).flatMap((t) => ['--add', t]),
+          '-m', JSON.stringify({ name: 'benchsvc', version: `1.1.${i}` }), ...common, '--output-dir', out, '--state', state, '--json'], { env, reject: false });
+        if (p.exitCode !== 0) throw new Error(`buildimage prepare failed: ${p.stderr}`);
+        const root = join((JSON.parse(String(p.stdout)) as { analog: { mountpoint: string } }).analog.mountpoint, 'root');
+        const t0 = now();
+        const a = await execa(BIN, ['assemble', '--state', state], { env, reject: false });
+        const t = now() - t0;
+        if (a.exitCode !== 0) throw new Error(`buildimage assemble failed: ${a.stderr}`);
+        res.ours.push(t);
+        say(`  ${f2(t)} s`);
+        if (i === 0) trees.ours = await describeTree(root);
+        const c = await execa(BIN, ['clean', '--state', state], { env, reject: false });
+        if (c.exitCode !== 0) throw new Error(`buildimage clean failed: ${c.stderr}`);
+        await rm(out, { recursive: true, force: true });
+      }
+    }
+    if (i === 0) {
+      const diffs = diffTrees(trees.eng, trees.ours);
+      if (diffs.length) throw new Error(`tarballs: image roots differ: ${diffs.join('; ')}`);
+      res.note = `tarballs: the image root assemble made equals eng's (gtar, chown -R, rsync -a) (${trees.ours.size} entries: type, mode, owner, size, content sha1, link target)`;
+    }
+  }
+  return res;
+}
+
+function tarballReport(t: TarballCase): string[] {
+  const ratios = t.ours.map((x, i) => x / t.eng[i]);
+  const med = (xs: number[]) => stats(xs).median;
+  return [
+    '### Proto from tarballs: `buildimage assemble` / eng\'s gtar + `chown -R` + copy (ratio; min / **median** / max)',
+    '',
+    `Release tarball + two agent tarballs (${t.sizes}, gzip).`,
+    '',
+    '| runs | ours / eng | eng (s) | of which gtar / chown -R / rsync -a (s, median) | ours (s) |',
+    '|---|---|---|---|---|',
+    `| ${t.ours.length} | ${fmtStats(ratios)} | ${fmtStats(t.eng)} | ${f2(med(t.engParts.map((p) => p.extract)))} / ${f2(med(t.engParts.map((p) => p.chown)))} / ${f2(med(t.engParts.map((p) => p.copy)))} | ${fmtStats(t.ours)} |`,
+  ];
+}
+
 // ---------------------------------------------------------------- the world
 
 interface Bench {
@@ -404,6 +531,16 @@ async function main(): Promise<void> {
     await installImage({ zfs, layout: new Layout(datasetRoot, join(dir, 'work')), source: await openSource(sampleDir) }, images.origin.uuid);
 
     const notes: string[] = [];
+    if (o.only === 'tarballs') {
+      const t = await benchTarballs(w, o.runs);
+      const load1 = loadavg();
+      report.push(`## Results, tarballs only (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')}`, '');
+      report.push(...tarballReport(t), '', `- ${t.note}`, '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
+      const text = report.join('\n');
+      console.log(text);
+      if (o.write) writeFileSync(o.write, text + '\n');
+      return;
+    }
     // Every compression, byte-exact, on the sample images (full and incremental streams).
     const img = (u: string) => `${datasetRoot}/${u}@final`;
     notes.push(...(await otherCompressions(w, img(images.origin.uuid), img(images.base.uuid), 'sample origin image (incremental stream)', false)));

@@ -27,7 +27,10 @@ function flagFor(id: SettingId, command: CommandId): RawFlags[string] {
   const s = SETTINGS[id] as Setting;
   const common = { description: describe(id, command), ...(s.char ? { char: s.char as 'a' } : {}) };
   if (s.type === 'boolean') return Flags.boolean(common);
-  return Flags.string({ ...common, ...(s.options ? { options: [...s.options] } : {}) }) as RawFlags[string];
+  const opts = { ...common, ...(s.options ? { options: [...s.options] } : {}) };
+  // Repeatable (--add A --add B): oclif gives the texts as a list.
+  if (s.multiple) return Flags.string({ ...opts, multiple: true }) as unknown as RawFlags[string];
+  return Flags.string(opts) as RawFlags[string];
 }
 
 /** Every flag `command` takes, keyed by long flag name. */

@@ -51,7 +51,17 @@ export interface EntryJob {
   defer: boolean;
 }
 
-export type Job = EntryJob | { kind: 'link'; dest: string; first: string; replace: boolean } | ({ kind: 'dir'; dest: string } & Meta);
+/** A file whose data is in hand (image/extract: an archive's small files). */
+export type WriteJob = { kind: 'write'; dest: string; data: Uint8Array; replace: boolean } & Meta;
+/** A symlink to make (image/extract); chmod is ignored. */
+export type SymlinkJob = { kind: 'symlink'; dest: string; target: string; replace: boolean } & Meta;
+
+export type Job =
+  | EntryJob
+  | WriteJob
+  | SymlinkJob
+  | { kind: 'link'; dest: string; first: string; replace: boolean }
+  | ({ kind: 'dir'; dest: string } & Meta);
 
 /** A file with more than one link, handed back to the walk; `key` is the proto file's dev:ino. */
 export type Deferred = EntryJob & { key: string };
@@ -81,6 +91,28 @@ export function metaFor(st: Stats, createMode: number, parentSetgid: boolean, wh
 
 const BUF_SIZE = 1024 * 1024;
 let buf: Buffer | undefined;
+
+/** Creates `dest` (never through a link), fills it with `fill(fd)`, then owner, mode and times as copyFile does. */
+export function writeNew(dest: string, replace: boolean, m: Meta, fill: (fd: number) => number): number {
+  if (replace) unlinkSync(dest);
+  const out = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, m.mode & 0o777);
+  try {
+    const bytes = fill(out);
+    // After the data (a write may clear set-id bits), chown before chmod (chown clears them).
+    if (m.chown) fchownSync(out, m.uid, m.gid);
+    if (m.chmod) fchmodSync(out, m.mode & 0o7777);
+    futimesSync(out, m.atime, m.mtime);
+    return bytes;
+  } finally {
+    closeSync(out);
+  }
+}
+
+/** Writes all of `data` to `fd`. */
+export function writeAll(fd: number, data: Uint8Array): number {
+  for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off);
+  return data.length;
+}
 
 function copyFile(src: string, dest: string, replace: boolean, st: Stats, m: Meta): number {
   if (replace) unlinkSync(dest);
@@ -146,6 +178,17 @@ function runJob(j: Job, r: BatchResult, who: WorkerInit): void {
     case 'link':
       if (j.replace) unlinkSync(j.dest);
       linkSync(j.first, j.dest);
+      return;
+    case 'write':
+      r.bytes += writeNew(j.dest, j.replace, j, (fd) => writeAll(fd, j.data));
+      r.files++;
+      return;
+    case 'symlink':
+      if (j.replace) unlinkSync(j.dest);
+      symlinkSync(j.target, j.dest);
+      if (j.chown) lchownSync(j.dest, j.uid, j.gid);
+      lutimesSync(j.dest, j.atime, j.mtime);
+      r.symlinks++;
       return;
     case 'dir':
       if (j.chown) chownSync(j.dest, j.uid, j.gid);

@@ -48,13 +48,13 @@ export interface CopyOptions {
   onProgress?: (stats: CopyStats) => void;
 }
 
-const DEFAULT_WORKERS = 6;
+export const DEFAULT_WORKERS = 6;
 const BATCH_JOBS = 16;
 /** Jobs queued ahead of the workers before the walk waits (small: queued jobs and their messages are memory). */
 const MAX_QUEUED = 128;
 
-/** Batches of jobs to a few worker threads, each with up to two batches in hand. */
-class WorkerPool {
+/** Batches of jobs to a few worker threads, each with up to two batches in hand (also image/extract's). */
+export class WorkerPool {
   private readonly workers: Array<{ w: Worker; busy: number }> = [];
   private readonly queue: Job[] = [];
   private nextId = 0;
@@ -154,7 +154,7 @@ export async function protoDirProblem(dir: string): Promise<string | undefined> 
   return undefined;
 }
 
-function currentUmask(): number {
+export function currentUmask(): number {
   const old = process.umask(0o022);
   process.umask(old);
   return old;

@@ -104,9 +104,10 @@ export async function resolveSetting(
     return given ?? inFile ?? (fromEnv !== undefined ? parseSwitch(fromEnv, s.env!) : false);
   }
   const lab = label(id);
-  const fromLine = typeof given === 'string' ? s.parse(given, lab) : undefined;
-  const fromFile =
-    inFile === undefined ? undefined : s.parse((s.config as ConfigKey<unknown>).toText(inFile, dirname(resolve(file!.path))), lab);
+  // A repeatable flag (`multiple`) comes as several texts: each parsed into a list, the lists joined in order.
+  const parse = (t: string | string[]): unknown => (Array.isArray(t) ? t.flatMap((x) => s.parse(x, lab) as unknown[]) : s.parse(t, lab));
+  const fromLine = typeof given === 'string' || Array.isArray(given) ? parse(given as string | string[]) : undefined;
+  const fromFile = inFile === undefined ? undefined : parse((s.config as ConfigKey<unknown>).toText(inFile, dirname(resolve(file!.path))));
   if (fromLine !== undefined && fromFile !== undefined && s.merge) return s.merge(fromFile, fromLine);
   if (fromLine !== undefined) return fromLine;
   if (fromFile !== undefined) return fromFile;

@@ -21,6 +21,7 @@ import { delegatedDataset, isSmartOS } from '../host/platform.js';
 import { assertDatasetName } from '../host/zfs.js';
 import { protoDirProblem } from '../host/copy.js';
 import { COMPRESSIONS } from '../image/compression.js';
+import { archiveProblem } from '../image/tar.js';
 import { STREAM_STALL_MS } from '../image/streams.js';
 import { parseManifestObject } from '../image/manifest/input.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
@@ -32,8 +33,8 @@ export type CommandId = (typeof COMMANDS)[number];
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
 export interface ConfigKey<V = never> {
   readonly schema: z.ZodTypeAny;
-  /** `dir` is the file's directory: relative paths in the file are relative to it. */
-  toText(value: V, dir: string): string;
+  /** `dir` is the file's directory: relative paths in the file are relative to it. A list (a `multiple` setting) gives one text per value. */
+  toText(value: V, dir: string): string | string[];
 }
 
 interface Common {
@@ -58,6 +59,8 @@ interface Common {
 export interface StringSetting<T = unknown> extends Common {
   readonly type: 'string';
   readonly options?: readonly string[];
+  /** The flag may be given more than once: each text is parsed (into a list) and the lists are joined in order. */
+  readonly multiple?: true;
   /** Parsed like given text. A function is asked at resolution and may find nothing. */
   readonly default?: string | (() => Promise<string | undefined>);
   /** How help shows a default that is computed or implied. */
@@ -159,6 +162,20 @@ function parseChoice<const C extends readonly string[]>(choices: C) {
   };
 }
 
+/** A proto for -d: a directory (the copy's rule, host/copy) or an archive (image/tar). */
+async function checkProto(v: string, label: string): Promise<string> {
+  const abs = resolve(v);
+  if ((await stat(abs).catch(() => undefined))?.isFile()) {
+    const problem = await archiveProblem(abs);
+    if (problem) throw new UsageError(`proto archive (${label}) ${v} ${problem}`);
+    return abs;
+  }
+  // The copy's own rule, so that a proto it would refuse fails here, before prepare.
+  const problem = await protoDirProblem(abs);
+  if (problem) throw new UsageError(`proto directory (${label}) ${v} ${problem === 'is not a directory' ? 'is neither a directory nor a regular file (an archive)' : problem}`);
+  return abs;
+}
+
 async function existingDir(path: string, what: string): Promise<string> {
   const abs = resolve(path);
   const st = await stat(abs).catch(() => undefined);
@@ -227,18 +244,43 @@ export const SETTINGS = {
   dir: setting({
     type: 'string',
     char: 'd',
-    help: "proto directory, copied into the image's /",
-    required: { what: 'the proto directory', example: 'DIR' },
+    help: "proto: a directory copied into the image's /, or an archive (tar, .tar.gz/.tgz, .tar.bz2, .tar.xz) whose root/ is extracted there, as eng's stage dir",
+    required: { what: 'the proto directory or archive', example: 'DIR' },
     parse: text,
-    check: async (v: string) => {
-      // The copy's own rule (host/copy), so that a proto it would refuse fails here, before prepare.
-      const problem = await protoDirProblem(resolve(v));
-      if (problem) throw new UsageError(`proto directory (-d) ${v} ${problem}`);
-      return resolve(v);
-    },
+    check: checkProto,
     config: configPath,
     field: 'protoDir',
     stored: z.string(),
+    commands: DEFINING,
+  }),
+  add: setting({
+    type: 'string',
+    multiple: true,
+    help: "another archive (an agent's prebuilt tarball) whose root/ is extracted into the image after -d; repeatable, in order, later files win",
+    parse: (v: string): string[] => [v],
+    check: async (v: string[], label: string) => {
+      const out: string[] = [];
+      for (const a of v) {
+        const problem = await archiveProblem(resolve(a));
+        if (problem) throw new UsageError(`archive (${label}) ${a} ${problem}`);
+        out.push(resolve(a));
+      }
+      return out;
+    },
+    config: {
+      schema: z.union([z.array(z.string()), z.string()]),
+      toText: (v: string[] | string, dir: string) => (Array.isArray(v) ? v : [v]).map((p) => (isAbsolute(p) ? p : resolve(dir, p))),
+    },
+    field: 'addArchives',
+    stored: z.array(z.string()).optional(),
+    commands: DEFINING,
+  }),
+  'keep-owners': setting({
+    type: 'boolean',
+    help: "archives (-d, --add): keep their files' numeric owners instead of root:root (eng's chown -R root:root)",
+    config: configBoolean,
+    field: 'keepOwners',
+    stored: z.boolean().optional(),
     commands: DEFINING,
   }),
   manifest: setting({

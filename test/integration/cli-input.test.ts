@@ -30,7 +30,7 @@ describe('CLI: bad input is one clear line and exit 2', function () {
     ['manifest is an array', (d) => ['-i', UUID, '-d', d, '-m', '[1]'], /must be a JSON object/],
     ['bad uuid', (d) => ['-i', 'not-a-uuid', '-d', d, '-m', MF], /-i must be an image uuid/],
     ['missing proto dir', (d) => ['-i', UUID, '-d', join(d, 'nope'), '-m', MF], /proto directory \(-d\) .* does not exist/],
-    ['proto is a file', (d) => ['-i', UUID, '-d', join(d, 'afile'), '-m', MF], /proto directory \(-d\) .* is not a directory/],
+    ['proto is a file that is no archive', (d) => ['-i', UUID, '-d', join(d, 'afile'), '-m', MF], /proto archive \(-d\) .* is not a tar archive \(plain, gzip, bzip2 or xz\)/],
     ['bad package name', (d) => ['-i', UUID, '-d', d, '-m', MF, '-p', 'curl,$(reboot)'], /invalid package name/],
     ['package looks like an option', (d) => ['-i', UUID, '-d', d, '-m', MF, '-p', '-f'], /package/],
     ['bad compression', (d) => ['-i', UUID, '-d', d, '-m', MF, '--compression', 'zstd'], /compression/],

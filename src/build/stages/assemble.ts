@@ -1,6 +1,11 @@
-/** assemble: copy the proto directory into the zone analog's root/, and the optional motd. */
+/**
+ * assemble: the proto into the zone analog's root/ (a directory copied, or
+ * archives extracted: -d's, then each --add's, in order), and the optional motd.
+ */
+import { stat } from 'node:fs/promises';
 import type { StageContext } from '../context.js';
 import { copyTree } from '../../host/copy.js';
+import { extractArchives } from '../../image/extract.js';
 import { checkImageRoot, writeFileInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { fill, readTemplate } from '../../core/templates.js';
@@ -12,14 +17,30 @@ export async function assemble(ctx: StageContext): Promise<void> {
   const def = sf.state.definition;
   // Checked again here: a stage may run in a process of its own, long after prepare.
   const root = await checkImageRoot(sf.state.analog!.mountpoint);
-  log.info(`copying ${def.protoDir} into ${root}`);
-  const progress = startProgress('copy', { unit: 'files' });
-  const stats = await copyTree(def.protoDir, root, { onProgress: (s) => progress.update(s.files, { bytes: s.bytes }) }).finally(() =>
-    progress.done(),
-  );
-  log.info(
-    `copied ${stats.files} files (${formatBytes(stats.bytes)}), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
-  );
+  // -d is a directory (copied as before) or an archive (extracted with the --add ones); the setting checked which.
+  const protoIsDir = (await stat(def.protoDir).catch(() => undefined))?.isDirectory() ?? false;
+  const archives = [...(protoIsDir ? [] : [def.protoDir]), ...(def.addArchives ?? [])];
+  if (protoIsDir) {
+    log.info(`copying ${def.protoDir} into ${root}`);
+    const progress = startProgress('copy', { unit: 'files' });
+    const stats = await copyTree(def.protoDir, root, { onProgress: (s) => progress.update(s.files, { bytes: s.bytes }) }).finally(() =>
+      progress.done(),
+    );
+    log.info(
+      `copied ${stats.files} files (${formatBytes(stats.bytes)}), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks`,
+    );
+  }
+  if (archives.length) {
+    const progress = startProgress('extract', { unit: 'files' });
+    const stats = await extractArchives(archives, root, {
+      keepOwners: def.keepOwners,
+      onProgress: (s) => progress.update(s.files, { bytes: s.bytes }),
+    }).finally(() => progress.done());
+    log.info(
+      `extracted ${stats.archives} archives: ${stats.files} files (${formatBytes(stats.bytes)}), ${stats.dirs} dirs, ${stats.symlinks} symlinks, ${stats.hardlinks} hardlinks` +
+        (def.keepOwners ? ', owners kept' : ', owned by root:root'),
+    );
+  }
   if (def.motd) {
     const base = sf.state.base!;
     await writeFileInRoot(
