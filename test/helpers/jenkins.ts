@@ -48,6 +48,8 @@ export interface JobOptions {
    * endpoints: the local Manta and IMGAPI instead of the public ones).
    */
   overrides?: Record<string, string>;
+  /** Run only these stages (and no post): for a test of one stage's steps. */
+  only?: string[];
 }
 
 export interface StepLog {
@@ -296,6 +298,7 @@ export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<Job
     let failed = false;
     for (const stage of calls(section(pipeline, 'stages')?.closure ?? [])) {
       current = str(stage.args[0], env);
+      if (o.only && !o.only.includes(current)) continue;
       if (failed) {
         res.stages[current] = 'not run';
         continue;
@@ -319,7 +322,7 @@ export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<Job
     }
     res.result = failed ? 'FAILURE' : 'SUCCESS';
 
-    const post = section(pipeline, 'post');
+    const post = o.only ? undefined : section(pipeline, 'post');
     for (const cond of calls(post?.closure ?? [])) {
       current = `post ${cond.name}`;
       const runIt = cond.name === 'always' || cond.name === 'cleanup' || (cond.name === 'success' ? !failed : cond.name === 'failure' ? failed : false);
