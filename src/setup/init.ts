@@ -3,7 +3,7 @@
  * Jenkinsfile for a component repo, from templates/. Never replaces a file
  * unless told to (--force); writes nothing when it would have to.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
@@ -106,12 +106,10 @@ export async function init(o: InitOptions): Promise<InitResult> {
     throw new UsageError(`${names} already exist${existing.length === 1 ? 's' : ''}; nothing written`, 'pass --force to replace, or move them away');
   }
   for (const [path, text] of files) await writeAtomic(path, text);
+  // No proto/ here: the Jenkinsfiles' re-clean (`git clean -fdx`) would
+  // delete an untracked one; they hand buildimage the release tarball made
+  // each run instead, and a local try makes its own proto dir.
   const written = files.map(([p]) => p);
-  const proto = join(dir, 'proto');
-  if (!(await stat(proto).catch(() => undefined))) {
-    await mkdir(proto);
-    written.push(proto + '/');
-  }
 
   const config = relative(cwd, join(dir, 'buildimage.json'));
   const state = relative(cwd, join(dir, '.buildimage', 'state.json'));

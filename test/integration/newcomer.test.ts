@@ -52,7 +52,7 @@ describe('a newcomer: init, then the commands it prints (CLI, --json)', function
     let r = await cli(['init', '-i', w.origin.uuid, '--description', 'Hello service', '--json'], { cwd: repo, env });
     assert.equal(r.code, 0, r.stderr);
     const initRes = parseAs(InitResultSchema, r.stdout, 'init');
-    assert.deepEqual(initRes.written, [join(repo, 'buildimage.json'), join(repo, 'Jenkinsfile'), join(repo, 'proto') + '/']);
+    assert.deepEqual(initRes.written, [join(repo, 'buildimage.json'), join(repo, 'Jenkinsfile')]);
     const def = JSON.parse(await readFile(join(repo, 'buildimage.json'), 'utf8'));
     assert.equal(def.manifest.name, 'hello');
     assert.equal(def['source-repo'], 'https://github.com/TritonDataCenter/sdc-hello.git');

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Config } from '@oclif/core';
 import { DEFAULT_BASE, EXAMPLE_VALUES, init, renderJenkinsfile } from '../../src/setup/init.js';
 import { EXAMPLES, REPO_ROOT } from '../../scripts/render-examples.js';
+import { haveGroovy, parseJenkinsfile, runJenkinsfile } from '../helpers/jenkins.js';
 
 interface CommandLine {
   source: string;
@@ -152,6 +153,7 @@ function groovyJavaHome(): string | undefined {
 describe('Jenkinsfiles, templates and documented command lines', function () {
   this.timeout(60_000);
   let dir: string;
+  let initWritten: string[];
   const sources: Array<[string, string, Kind]> = [];
   before(async () => {
     await loadManifest();
@@ -160,6 +162,7 @@ describe('Jenkinsfiles, templates and documented command lines', function () {
     sources.push(['templates/eng/Makefile.buildimage', readFileSync(join(REPO_ROOT, 'templates/eng/Makefile.buildimage'), 'utf8'), 'makefile']);
     sources.push(['README.md', readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'), 'markdown']);
     const r = await init({ dir, template: 'smartdc-service', jenkinsfile: 'stages', imageVer: '21.4.0', pi: '20210826T002459Z', force: false });
+    initWritten = r.written;
     sources.push(['init next steps', r.next.join('\n'), 'shell']);
     for (const e of examples) sources.push([`${e.id} --help example`, e.text, 'shell']);
   });
@@ -235,6 +238,68 @@ describe('Jenkinsfiles, templates and documented command lines', function () {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /stage 'x': unknown section step/);
     assert.match(bad.stderr, /stage 'x' has no steps/);
+  });
+
+  it('init writes no proto/ into the checkout: the re-clean stage (git clean -fdx) would delete it', () => {
+    assert.deepEqual(initWritten, [join(dir, 'buildimage.json'), join(dir, 'Jenkinsfile')]);
+    assert.equal(existsSync(join(dir, 'proto')), false);
+  });
+
+  it('the examples hand buildimage the release tarball (-d NAME-pkg-STAMP.tar.gz) and each agent (--add), and publish only master, release-* and manual runs', function () {
+    for (const file of ['Jenkinsfile.example', 'Jenkinsfile.single.example']) {
+      const text = readFileSync(join(REPO_ROOT, file), 'utf8');
+      assert.match(text, /make BRANCH="\$BRANCH" STAMP="\$STAMP" all release publish/, file);
+      assert.match(text, /buildimage (prepare|build) --config buildimage\.json -d "myservice-pkg-\$STAMP\.tar\.gz" "\$@"/, file);
+      assert.match(text, /set -- "\$@" --add "\$tarball"/, file);
+      assert.match(text, /when \{\s+anyOf \{\s+branch 'master'\s+branch 'release-\*'\s+triggeredBy 'UserIdCause'\s+\}\s+\}/, file);
+      assert.doesNotMatch(text, /BRANCH_NAME" \| tr/, `${file}: no raw BRANCH_NAME in the stamp`);
+    }
+    // --add is another change's flag: until it is merged, say so rather than fail here.
+    for (const id of ['prepare', 'build']) {
+      if (!commands.get(id)!.add) this.skip();
+      assert.ok(commands.get(id)!.add, `${id} --add`);
+    }
+  });
+
+  it('the stamp stage makes eng\'s STAMP: the third /-field of the branch, -g<sha> from git describe, -dirty', async function () {
+    if (!haveGroovy()) {
+      if (process.env.CI) assert.fail('groovy is not installed (scripts/setup-host.sh installs it)');
+      this.skip();
+    }
+    const repo = join(dir, 'stamp-repo');
+    const git = (...a: string[]) =>
+      execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
+    execFileSync('git', ['init', '-q', '-b', 'release-20240101', repo]);
+    await writeFile(join(repo, 'f'), '1\n');
+    git('add', 'f');
+    git('commit', '-q', '-m', 'one');
+    const short = git('rev-parse', '--short', 'HEAD');
+    for (const kind of ['stages', 'single'] as const) {
+      const file = join(dir, `stamp-${kind}.Jenkinsfile`);
+      await writeFile(file, renderJenkinsfile(kind, EXAMPLE_VALUES));
+      const tree = parseJenkinsfile(file);
+      const stamp = async (jenkinsEnv: Record<string, string>) => {
+        const r = await runJenkinsfile(tree, {
+          workspace: repo, agentEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, jenkinsEnv, causes: [], credentials: {}, only: ['stamp'],
+        });
+        assert.equal(r.result, 'SUCCESS', r.steps.map((s) => s.output).join('\n'));
+        return { branch: r.env.BRANCH, stamp: r.env.STAMP };
+      };
+      // On a branch, no BRANCH_NAME (eng: git symbolic-ref HEAD).
+      let s = await stamp({});
+      assert.equal(s.branch, 'release-20240101', kind);
+      assert.match(s.stamp, new RegExp(`^release-20240101-\\d{8}T\\d{6}Z-g${short}$`), kind);
+      // Jenkins: a detached HEAD, the branch in BRANCH_NAME; a "/" in it.
+      git('checkout', '-q', '--detach');
+      s = await stamp({ BRANCH_NAME: 'feature/x' });
+      assert.equal(s.branch, 'feature', kind);
+      assert.match(s.stamp, new RegExp(`^feature-\\d{8}T\\d{6}Z-g${short}$`), kind);
+      // A changed tracked file.
+      await writeFile(join(repo, 'f'), '2\n');
+      s = await stamp({ BRANCH_NAME: 'master' });
+      assert.match(s.stamp, new RegExp(`^master-\\d{8}T\\d{6}Z-g${short}-dirty$`), kind);
+      git('checkout', '-q', '-f', 'release-20240101');
+    }
   });
 
   it('init writes the definition with the default base and refuses to overwrite', async () => {

@@ -1,0 +1,316 @@
+/**
+ * The Jenkinsfile examples run as a Jenkins agent runs them: each example,
+ * rendered for a sample Triton component (testbed/component: eng's targets,
+ * `buildimage init`'s files, agents' prebuilt tarballs), parsed by Groovy,
+ * its `sh` steps in order with Jenkins' environment (BRANCH_NAME, BUILD_URL,
+ * WORKSPACE, …) in a fresh clone on a detached HEAD, against the test world
+ * (real ZFS, sample images, pkgsrc repository) and the local Manta and
+ * IMGAPI servers (the public endpoints in `environment` replaced by them).
+ * What got published is read back from the servers: eng's bits layout with
+ * the release tarball and prepublish's files, the image in its channel; a
+ * feature branch publishes nothing.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { EXAMPLE_VALUES, renderJenkinsfile, type JenkinsValues } from '../../src/setup/init.js';
+import { parsePublicKeyLine, sha256Fingerprint } from '../../src/http/signature.js';
+import type { ImageManifest } from '../../src/image/manifest/types.js';
+import { makeSampleComponent, type SampleComponent } from '../../testbed/component.js';
+import { BIN, cli } from '../helpers/cli.js';
+import { haveGroovy, parseJenkinsfile, runJenkinsfile, type JobOptions, type JobResult } from '../helpers/jenkins.js';
+import { assertNoLeaks } from '../helpers/leaks.js';
+import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
+import { mountAdminApi } from '../servers/imgapi-admin.js';
+import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
+import { MantaTestServer } from '../servers/manta-server.js';
+import { haveBinary, nodeRsaKey, sshKeygen } from '../servers/ssh-keys.js';
+import { selfSignedCert } from '../servers/tls.js';
+
+const USER = 'Joyent_Dev';
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+/**
+ * Until `-d ARCHIVE` and `--add ARCHIVE` are in the CLI: a `buildimage` in
+ * front of the real one that does what eng does with the archives (extract
+ * them in order into a stage dir) and passes its root/ as -d.
+ */
+const FALLBACK = `#!/usr/bin/env node
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+const args = process.argv.slice(2), out = [], archives = [];
+const isArchive = (a) => /\\.(tar|tar\\.gz|tgz|tar\\.bz2|tar\\.xz)$/.test(a ?? '');
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--add') archives.push(args[++i]);
+  else if ((args[i] === '-d' || args[i] === '--dir') && isArchive(args[i + 1])) archives.unshift(args[++i]);
+  else out.push(args[i]);
+}
+if (archives.length) {
+  const stage = resolve('.buildimage/stage-fallback');
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  for (const a of archives) execFileSync('tar', ['-xf', resolve(a), '-C', stage]);
+  out.push('-d', join(stage, 'root'));
+}
+process.exit(spawnSync(process.env.BUILDIMAGE_REAL_BIN, out, { stdio: 'inherit' }).status ?? 1);
+`;
+
+describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', function () {
+  this.timeout(20 * 60 * 1000);
+  let w: World;
+  let dir: string;
+  let comp: SampleComponent;
+  let manta: MantaTestServer;
+  let imgapi: ImgapiTestServer;
+  let base: JobOptions;
+  let archiveFlags: boolean;
+  const files: Record<'stages' | 'single' | 'publish-rerun', string> = { stages: '', single: '', 'publish-rerun': '' };
+  let runs = 0;
+  const BASE = `/${USER}/public/builds/sample`;
+
+  before(async function () {
+    if (!haveGroovy() || !haveBinary('ssh-keygen') || !haveBinary('ssh-agent')) {
+      if (process.env.CI) assert.fail('groovy, ssh-keygen and ssh-agent are needed (scripts/setup-host.sh installs them)');
+      this.skip();
+    }
+    w = await world();
+    dir = join(w.dir, 'jenkins');
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    comp = await makeSampleComponent(dir, {
+      base: w.origin.uuid,
+      packages: ['greeter'],
+      init: async (repo) => {
+        const r = await cli(['init', '-i', w.origin.uuid, '--json'], { cwd: repo, env: w.env });
+        assert.equal(r.code, 0, r.stderr);
+      },
+    });
+    const values: JenkinsValues = { ...EXAMPLE_VALUES, name: comp.name };
+    for (const kind of Object.keys(files) as (keyof typeof files)[]) {
+      files[kind] = join(dir, `${kind}.Jenkinsfile`);
+      await writeFile(files[kind], renderJenkinsfile(kind, values));
+    }
+    // The component's own Jenkinsfile is init's, the stages example.
+    assert.equal(await readFile(join(comp.repo, 'Jenkinsfile'), 'utf8'), await readFile(files.stages, 'utf8'));
+
+    const tls = await selfSignedCert();
+    const mantaKey = await sshKeygen(dir, 'manta_key', 'rsa', { bits: 2048 });
+    const imgapiKey = nodeRsaKey();
+    manta = await MantaTestServer.start({ [USER]: { keys: [mantaKey.pubLine] } }, { tls });
+    imgapi = await startImgapiServer();
+    mountAdminApi(imgapi, { authkeys: { mg: [imgapiKey.pubLine] }, fileUrlCa: tls.cert });
+    const read = async (stem: string) => JSON.parse(await readFile(join(w.sampleDir, `${stem}.imgmanifest`), 'utf8')) as ImageManifest;
+    const channels = ['dev', 'staging', 'experimental'];
+    await imgapi.addImage(await read('minimal-64-lts-sample-24.4.1'), join(w.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz'), { channels });
+    await imgapi.addImage(await read('triton-origin-sample-24.4.1'), join(w.sampleDir, 'triton-origin-sample-24.4.1.zfs.gz'), { channels });
+
+    // The agent: buildimage on PATH, this machine's dataset root and work
+    // dir, eng's agent cache and download dir; a HOME with no keys (they
+    // come from Jenkins' credentials).
+    const home = join(dir, 'home');
+    await mkdir(join(home, '.ssh'), { recursive: true });
+    const help = await cli(['prepare', '--help']);
+    archiveFlags = /--add\b/.test(help.stdout);
+    let binDir = join(BIN, '..');
+    if (!archiveFlags) {
+      console.log('      (this CLI has no -d ARCHIVE/--add yet: the examples run through the stand-in that extracts as eng does)');
+      binDir = join(dir, 'fallback-bin');
+      await mkdir(binDir, { recursive: true });
+      await writeFile(join(binDir, 'buildimage'), FALLBACK, { mode: 0o755 });
+    }
+    base = {
+      workspace: '',
+      agentEnv: {
+        ...w.env,
+        PATH: `${binDir}:${process.env.PATH}`,
+        HOME: home,
+        BUILDIMAGE_REAL_BIN: BIN,
+        AGENT_PREBUILT_DOWNLOAD_URL: comp.agentsDir,
+        AGENT_PREBUILT_DIR: join(dir, 'agent-cache'),
+        // The test Manta's certificate is self-signed.
+        MANTA_TLS_INSECURE: '1',
+        LANG: 'C',
+      },
+      jenkinsEnv: {},
+      causes: [],
+      credentials: {
+        'manta-key': { kind: 'ssh', keyFile: mantaKey.path },
+        'manta-key-id': { kind: 'text', value: sha256Fingerprint(parsePublicKeyLine(mantaKey.pubLine).blob) },
+        'updates-imgadm-key': { kind: 'file', content: imgapiKey.pem },
+      },
+      overrides: { MANTA_URL: manta.url, UPDATES_IMGADM_URL: imgapi.url },
+    };
+  });
+
+  after(async () => {
+    await manta?.close();
+    await imgapi?.close();
+  });
+
+  /** A multibranch job's build of `branch`: a fresh clone checked out on a detached HEAD, as Jenkins does. */
+  async function job(kind: keyof typeof files, branch: string, o: { causes?: string[]; params?: Record<string, string | boolean> } = {}): Promise<JobResult & { ws: string; sha: string }> {
+    const n = ++runs;
+    const ws = join(dir, `ws-${n}`);
+    await execa('git', ['clone', '-q', comp.repo, ws]);
+    const sha = String((await execa('git', ['-C', ws, 'rev-parse', `origin/${branch}`])).stdout);
+    await execa('git', ['-C', ws, 'checkout', '-q', '--detach', sha]);
+    const enc = encodeURIComponent(encodeURIComponent(branch));
+    const jobName = `TritonDataCenter/sdc-sample/${enc}`;
+    const r = await runJenkinsfile(parseJenkinsfile(files[kind]), {
+      ...base,
+      workspace: ws,
+      jenkinsEnv: {
+        BRANCH_NAME: branch,
+        BUILD_NUMBER: String(n),
+        BUILD_ID: String(n),
+        BUILD_DISPLAY_NAME: `#${n}`,
+        JOB_NAME: jobName,
+        JOB_BASE_NAME: enc,
+        BUILD_TAG: `jenkins-${jobName.replace(/\//g, '-')}-${n}`,
+        JENKINS_URL: 'https://jenkins.example.com/',
+        BUILD_URL: `https://jenkins.example.com/job/TritonDataCenter/job/sdc-sample/job/${enc}/${n}/`,
+        JOB_URL: `https://jenkins.example.com/job/TritonDataCenter/job/sdc-sample/job/${enc}/`,
+        NODE_NAME: 'jenkins-agent-1',
+        NODE_LABELS: 'image_ver:21.4.0 pkgsrc_arch:x86_64',
+        EXECUTOR_NUMBER: '0',
+        GIT_COMMIT: sha,
+        GIT_BRANCH: branch,
+      },
+      causes: o.causes ?? ['BranchEventCause'],
+      params: o.params,
+    });
+    return { ...r, ws, sha };
+  }
+
+  function explain(r: JobResult): string {
+    return r.steps.map((s) => `--- ${s.stage} (exit ${s.code})\n${s.script}\n${s.output.slice(-3000)}`).join('\n');
+  }
+
+  const writes = (): number => manta.puts().length;
+
+  it('the stages example on master: eng\'s bits (release tarball, prepublish files, image) in Manta, the image in dev; the proto is the release and agent tarballs', async () => {
+    const r = await job('stages', 'master');
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    assert.deepEqual(r.stages, { check: 'ran', 're-clean': 'ran', stamp: 'ran', proto: 'ran', prepare: 'ran', assemble: 'ran', pkgadd: 'ran', seal: 'ran', publish: 'ran' });
+    const stamp = r.env.STAMP;
+    const short = String((await execa('git', ['-C', r.ws, 'rev-parse', '--short', r.sha])).stdout);
+    assert.match(stamp, /^master-\d{8}T\d{6}Z-g[0-9a-f]{7,}$/);
+    assert.ok(stamp.endsWith(`-g${short}`), `${stamp} ends with -g${short}`);
+
+    const dest = `${BASE}/${stamp}`;
+    const objects = manta.list(dest).filter((p) => manta.entry(p)?.type === 'object');
+    const want = [
+      `sample/sample-pkg-${stamp}.tar.gz`,
+      'sample/latest-build-stamp',
+      'sample/build-environment',
+      'sample/npm-ls.json',
+      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'packages.json', 'build-info.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
+      'md5sums.txt',
+    ].map((p) => `${dest}/${p}`);
+    assert.deepEqual(objects, want.sort());
+    assert.equal((await manta.read(`${dest}/sample/latest-build-stamp`)).toString(), `${stamp}\n`);
+    const tarball = await readFile(join(r.ws, `sample-pkg-${stamp}.tar.gz`));
+    assert.equal(md5(await manta.read(`${dest}/sample/sample-pkg-${stamp}.tar.gz`)), md5(tarball), 'the release tarball as make release made it');
+    assert.equal((await manta.read(`${BASE}/master-latest`)).toString(), `${dest}\n`);
+    assert.equal(manta.entry(`${BASE}/latest-release`), undefined);
+
+    const manifest = JSON.parse((await manta.read(`${dest}/sample/sample-zfs-${stamp}.imgmanifest`)).toString()) as ImageManifest;
+    assert.equal(manifest.version, stamp);
+    const stored = imgapi.store.get(manifest.uuid);
+    assert.ok(stored, 'imported into the updates IMGAPI');
+    assert.deepEqual(stored.raw.channels, ['dev']);
+    assert.equal(stored.raw.activated, true);
+
+    // The agents: the newest master tarballs, fetched as eng does, not extracted by the pipeline.
+    const agents = (await readFile(join(r.ws, '.buildimage/agents'), 'utf8')).trim().split('\n');
+    assert.deepEqual(agents.map((a) => a.split('/').pop()), [comp.agents.registrar.master, comp.agents.waferlock.master]);
+
+    // What the image holds: the release tarball's root/ (after re-clean: no dev-only module) and the agents.
+    const mnt = join(dir, 'rx-mnt');
+    const rx = await verifyPoolWithChain(w);
+    try {
+      await rx.receive(join(r.ws, `bits/sample/sample-zfs-${stamp}.zfs.gz`), manifest.uuid, mnt);
+      const root = join(mnt, 'root');
+      assert.equal(await readFile(join(root, 'opt/smartdc/sample/stamp'), 'utf8'), `${stamp}\n`);
+      assert.ok((await lstat(join(root, 'opt/smartdc/sample/server/main.js'))).isFile());
+      assert.ok((await lstat(join(root, 'opt/smartdc/sample/node_modules/prodonly/index.js'))).isFile());
+      await assert.rejects(lstat(join(root, 'opt/smartdc/sample/node_modules/devonly')), 'make check\'s module was cleaned');
+      await assert.rejects(lstat(join(root, 'site')), 'only root/ is the image');
+      for (const agent of ['registrar', 'waferlock']) assert.equal(await readFile(join(root, 'opt/smartdc', agent, 'branch'), 'utf8'), 'master\n');
+      assert.ok((await lstat(join(root, 'opt/local/pkg/greeter-1.1/+CONTENTS'))).isFile(), 'buildimage.json\'s package');
+    } finally {
+      await rx.destroy();
+      await rm(mnt, { recursive: true, force: true });
+    }
+    assert.ok(r.recorded.includes('post always: archiveArtifacts'));
+  });
+
+  it('a feature branch (feature/x) builds with a stamp without "/" and publishes nothing', async () => {
+    const before = { writes: writes(), objects: manta.list(`/${USER}`).length, images: imgapi.store.size };
+    const r = await job('stages', 'feature/x');
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    assert.equal(r.stages.seal, 'ran');
+    assert.equal(r.stages.publish, 'skipped');
+    assert.equal(r.env.BRANCH, 'feature', 'eng: the third /-field of refs/heads/feature/x');
+    assert.match(r.env.STAMP, /^feature-\d{8}T\d{6}Z-g[0-9a-f]{7,}$/);
+    const bits = await readdir(join(r.ws, 'bits/sample'));
+    assert.ok(bits.includes(`sample-zfs-${r.env.STAMP}.zfs.gz`), bits.join(' '));
+    assert.ok(bits.includes(`sample-pkg-${r.env.STAMP}.tar.gz`));
+    assert.deepEqual({ writes: writes(), objects: manta.list(`/${USER}`).length, images: imgapi.store.size }, before);
+  });
+
+  it('the single-step example on release-20240101: release agents, staging, latest-release', async () => {
+    const r = await job('single', 'release-20240101');
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    assert.equal(r.stages.upload, 'ran');
+    const stamp = r.env.STAMP;
+    assert.match(stamp, /^release-20240101-\d{8}T\d{6}Z-g[0-9a-f]{7,}$/);
+    const dest = `${BASE}/${stamp}`;
+    assert.equal((await manta.read(`${BASE}/release-20240101-latest`)).toString(), `${dest}\n`);
+    assert.equal((await manta.read(`${BASE}/latest-release`)).toString(), `${dest}\n`);
+    for (const f of [`sample-pkg-${stamp}.tar.gz`, 'latest-build-stamp', 'build-environment', 'npm-ls.json', `sample-zfs-${stamp}.zfs.gz`]) {
+      assert.equal(manta.entry(`${dest}/sample/${f}`)?.type, 'object', f);
+    }
+    const agents = (await readFile(join(r.ws, '.buildimage/agents'), 'utf8')).trim().split('\n');
+    assert.deepEqual(agents.map((a) => a.split('/').pop()), [comp.agents.registrar['release-20240101'], comp.agents.waferlock['release-20240101']]);
+    const manifest = JSON.parse(await readFile(join(r.ws, `bits/sample/sample-zfs-${stamp}.imgmanifest`), 'utf8')) as ImageManifest;
+    assert.deepEqual(imgapi.store.get(manifest.uuid)?.raw.channels, ['staging']);
+  });
+
+  it('a manual run of a feature branch publishes, to experimental', async () => {
+    const r = await job('single', 'feature/x', { causes: ['UserIdCause'] });
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    const dest = `${BASE}/${r.env.STAMP}`;
+    assert.equal((await manta.read(`${BASE}/feature-latest`)).toString(), `${dest}\n`);
+    const manifest = JSON.parse(await readFile(join(r.ws, `bits/sample/sample-zfs-${r.env.STAMP}.imgmanifest`), 'utf8')) as ImageManifest;
+    assert.deepEqual(imgapi.store.get(manifest.uuid)?.raw.channels, ['experimental']);
+  });
+
+  it('the publish-rerun example: a dry run, then a rerun that finds everything published', async () => {
+    const first = join(dir, 'ws-1', 'bits');
+    const before = writes();
+    const ws = join(dir, 'ws-rerun');
+    await mkdir(ws, { recursive: true });
+    const run = (params: Record<string, string | boolean>) =>
+      runJenkinsfile(parseJenkinsfile(files['publish-rerun']), {
+        ...base,
+        workspace: ws,
+        jenkinsEnv: { BUILD_NUMBER: '1', BUILD_URL: 'https://jenkins.example.com/job/sample-publish/1/', JOB_NAME: 'sample-publish', NODE_NAME: 'jenkins-agent-1' },
+        causes: ['UserIdCause'],
+        params: { NODE: 'jenkins-agent-1', BITS_DIR: first, ...params },
+      });
+    let r = await run({});
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    assert.deepEqual(r.stages, { plan: 'ran', publish: 'skipped' });
+    r = await run({ DRY_RUN: false });
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    const res = JSON.parse(await readFile(join(ws, 'publish-result.json'), 'utf8')) as { uploaded: number; skipped: number };
+    assert.equal(res.uploaded, 0);
+    assert.ok(res.skipped >= 9, JSON.stringify(res));
+    assert.equal(writes(), before, 'nothing written again');
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
+  });
+});

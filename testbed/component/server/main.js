@@ -1,0 +1,2 @@
+// The sample service's code: what the image's /opt/smartdc/sample holds.
+console.log('sample service');
