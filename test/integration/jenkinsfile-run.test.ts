@@ -32,32 +32,6 @@ import { selfSignedCert } from '../servers/tls.js';
 const USER = 'Joyent_Dev';
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
-/**
- * Until `-d ARCHIVE` and `--add ARCHIVE` are in the CLI: a `buildimage` in
- * front of the real one that does what eng does with the archives (extract
- * them in order into a stage dir) and passes its root/ as -d.
- */
-const FALLBACK = `#!/usr/bin/env node
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-const args = process.argv.slice(2), out = [], archives = [];
-const isArchive = (a) => /\\.(tar|tar\\.gz|tgz|tar\\.bz2|tar\\.xz)$/.test(a ?? '');
-for (let i = 0; i < args.length; i++) {
-  if (args[i] === '--add') archives.push(args[++i]);
-  else if ((args[i] === '-d' || args[i] === '--dir') && isArchive(args[i + 1])) archives.unshift(args[++i]);
-  else out.push(args[i]);
-}
-if (archives.length) {
-  const stage = resolve('.buildimage/stage-fallback');
-  rmSync(stage, { recursive: true, force: true });
-  mkdirSync(stage, { recursive: true });
-  for (const a of archives) execFileSync('tar', ['-xf', resolve(a), '-C', stage]);
-  out.push('-d', join(stage, 'root'));
-}
-process.exit(spawnSync(process.env.BUILDIMAGE_REAL_BIN, out, { stdio: 'inherit' }).status ?? 1);
-`;
-
 describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', function () {
   this.timeout(20 * 60 * 1000);
   let w: World;
@@ -66,7 +40,6 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
   let manta: MantaTestServer;
   let imgapi: ImgapiTestServer;
   let base: JobOptions;
-  let archiveFlags: boolean;
   const files: Record<'stages' | 'single' | 'publish-rerun', string> = { stages: '', single: '', 'publish-rerun': '' };
   let runs = 0;
   const BASE = `/${USER}/public/builds/sample`;
@@ -112,22 +85,13 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
     // come from Jenkins' credentials).
     const home = join(dir, 'home');
     await mkdir(join(home, '.ssh'), { recursive: true });
-    const help = await cli(['prepare', '--help']);
-    archiveFlags = /--add\b/.test(help.stdout);
-    let binDir = join(BIN, '..');
-    if (!archiveFlags) {
-      console.log('      (this CLI has no -d ARCHIVE/--add yet: the examples run through the stand-in that extracts as eng does)');
-      binDir = join(dir, 'fallback-bin');
-      await mkdir(binDir, { recursive: true });
-      await writeFile(join(binDir, 'buildimage'), FALLBACK, { mode: 0o755 });
-    }
+    const binDir = join(BIN, '..');
     base = {
       workspace: '',
       agentEnv: {
         ...w.env,
         PATH: `${binDir}:${process.env.PATH}`,
         HOME: home,
-        BUILDIMAGE_REAL_BIN: BIN,
         AGENT_PREBUILT_DOWNLOAD_URL: comp.agentsDir,
         AGENT_PREBUILT_DIR: join(dir, 'agent-cache'),
         // The test Manta's certificate is self-signed.
