@@ -5,7 +5,10 @@
  * `stage/root`, in one pass and without the stage dir.
  *
  * `root/` inside an archive is the image's `/`; other top-level entries
- * (eng's `site/`) are skipped with one info line. Archives are extracted in
+ * (eng's `site/`) are skipped with one info line. An archive given with a
+ * directory (`--add DIR=ARCHIVE`, eng's `tar -xf ARCHIVE -C
+ * $(STAGEDIR)/$(X_PREBUILT_ROOTDIR)`) is extracted whole under DIR, whose
+ * missing components are made as real directories. Archives are extracted in
  * order, later entries win. Owners are root:root unless asked to keep
  * them; modes (set-id bits too) and times are the archive's.
  *
@@ -24,7 +27,7 @@ import {
   closeSync, constants, fchmodSync, fchownSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, unlinkSync,
 } from 'node:fs';
 import { resolve } from 'node:path';
-import { BuildError, BuildimageError } from '../core/errors.js';
+import { BuildError, BuildimageError, UsageError } from '../core/errors.js';
 import { throwIfInterrupted } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { DEFAULT_WORKERS, WorkerPool, currentUmask, isNoSpace } from '../host/copy.js';
@@ -62,6 +65,36 @@ interface Listing {
   setgid: boolean;
 }
 
+/** An archive to extract: its root/ into the image's /, or (with `dir`, an image path like `/opt/smartdc`) all of it under dir. */
+export interface AddArchive {
+  path: string;
+  dir?: string;
+}
+
+/**
+ * `ARCHIVE`, `DIR=ARCHIVE` or `=ARCHIVE` (an archive whose path holds a
+ * "="): only the first "=" splits. DIR is an absolute image path
+ * (`/opt/smartdc`) or eng's stage-relative one (`root/opt/smartdc`), the
+ * same; it is kept as `/opt/smartdc`. No ".." in it.
+ */
+export function parseAddArchive(text: string, label = '--add'): AddArchive {
+  const eq = text.indexOf('=');
+  if (eq < 0) return { path: text };
+  const dirText = text.slice(0, eq);
+  const path = text.slice(eq + 1);
+  const bad = (why: string) => new UsageError(`${label} ${JSON.stringify(text)}: ${why}`, 'give ARCHIVE, or DIR=ARCHIVE with DIR like /opt/smartdc or root/opt/smartdc');
+  if (path === '') throw bad('no archive after "="');
+  if (dirText === '') return { path };
+  if (dirText.includes('\0')) throw bad('DIR has a NUL');
+  const comps = dirText.split('/').filter((c) => c !== '' && c !== '.');
+  if (comps.includes('..')) throw bad('DIR has a ".." component');
+  if (!dirText.startsWith('/')) {
+    if (comps[0] !== 'root') throw bad('DIR must be an absolute image path (/opt) or stage-relative under root/ (root/opt)');
+    comps.shift();
+  }
+  return { path, dir: `/${comps.join('/')}` };
+}
+
 /** One line naming the archive and the entry. */
 function refuse(archive: string, e: TarEntry, why: string): never {
   throw new BuildError(`archive ${archive}: ${JSON.stringify(e.name)} ${why}`, { hint: 'nothing was written outside the image; fix the archive' });
@@ -69,19 +102,22 @@ function refuse(archive: string, e: TarEntry, why: string): never {
 
 /**
  * The image-relative components of an archive name: undefined for an entry
- * outside root/, [] for root/ itself. Absolute names and ".." are refused.
+ * outside root/, [] for root/ itself; with `under` (an archive given a
+ * DIR), every entry, under DIR's components. Absolute names and ".." are
+ * refused.
  */
-export function imageComponents(name: string): { comps?: string[]; top?: string; problem?: string } {
+export function imageComponents(name: string, under?: readonly string[]): { comps?: string[]; top?: string; problem?: string } {
   if (name === '') return { problem: 'has an empty name' };
   if (name.includes('\0')) return { problem: 'has a NUL in its name' };
   if (name.startsWith('/')) return { problem: 'is an absolute name: refusing to extract outside the image' };
   const comps = name.split('/').filter((c) => c !== '' && c !== '.');
   if (comps.includes('..')) return { problem: 'has a ".." component: refusing to extract outside the image' };
+  if (under) return { comps: [...under, ...comps] };
   if (comps[0] !== 'root') return { top: comps[0] ?? '.' };
   return { comps: comps.slice(1) };
 }
 
-export async function extractArchives(archives: readonly string[], root: string, opts: ExtractOptions = {}): Promise<ExtractStats> {
+export async function extractArchives(archives: readonly (string | AddArchive)[], root: string, opts: ExtractOptions = {}): Promise<ExtractStats> {
   root = resolve(root);
   await realDirIn(root);
   const rootDev = lstatSync(root).dev;
@@ -186,7 +222,7 @@ export async function extractArchives(archives: readonly string[], root: string,
     inFlight += bytes;
   }
 
-  async function entry(archive: string, reader: TarReader, e: TarEntry, comps: string[]): Promise<void> {
+  async function entry(archive: string, reader: TarReader, e: TarEntry, comps: string[], under?: string[]): Promise<void> {
     if (e.type === 'char' || e.type === 'block' || e.type === 'fifo') {
       refuse(archive, e, `is a ${{ char: 'character device', block: 'block device', fifo: 'FIFO' }[e.type]}: device nodes and FIFOs are not extracted into an image`);
     }
@@ -227,8 +263,8 @@ export async function extractArchives(archives: readonly string[], root: string,
       return;
     }
     if (e.type === 'hardlink') {
-      const t = imageComponents(e.linkname);
-      if (t.problem || !t.comps) refuse(archive, e, `is a hard link to ${JSON.stringify(e.linkname)}, outside root/: refusing`);
+      const t = imageComponents(e.linkname, under);
+      if (t.problem || !t.comps) refuse(archive, e, `is a hard link to ${JSON.stringify(e.linkname)}, outside ${under ? 'the archive' : 'root/'}: refusing`);
       if (!t.comps.length) refuse(archive, e, 'is a hard link to root/ itself');
       const tdir = parentOf(archive, e, t.comps, `is a hard link to ${JSON.stringify(e.linkname)}, which is`, false);
       const tname = t.comps[t.comps.length - 1];
@@ -270,9 +306,40 @@ export async function extractArchives(archives: readonly string[], root: string,
     stats.bytes += bytes;
   }
 
-  async function one(archive: string): Promise<void> {
+  /** DIR's components, each a real directory of the image (missing ones made 0755, as gtar -C's stage dir would have them). */
+  function dirIn(archive: string, dir: string): string[] {
+    const comps = dir.split('/').filter((c) => c !== '');
+    let d = root;
+    comps.forEach((c, i) => {
+      const l = listing(d);
+      const k = l.kinds.get(c);
+      const p = `${d}/${c}`;
+      const shown = `/${comps.slice(0, i + 1).join('/')}`;
+      const no = (why: string): never => {
+        throw new BuildError(`archive ${archive}: its directory ${dir} ${why}`, { hint: 'nothing was written; give a DIR that is a directory in the image' });
+      };
+      if (k === undefined) {
+        mkdirSync(p, 0o755);
+        l.kinds.set(c, 'dir');
+        lists.set(p, { kinds: new Map(), setgid: false });
+      } else if (k === 'link') no(`would be reached through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
+      else if (k !== 'dir') no(`needs ${shown} to be a directory, and in the image it is not`);
+      d = p;
+    });
+    return comps;
+  }
+
+  async function one(spec: string | AddArchive): Promise<void> {
+    const { path: archive, dir } = typeof spec === 'string' ? { path: spec, dir: undefined } : spec;
     const a = await openArchive(archive);
-    log.info(`extracting ${archive}${a.compression === 'none' ? '' : ` (${a.compression})`} into ${root}`);
+    log.info(`extracting ${archive}${a.compression === 'none' ? '' : ` (${a.compression})`} into ${root}${dir ? ` under ${dir}` : ''}`);
+    let under: string[] | undefined;
+    try {
+      if (dir !== undefined) under = dirIn(archive, dir);
+    } catch (err) {
+      await a.close(false).catch(() => undefined);
+      throw err;
+    }
     const reader = new TarReader(a.stream, archive);
     const tops = new Set<string>();
     let ignored = 0;
@@ -284,14 +351,14 @@ export async function extractArchives(archives: readonly string[], root: string,
           check();
           opts.onProgress?.(stats);
         }
-        const c = imageComponents(e.name);
+        const c = imageComponents(e.name, under);
         if (c.problem) refuse(archive, e, c.problem);
         if (!c.comps) {
           ignored++;
           tops.add(`${c.top}/`);
           continue;
         }
-        await entry(archive, reader, e, c.comps);
+        await entry(archive, reader, e, c.comps, under);
       }
     } catch (err) {
       // A decompressor that failed on its own explains a truncated or garbled stream better than the reader can.

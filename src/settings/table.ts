@@ -22,6 +22,7 @@ import { assertDatasetName } from '../host/zfs.js';
 import { protoDirProblem } from '../host/copy.js';
 import { COMPRESSIONS } from '../image/compression.js';
 import { archiveProblem } from '../image/tar.js';
+import { parseAddArchive, type AddArchive } from '../image/extract.js';
 import { STREAM_STALL_MS } from '../image/streams.js';
 import { parseManifestObject } from '../image/manifest/input.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
@@ -87,6 +88,10 @@ export interface BooleanSetting extends Common {
 export type Setting = StringSetting | BooleanSetting;
 
 const text = (s: string): string => s;
+
+/** buildimage.json's `"add"`: `"DIR=ARCHIVE"` strings, or `{ "archive": ..., "dir": ... }`. */
+const AddObject = z.object({ archive: z.string(), dir: z.string().optional() }).strict();
+type AddConfig = string | z.infer<typeof AddObject>;
 
 function setting<const S extends Setting>(s: S): S {
   return s;
@@ -256,23 +261,29 @@ export const SETTINGS = {
   add: setting({
     type: 'string',
     multiple: true,
-    help: "another archive (an agent's prebuilt tarball) whose root/ is extracted into the image after -d; repeatable, in order, later files win",
-    parse: (v: string): string[] => [v],
-    check: async (v: string[], label: string) => {
-      const out: string[] = [];
+    help: "another archive (an agent's prebuilt tarball) extracted into the image after -d: ARCHIVE (its root/ is the image's /) or DIR=ARCHIVE (all of it under DIR, e.g. /opt/smartdc or eng's root/opt/smartdc); repeatable, in order, later files win",
+    parse: (v: string, label: string): AddArchive[] => [parseAddArchive(v, label)],
+    check: async (v: AddArchive[], label: string) => {
+      const out: AddArchive[] = [];
       for (const a of v) {
-        const problem = await archiveProblem(resolve(a));
-        if (problem) throw new UsageError(`archive (${label}) ${a} ${problem}`);
-        out.push(resolve(a));
+        const problem = await archiveProblem(resolve(a.path));
+        if (problem) throw new UsageError(`archive (${label}) ${a.path} ${problem}`);
+        out.push({ ...a, path: resolve(a.path) });
       }
       return out;
     },
     config: {
-      schema: z.union([z.array(z.string()), z.string()]),
-      toText: (v: string[] | string, dir: string) => (Array.isArray(v) ? v : [v]).map((p) => (isAbsolute(p) ? p : resolve(dir, p))),
+      schema: z.union([z.array(z.union([z.string(), AddObject])), z.string(), AddObject]),
+      // Back to text, the archive's path made absolute: `DIR=PATH`, or `=PATH` (the path may hold a "=").
+      toText: (v: AddConfig | AddConfig[], dir: string) =>
+        (Array.isArray(v) ? v : [v]).map((x) => {
+          if (typeof x !== 'string' && x.dir?.includes('=')) throw new UsageError(`add: "dir" ${JSON.stringify(x.dir)} has a "="`);
+          const a = typeof x === 'string' ? parseAddArchive(x, 'add') : parseAddArchive(`${x.dir ?? ''}=${x.archive}`, 'add');
+          return `${a.dir ?? ''}=${isAbsolute(a.path) ? a.path : resolve(dir, a.path)}`;
+        }),
     },
     field: 'addArchives',
-    stored: z.array(z.string()).optional(),
+    stored: z.array(z.object({ path: z.string(), dir: z.string().optional() })).optional(),
     commands: DEFINING,
   }),
   'keep-owners': setting({

@@ -1,6 +1,7 @@
 /**
  * assemble: the proto into the zone analog's root/ (a directory copied, or
- * archives extracted: -d's, then each --add's, in order), and the optional motd.
+ * archives extracted: -d's, then each --add's, in order, an --add DIR=ARCHIVE
+ * whole under DIR), and the optional motd.
  */
 import { stat } from 'node:fs/promises';
 import type { StageContext } from '../context.js';
