@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, chown, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyTree } from '../../src/host/copy.js';
-import { extractArchives } from '../../src/image/extract.js';
+import { extractArchives, parseAddArchive } from '../../src/image/extract.js';
+import { UsageError } from '../../src/core/errors.js';
 import { TarReader, openArchive, sniffCompression, type TarEntry } from '../../src/image/tar.js';
 import { SUFFIX, gtarCreate, paxEntry, rawTar, type TarCompression, type TarFormat } from '../../testbed/archives.js';
 import { describeTree, diffTrees } from '../helpers/tree.js';
@@ -167,5 +168,76 @@ describe('extractArchives: archives into an image root', () => {
     assert.equal(stats.archives, 3);
     assert.equal(stats.ignored, 2, 'site/ and site/README');
     assert.deepEqual(diffTrees(await describeTree(fromDir), await describeTree(fromTars)), []);
+  });
+});
+
+describe('extractArchives: --add DIR=ARCHIVE (an archive without root/, extracted whole under DIR)', () => {
+  let top: string;
+  let agent: string;
+  before(async () => {
+    top = await mkdtemp(join(tmpdir(), 'bi-extract-dir-'));
+    // As config-agent's prebuilt tarball: no root/, eng extracts it into $(STAGEDIR)/root/opt/smartdc.
+    const d = join(top, 'agent');
+    await mkdir(join(d, 'config-agent/lib'), { recursive: true });
+    await writeFile(join(d, 'config-agent/lib/agent.js'), 'agent\n');
+    await link(join(d, 'config-agent/lib/agent.js'), join(d, 'config-agent/lib/hard.js'));
+    await symlink('lib/agent.js', join(d, 'config-agent/main.js'));
+    agent = gtarCreate(d, join(top, 'config-agent.tar.gz'), { members: ['config-agent'] });
+  });
+  after(() => rm(top, { recursive: true, force: true }));
+
+  it('parses ARCHIVE, DIR=ARCHIVE (only the first "=" splits; root/opt is /opt) and =ARCHIVE', () => {
+    assert.deepEqual(parseAddArchive('/x/a.tgz'), { path: '/x/a.tgz' });
+    assert.deepEqual(parseAddArchive('/opt/smartdc=/x/a=b.tgz'), { path: '/x/a=b.tgz', dir: '/opt/smartdc' });
+    assert.deepEqual(parseAddArchive('root/opt/smartdc=a.tgz'), parseAddArchive('/opt/smartdc/=a.tgz'));
+    assert.deepEqual(parseAddArchive('root=a.tgz'), { path: 'a.tgz', dir: '/' });
+    assert.deepEqual(parseAddArchive('=/ws/label=x/a.tgz'), { path: '/ws/label=x/a.tgz' });
+  });
+
+  for (const bad of ['/opt/../etc=a.tgz', 'root/..=a.tgz', 'opt/smartdc=a.tgz', '/opt=']) {
+    it(`refuses ${JSON.stringify(bad)} at parse time (a usage error, exit 2)`, () => {
+      assert.throws(
+        () => parseAddArchive(bad),
+        (e: unknown) => e instanceof UsageError && e.exitCode === 2 && !e.message.includes('\n'),
+      );
+    });
+  }
+
+  it('an archive without root/ added at /opt/smartdc lands there whole (hard and symbolic links too, missing dirs made 0755 root:root)', async () => {
+    const img = join(top, 'img1');
+    await mkdir(img);
+    const stats = await extractArchives([parseAddArchive(`/opt/smartdc=${agent}`)], img);
+    assert.equal(stats.ignored, 0);
+    const st = await lstat(join(img, 'opt/smartdc/config-agent/lib/hard.js'));
+    assert.equal(st.nlink, 2);
+    assert.equal(await readFile(join(img, 'opt/smartdc/config-agent/main.js'), 'utf8'), 'agent\n');
+    const made = await lstat(join(img, 'opt/smartdc'));
+    assert.deepEqual([made.isDirectory(), made.mode & 0o7777, made.uid, made.gid], [true, 0o755, 0, 0]);
+  });
+
+  it('root/opt/smartdc=ARCHIVE gives the tree /opt/smartdc=ARCHIVE gives', async () => {
+    const a = join(top, 'img-a');
+    const b = join(top, 'img-b');
+    await mkdir(a);
+    await mkdir(b);
+    await extractArchives([parseAddArchive(`root/opt/smartdc=${agent}`)], a);
+    await extractArchives([parseAddArchive(`/opt/smartdc=${agent}`)], b);
+    assert.deepEqual(diffTrees(await describeTree(a), await describeTree(b)), []);
+  });
+
+  it('refuses a DIR reached through a symlink in the image (one an earlier archive planted), with one line', async () => {
+    const img = join(top, 'img-link');
+    const outside = join(top, 'outside');
+    await mkdir(img);
+    await mkdir(outside);
+    const d = join(top, 'planter');
+    await mkdir(join(d, 'root'), { recursive: true });
+    await symlink(outside, join(d, 'root/opt'));
+    const planter = gtarCreate(d, join(top, 'planter.tar'), { compression: 'none', members: ['root'] });
+    await assert.rejects(
+      extractArchives([planter, parseAddArchive(`/opt/smartdc=${agent}`)], img),
+      (e: Error) => /its directory \/opt\/smartdc would be reached through \/opt, a symlink in the image/.test(e.message) && !e.message.includes('\n'),
+    );
+    assert.deepEqual(await readdir(outside), []);
   });
 });
