@@ -5,7 +5,8 @@
  * image has), hard-link to the host's files, hold device nodes, declare
  * sizes they do not have, stop early, or expand without end. Each is
  * refused with one line naming the archive and the entry; the bait ("the
- * host") is untouched and the build leaves nothing behind.
+ * host") is untouched and the build leaves nothing behind. An --add
+ * DIR=ARCHIVE whose DIR goes through a link or climbs with ".." is refused too.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -116,6 +117,22 @@ describe('hostile proto archives', function () {
     await refused([cut], new RegExp(`archive ${cut}: its gzip data is corrupt or truncated \\(gzip exit 1: gzip: stdin: unexpected end of file\\)`));
     const noEnd = await archive(rawTar(ok, { end: false }));
     await refused([noEnd], new RegExp(`archive ${noEnd}: truncated: no end-of-archive block`));
+  });
+
+  it('--add DIR=ARCHIVE with DIR aimed out through a link an earlier archive planted, or climbing with ".."', async () => {
+    const planter = await archive(rawTar([...ok, { name: 'root/opt/evil', type: '2', linkname: join(bait.dir, 'etc') }]));
+    const agent = await archive(rawTar([{ name: 'passwd', data: 'pwned\n' }]));
+    await refused(
+      [planter, `/opt/evil/smartdc=${agent}`],
+      new RegExp(`archive ${agent}: its directory /opt/evil/smartdc would be reached through /opt/evil, a symlink in the image \\(to ${bait.dir}/etc\\)`),
+    );
+    const out = await w.outDir();
+    const r = await cli(['-i', w.base.uuid, '-d', planter, '--add', `root/opt/../..${bait.dir}=${agent}`, '-m', mf, '--output-dir', out], { env: w.env });
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(errorLines(r).length, 1, r.stderr);
+    assert.match(errorLines(r)[0], /--add .*: DIR has a "\.\." component/);
+    await bait.assertUntouched(r.stderr);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out });
   });
 
   it('a gzip bomb: a file of zeros expanding a thousand times', async () => {

@@ -245,12 +245,13 @@ describe('Jenkinsfiles, templates and documented command lines', function () {
     assert.equal(existsSync(join(dir, 'proto')), false);
   });
 
-  it('the examples hand buildimage the release tarball (-d NAME-pkg-STAMP.tar.gz) and each agent (--add), and publish only master, release-* and manual runs', () => {
+  it('the examples hand buildimage the release tarball (-d NAME-pkg-STAMP.tar.gz) and each agent under eng AGENT_PREBUILT_ROOTDIR (--add ROOTDIR=TARBALL), and publish only master, release-* and manual runs', () => {
     for (const file of ['Jenkinsfile.example', 'Jenkinsfile.single.example']) {
       const text = readFileSync(join(REPO_ROOT, file), 'utf8');
       assert.match(text, /make BRANCH="\$BRANCH" STAMP="\$STAMP" all release publish/, file);
       assert.match(text, /buildimage (prepare|build) --config buildimage\.json -d "myservice-pkg-\$STAMP\.tar\.gz" "\$@"/, file);
-      assert.match(text, /set -- "\$@" --add "\$tarball"/, file);
+      assert.match(text, /rootdir=\$\(make -s --no-print-directory "print-\$\{AGENT\}_PREBUILT_ROOTDIR"/, file);
+      assert.match(text, /set -- "\$@" --add "\$rootdir=\$tarball"/, file);
       assert.match(text, /when \{\s+anyOf \{\s+branch 'master'\s+branch 'release-\*'\s+triggeredBy 'UserIdCause'\s+\}\s+\}/, file);
       assert.doesNotMatch(text, /BRANCH_NAME" \| tr/, `${file}: no raw BRANCH_NAME in the stamp`);
     }
