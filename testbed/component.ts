@@ -42,11 +42,13 @@ async function git(repo: string, ...args: string[]): Promise<string> {
 /** An agent's release tarball as its own `make release` makes it: root/opt/smartdc/<agent>/… */
 async function agentTarball(dir: string, agent: string, branch: string, file: string): Promise<void> {
   const stage = join(dir, `.stage-${agent}-${branch}`);
-  const home = join(stage, 'root/opt/smartdc', agent);
+  // registrar's tarball has root/ (its ROOTDIR is unset); waferlock's, as config-agent's, has none: eng extracts it under root/opt/smartdc.
+  const noRoot = agent === 'waferlock';
+  const home = noRoot ? join(stage, agent) : join(stage, 'root/opt/smartdc', agent);
   await mkdir(home, { recursive: true });
   await writeFile(join(home, 'main.js'), `// ${agent} agent\n`);
   await writeFile(join(home, 'branch'), `${branch}\n`);
-  await execa('tar', ['-czf', join(dir, file), '-C', stage, 'root']);
+  await execa('tar', ['-czf', join(dir, file), '-C', stage, noRoot ? agent : 'root']);
   await rm(stage, { recursive: true, force: true });
 }
 

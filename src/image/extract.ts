@@ -75,7 +75,8 @@ export interface AddArchive {
  * `ARCHIVE`, `DIR=ARCHIVE` or `=ARCHIVE` (an archive whose path holds a
  * "="): only the first "=" splits. DIR is an absolute image path
  * (`/opt/smartdc`) or eng's stage-relative one (`root/opt/smartdc`), the
- * same; it is kept as `/opt/smartdc`. No ".." in it.
+ * same; it is kept as `/opt/smartdc`. No ".." in it. Stage-relative "."
+ * (the stage dir) is the same as no DIR.
  */
 export function parseAddArchive(text: string, label = '--add'): AddArchive {
   const eq = text.indexOf('=');
@@ -89,6 +90,8 @@ export function parseAddArchive(text: string, label = '--add'): AddArchive {
   const comps = dirText.split('/').filter((c) => c !== '' && c !== '.');
   if (comps.includes('..')) throw bad('DIR has a ".." component');
   if (!dirText.startsWith('/')) {
+    // Stage-relative "." is eng's stage dir itself: the archive's root/ is the image, as without DIR.
+    if (comps.length === 0) return { path };
     if (comps[0] !== 'root') throw bad('DIR must be an absolute image path (/opt) or stage-relative under root/ (root/opt)');
     comps.shift();
   }

@@ -188,9 +188,10 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
     assert.deepEqual(stored.raw.channels, ['dev']);
     assert.equal(stored.raw.activated, true);
 
-    // The agents: the newest master tarballs, fetched as eng does, not extracted by the pipeline.
+    // The agents: the newest master tarballs, fetched as eng does, not extracted by the pipeline; each with eng's
+    // AGENT_PREBUILT_ROOTDIR (waferlock's tarball has no root/: it goes whole under root/opt/smartdc, as config-agent's).
     const agents = (await readFile(join(r.ws, '.buildimage/agents'), 'utf8')).trim().split('\n');
-    assert.deepEqual(agents.map((a) => a.split('/').pop()), [comp.agents.registrar.master, comp.agents.waferlock.master]);
+    assert.deepEqual(agents.map((a) => [a.slice(0, a.indexOf('=')), a.split('/').pop()]), [['', comp.agents.registrar.master], ['root/opt/smartdc', comp.agents.waferlock.master]]);
 
     // What the image holds: the release tarball's root/ (after re-clean: no dev-only module) and the agents.
     const mnt = join(dir, 'rx-mnt');
@@ -203,7 +204,9 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       assert.ok((await lstat(join(root, 'opt/smartdc/sample/node_modules/prodonly/index.js'))).isFile());
       await assert.rejects(lstat(join(root, 'opt/smartdc/sample/node_modules/devonly')), 'make check\'s module was cleaned');
       await assert.rejects(lstat(join(root, 'site')), 'only root/ is the image');
+      // registrar from its root/, waferlock (no root/) whole under /opt/smartdc.
       for (const agent of ['registrar', 'waferlock']) assert.equal(await readFile(join(root, 'opt/smartdc', agent, 'branch'), 'utf8'), 'master\n');
+      await assert.rejects(lstat(join(root, 'waferlock')), 'waferlock went under /opt/smartdc, not /');
       assert.ok((await lstat(join(root, 'opt/local/pkg/greeter-1.1/+CONTENTS'))).isFile(), 'buildimage.json\'s package');
     } finally {
       await rx.destroy();
@@ -239,7 +242,7 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       assert.equal(manta.entry(`${dest}/sample/${f}`)?.type, 'object', f);
     }
     const agents = (await readFile(join(r.ws, '.buildimage/agents'), 'utf8')).trim().split('\n');
-    assert.deepEqual(agents.map((a) => a.split('/').pop()), [comp.agents.registrar['release-20240101'], comp.agents.waferlock['release-20240101']]);
+    assert.deepEqual(agents.map((a) => [a.slice(0, a.indexOf('=')), a.split('/').pop()]), [['', comp.agents.registrar['release-20240101']], ['root/opt/smartdc', comp.agents.waferlock['release-20240101']]]);
     const manifest = JSON.parse(await readFile(join(r.ws, `bits/sample/sample-zfs-${stamp}.imgmanifest`), 'utf8')) as ImageManifest;
     assert.deepEqual(imgapi.store.get(manifest.uuid)?.raw.channels, ['staging']);
   });

@@ -192,6 +192,7 @@ describe('extractArchives: --add DIR=ARCHIVE (an archive without root/, extracte
     assert.deepEqual(parseAddArchive('root/opt/smartdc=a.tgz'), parseAddArchive('/opt/smartdc/=a.tgz'));
     assert.deepEqual(parseAddArchive('root=a.tgz'), { path: 'a.tgz', dir: '/' });
     assert.deepEqual(parseAddArchive('=/ws/label=x/a.tgz'), { path: '/ws/label=x/a.tgz' });
+    assert.deepEqual(parseAddArchive('.=a.tgz'), { path: 'a.tgz' }, "eng's stage dir itself: root/ is the image");
   });
 
   for (const bad of ['/opt/../etc=a.tgz', 'root/..=a.tgz', 'opt/smartdc=a.tgz', '/opt=']) {
