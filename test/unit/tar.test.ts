@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { copyTree } from '../../src/host/copy.js';
 import { extractArchives, parseAddArchive } from '../../src/image/extract.js';
 import { UsageError } from '../../src/core/errors.js';
+import { SETTINGS } from '../../src/settings/table.js';
 import { TarReader, openArchive, sniffCompression, type TarEntry } from '../../src/image/tar.js';
 import { SUFFIX, gtarCreate, paxEntry, rawTar, type TarCompression, type TarFormat } from '../../testbed/archives.js';
 import { describeTree, diffTrees } from '../helpers/tree.js';
@@ -193,6 +194,20 @@ describe('extractArchives: --add DIR=ARCHIVE (an archive without root/, extracte
     assert.deepEqual(parseAddArchive('root=a.tgz'), { path: 'a.tgz', dir: '/' });
     assert.deepEqual(parseAddArchive('=/ws/label=x/a.tgz'), { path: '/ws/label=x/a.tgz' });
     assert.deepEqual(parseAddArchive('.=a.tgz'), { path: 'a.tgz' }, "eng's stage dir itself: root/ is the image");
+  });
+
+  it('buildimage.json "add": strings as on the command line and { archive, dir }, archives relative to the file', () => {
+    const add = SETTINGS.add;
+    const texts = add.config.toText(['root/opt=a.tgz', 'b.tgz', { archive: 'c.tgz', dir: '/opt/smartdc' }, { archive: '/x/d=e.tgz' }], '/ws/label=x');
+    assert.deepEqual(
+      [texts].flat().flatMap((t) => add.parse(t, 'add')),
+      [
+        { path: '/ws/label=x/a.tgz', dir: '/opt' },
+        { path: '/ws/label=x/b.tgz' },
+        { path: '/ws/label=x/c.tgz', dir: '/opt/smartdc' },
+        { path: '/x/d=e.tgz' },
+      ],
+    );
   });
 
   for (const bad of ['/opt/../etc=a.tgz', 'root/..=a.tgz', 'opt/smartdc=a.tgz', '/opt=']) {
