@@ -5,18 +5,43 @@
  * once resolved inside the directory it must belong to.
  */
 import { lstat, realpath } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { readFileSync, type Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { BuildError } from '../core/errors.js';
 import { isUnder } from './rootfs.js';
 
-/** The uids buildimage trusts as owners: root and whoever ran it (through sudo too). */
-export function trustedUids(env: NodeJS.ProcessEnv = process.env): number[] {
+/** A user's uid from a passwd(4) file, or undefined. */
+export function uidOf(name: string, passwd = '/etc/passwd'): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(passwd, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [user, , uid] = line.split(':');
+    if (user === name && uid && /^\d+$/.test(uid)) return Number(uid);
+  }
+  return undefined;
+}
+
+/**
+ * The uids buildimage trusts as owners: root and whoever ran it. Through
+ * sudo that is SUDO_UID; through pfexec (SmartOS: it sets no SUDO_UID and
+ * runs as uid 0) it is the user LOGNAME names. Both come from the invoking
+ * user's environment, and that user could run anything as root already, so
+ * trusting their files gives nobody more than they had.
+ */
+export function trustedUids(env: NodeJS.ProcessEnv = process.env, passwd?: string): number[] {
   const uids = [0];
   const own = process.getuid?.();
   if (own !== undefined) uids.push(own);
   const sudo = env.SUDO_UID;
   if (sudo && /^\d+$/.test(sudo)) uids.push(Number(sudo));
+  else if (env.LOGNAME && env.LOGNAME !== 'root') {
+    const uid = uidOf(env.LOGNAME, passwd);
+    if (uid !== undefined) uids.push(uid);
+  }
   return [...new Set(uids)];
 }
 

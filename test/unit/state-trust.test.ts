@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { StateError } from '../../src/core/errors.js';
 import { moveInto, writeAtomic } from '../../src/core/files.js';
 import { tryLock } from '../../src/host/lock.js';
-import { checkPrivateDir, resolveInside } from '../../src/host/trusted.js';
+import { checkPrivateDir, resolveInside, trustedUids, uidOf } from '../../src/host/trusted.js';
 import { newState, StateFile } from '../../src/build/state.js';
 import { sampleDefinition } from './state.test.js';
 
@@ -145,5 +145,33 @@ describe('resolveInside', () => {
     assert.equal(await resolveInside(join(dir, 'out'), join(dir, 'host/a')), undefined);
     assert.equal(await resolveInside(join(dir, 'out'), 'out/a'), undefined);
     assert.equal(await resolveInside(join(dir, 'out'), join(dir, 'out')), undefined, 'the dir itself is not inside it');
+  });
+});
+
+describe('trusted owners: root, you, and whoever ran you', () => {
+  let dir: string;
+  let passwd: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bi-passwd-'));
+    passwd = join(dir, 'passwd');
+    await writeFile(passwd, 'root:x:0:0:root:/root:/bin/bash\njenkins:x:4301:4301::/home/jenkins:/bin/bash\nbad:x:nope:1::/:/bin/sh\n');
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+  const own = process.getuid?.() ?? 0;
+
+  it('through sudo: SUDO_UID', () => {
+    assert.deepEqual(trustedUids({ SUDO_UID: '4242', LOGNAME: 'jenkins' }, passwd).sort(), [...new Set([0, own, 4242])].sort());
+  });
+
+  it('through pfexec (no SUDO_UID, uid 0): the user LOGNAME names', () => {
+    assert.ok(trustedUids({ LOGNAME: 'jenkins' }, passwd).includes(4301));
+    assert.equal(uidOf('jenkins', passwd), 4301);
+  });
+
+  it('nobody else: an unknown or malformed user, LOGNAME root, no passwd file', () => {
+    for (const env of [{ LOGNAME: 'nobody-here' }, { LOGNAME: 'bad' }, { LOGNAME: 'root' }, {}]) {
+      assert.deepEqual(trustedUids(env, passwd).sort(), [...new Set([0, own])].sort(), JSON.stringify(env));
+    }
+    assert.equal(uidOf('jenkins', join(dir, 'missing')), undefined);
   });
 });
