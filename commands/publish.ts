@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base.js';
+import { ExitCode } from '../src/core/errors.js';
 import { flagsFor } from '../src/cli/flags.js';
 import { publish, type PublishResult } from '../src/publish/publish.js';
 import { renderPlan, renderPublished } from '../src/cli/render-publish.js';
@@ -47,6 +48,8 @@ export default class Publish extends BaseCommand {
       env: process.env,
     });
     this.result(result.dryRun ? renderPlan(result) : renderPublished(result));
+    // A dry run that predicts a conflict exits as the real run would.
+    if (result.dryRun && result.conflicts) process.exitCode = ExitCode.PUBLISH_FAILED;
     return result;
   }
 }

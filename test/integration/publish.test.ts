@@ -564,6 +564,15 @@ describe('publish (integration)', function () {
       assert.equal(res.uploaded, 3);
       assert.equal(res.store.kind, 'manta');
 
+      // A dry run that predicts a conflict exits as the real run would (3), after printing the plan.
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), '{"uuid":"changed"}');
+      const conflicted = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--dry-run'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
+      assert.equal(conflicted.code, 3, conflicted.stdout + conflicted.stderr);
+      assert.match(conflicted.stdout, /1 conflict \(publishing would fail\); nothing was changed$/);
+      const real = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
+      assert.equal(real.code, 3, 'the real run fails the same way');
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), f.files['demo/demo-zfs-1.0.imgmanifest']);
+
       const imgapi = await startImgapiServer();
       mountAdminApi(imgapi, { authkeys: { mg: [nodeRsaKey().pubLine] } });
       const before = f.srv.requests.length;
