@@ -38,7 +38,7 @@ export function renderPlan(r: PublishResult): string {
 export function renderPublished(r: PublishResult): string {
   const pointers = r.steps
     .filter((s): s is Extract<Step, { op: 'pointer' }> => s.op === 'pointer')
-    .map((s) => `${s.path.split('/').pop()}${s.unchanged ? ' (unchanged)' : ' moved'}`);
+    .map((s) => `${s.path.split('/').pop()}${s.unchanged ? ' unchanged' : ' moved'}`);
   const imports = r.steps
     .filter((s): s is Extract<Step, { op: 'import' }> => s.op === 'import')
     .map((s) => `; updates IMGAPI: ${s.uuid} ${s.action} (channel ${s.channel})`)
