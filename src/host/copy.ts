@@ -138,6 +138,22 @@ export class WorkerPool {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((s) => s.w.terminate()));
   }
+
+  /**
+   * Runs `body`, which feeds this pool; on a failure lets the workers finish
+   * what they hold before the error goes on, and always stops them at the end.
+   */
+  async run<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      this.abort(err as Error);
+      await this.drain();
+      throw err;
+    } finally {
+      await this.close();
+    }
+  }
 }
 
 /**
@@ -255,7 +271,7 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
   const listing = (d: string) => new Map(readdirSync(d, { withFileTypes: true }).map((e) => [e.name, e]));
 
   try {
-    try {
+    await pool.run(async () => {
       await copyDir(src, root, listing(root), (statSync(root).mode & 0o2000) !== 0);
       dirMeta.push({ kind: 'dir', dest: root, ...forced(srcTop) });
       stats.dirs++;
@@ -268,12 +284,7 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
         await pool.drain();
         check();
       }
-    } catch (err) {
-      // Let the workers finish what they hold before they are stopped.
-      pool.abort(err as Error);
-      await pool.drain();
-      throw err;
-    }
+    });
   } catch (err) {
     if (err instanceof BuildimageError) throw err;
     const e = err as { path?: string; message: string; code?: string };
@@ -282,8 +293,6 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
       throw new BuildError(`no space left copying ${e.path ?? src} into the image`, { cause: err, hint: "the dataset root's pool or quota is full" });
     }
     throw new BuildError(`copy failed at ${e.path ?? src}: ${e.message}`, { cause: err });
-  } finally {
-    await pool.close();
   }
   return stats;
 }

@@ -378,23 +378,17 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
   }
 
   try {
-    try {
+    await pool.run(async () => {
       for (const archive of archives) await one(archive);
       await settle();
       for (const [dest, m] of dirMeta) pool.add({ kind: 'dir', dest, ...m });
       await settle();
-    } catch (err) {
-      pool.abort(err as Error);
-      await pool.drain();
-      throw err;
-    }
+    });
   } catch (err) {
     if (err instanceof BuildimageError) throw err;
     const e = err as { path?: string; message: string };
     if (isNoSpace(err)) throw new BuildError(`no space left extracting into the image at ${e.path ?? root}`, { cause: err, hint: "the dataset root's pool or quota is full" });
     throw new BuildError(`extract failed at ${e.path ?? root}: ${e.message}`, { cause: err });
-  } finally {
-    await pool.close();
   }
   opts.onProgress?.(stats);
   return stats;
