@@ -45,13 +45,11 @@ export function trustedUids(env: NodeJS.ProcessEnv = process.env, passwd?: strin
   return [...new Set(uids)];
 }
 
-const trustedOwner = (uid: number): boolean => trustedUids().includes(uid);
-
 const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, '0');
 
 /** Why another user could change `st` (a directory, or a symlink), or undefined. */
-function untrusted(st: Stats, ancestor: boolean): string | undefined {
-  if (!trustedOwner(st.uid)) return `is owned by uid ${st.uid}, not root or you`;
+function untrusted(st: Stats, ancestor: boolean, trusted: readonly number[]): string | undefined {
+  if (!trusted.includes(st.uid)) return `is owned by uid ${st.uid}, not root or you`;
   // A link is judged by where it leads (the resolved chain); a file in the way is the mkdir's to report.
   if (st.isSymbolicLink() || !st.isDirectory()) return undefined;
   // A sticky ancestor (/tmp, /var/tmp) lets nobody else rename what is ours inside it.
@@ -93,11 +91,12 @@ async function realpathOfExisting(path: string): Promise<string> {
  */
 export async function checkPrivateDir(dir: string, o: { what: string; hint: string; subdirs?: string[] }): Promise<void> {
   const abs = resolve(dir);
+  const trusted = trustedUids();
   const refuse = (p: string, why: string) =>
     new BuildError(`${o.what} ${abs}${p === abs ? '' : `: ${p}`} ${why}; another user could change what buildimage does as root`, { hint: o.hint });
   for (const path of new Set([abs, await realpathOfExisting(abs)])) {
     for (const { p, st } of await chain(path)) {
-      const why = untrusted(st, p !== path);
+      const why = untrusted(st, p !== path, trusted);
       if (why) throw refuse(p, why);
     }
   }
@@ -106,7 +105,7 @@ export async function checkPrivateDir(dir: string, o: { what: string; hint: stri
     const st = await lstat(p).catch(() => undefined);
     if (!st) continue;
     if (st.isSymbolicLink()) throw refuse(p, 'is a symlink');
-    const why = untrusted(st, false);
+    const why = untrusted(st, false, trusted);
     if (why) throw refuse(p, why);
   }
 }
@@ -134,7 +133,7 @@ export async function untrustedFile(path: string): Promise<string | undefined> {
   const st = await lstat(path);
   if (st.isSymbolicLink()) return 'is a symlink';
   if (!st.isFile()) return 'is not a regular file';
-  if (!trustedOwner(st.uid)) return `is owned by uid ${st.uid}, not root or you`;
+  if (!trustedUids().includes(st.uid)) return `is owned by uid ${st.uid}, not root or you`;
   if (st.mode & 0o002) return `is writable by others (mode ${octal(st.mode)})`;
   return undefined;
 }
