@@ -2,15 +2,16 @@
 import type { Step } from '../publish/apply.js';
 import { formatBytes } from '../core/progress.js';
 import type { PublishResult } from '../publish/publish.js';
+import { transferWords, type TransferWords } from '../publish/store.js';
 
-function stepLine(s: Step): string {
+function stepLine(s: Step, words: TransferWords): string {
   switch (s.op) {
     case 'stage':
       return `stage     ${s.path} (from ${s.from})`;
     case 'mkdir':
       return `mkdir     ${s.path}`;
     case 'upload':
-      return `upload    ${s.path} (${formatBytes(s.size)})`;
+      return `${words.verb.padEnd(10)}${s.path} (${formatBytes(s.size)})`;
     case 'skip':
       return `skip      ${s.path} (${s.reason})`;
     case 'conflict':
@@ -31,8 +32,9 @@ function stepLine(s: Step): string {
 export function renderPlan(r: PublishResult): string {
   const head = `plan: publish ${r.name} ${r.stamp} (branch ${r.branch}${r.tryBranch ? `, try ${r.tryBranch}` : ''}, channel ${r.channel}) to ${r.destination} on ${r.store.description}`;
   const conflicts = r.conflicts ? `, ${r.conflicts} conflict${r.conflicts > 1 ? 's' : ''} (publishing would fail)` : '';
-  const tail = `dry run: ${r.uploaded} to upload (${formatBytes(r.bytes)}), ${r.skipped} already published${conflicts}; nothing was changed`;
-  return [head, ...r.steps.map((s) => `  ${stepLine(s)}`), tail].join('\n');
+  const words = transferWords(r.store.kind);
+  const tail = `dry run: ${r.uploaded} to ${words.verb} (${formatBytes(r.bytes)}), ${r.skipped} already published${conflicts}; nothing was changed`;
+  return [head, ...r.steps.map((s) => `  ${stepLine(s, words)}`), tail].join('\n');
 }
 
 export function renderPublished(r: PublishResult): string {
@@ -43,5 +45,5 @@ export function renderPublished(r: PublishResult): string {
     .filter((s): s is Extract<Step, { op: 'import' }> => s.op === 'import')
     .map((s) => `; updates IMGAPI: ${s.uuid} ${s.action} (channel ${s.channel})`)
     .join('');
-  return `published ${r.name} ${r.stamp} to ${r.destination}: ${r.uploaded} uploaded (${formatBytes(r.bytes)}), ${r.skipped} already there; ${pointers.join(', ')}${imports} (${r.seconds.toFixed(1)} s)`;
+  return `published ${r.name} ${r.stamp} to ${r.destination}: ${r.uploaded} ${transferWords(r.store.kind).done} (${formatBytes(r.bytes)}), ${r.skipped} already there; ${pointers.join(', ')}${imports} (${r.seconds.toFixed(1)} s)`;
 }

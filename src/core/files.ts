@@ -67,12 +67,15 @@ export class NotRegularFile extends Error {
   }
 }
 
+/** Bytes hashed so far, after each chunk (a 1.4 GiB image takes seconds: progress/startProgress shows it). */
+export type HashProgress = (bytes: number) => void;
+
 /**
  * Reads `path` once and returns its digest and size. Only a regular file:
  * opened without following a link or blocking on a FIFO, checked by fstat
  * and hashed from that same descriptor (no window between check and read).
  */
-export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promise<{ digest: Buffer; size: number }> {
+export async function digestFile(path: string, algorithm: 'md5' | 'sha1', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
   const { fh } = await openRegular(path);
   try {
     const h = createHash(algorithm);
@@ -80,6 +83,7 @@ export async function digestFile(path: string, algorithm: 'md5' | 'sha1'): Promi
     for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
       h.update(c as Buffer);
       size += (c as Buffer).length;
+      onProgress?.(size);
     }
     return { digest: h.digest(), size };
   } finally {
@@ -112,13 +116,13 @@ export async function readSmallFile(path: string, maxBytes: number): Promise<str
 }
 
 /** MD5 as Manta's Content-MD5 (base64) and as md5sum(1) prints it (hex). */
-export async function md5File(path: string): Promise<{ md5: string; md5hex: string; size: number }> {
-  const { digest, size } = await digestFile(path, 'md5');
+export async function md5File(path: string, onProgress?: HashProgress): Promise<{ md5: string; md5hex: string; size: number }> {
+  const { digest, size } = await digestFile(path, 'md5', onProgress);
   return { md5: digest.toString('base64'), md5hex: digest.toString('hex'), size };
 }
 
-export async function sha1File(path: string): Promise<{ sha1: string; size: number }> {
-  const { digest, size } = await digestFile(path, 'sha1');
+export async function sha1File(path: string, onProgress?: HashProgress): Promise<{ sha1: string; size: number }> {
+  const { digest, size } = await digestFile(path, 'sha1', onProgress);
   return { sha1: digest.toString('hex'), size };
 }
 

@@ -15,7 +15,7 @@ import { ensureDir, md5File, writeAtomic } from '../core/files.js';
 import { formatBytes, formatRate, startProgress, type ProgressOptions } from '../core/progress.js';
 import type { ImgapiImporter, ImportRequest } from './importer.js';
 import type { PlannedFile, PublishPlan } from './plan.js';
-import type { Store } from './store.js';
+import { transferWords, type Store } from './store.js';
 
 export type Step =
   | { op: 'stage'; path: string; from: string }
@@ -94,15 +94,16 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
   }
 
   let bytes = 0;
+  const words = transferWords(store.kind);
   for (const f of toUpload) {
     throwIfInterrupted();
     bytes += f.size;
     if (o.dryRun) {
-      note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `upload ${f.rel}`);
+      note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `${words.verb} ${f.rel}`);
       continue;
     }
     const t0 = Date.now();
-    log.info(`uploading ${f.rel} (${formatBytes(f.size)}) to ${f.remote}`);
+    log.info(`${words.doing} ${f.rel} (${formatBytes(f.size)}) to ${f.remote}`);
     const p = startProgress(f.remote, { unit: 'bytes', total: f.size, ...o.progress });
     try {
       await store.putFile(f.remote, f.local, { size: f.size, md5: f.md5, contentType: f.contentType }, (b) => p.update(b));
@@ -110,7 +111,7 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
       p.done();
     }
     const secs = (Date.now() - t0) / 1000;
-    note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `uploaded ${f.rel}: ${formatBytes(f.size)} in ${secs.toFixed(1)} s, ${formatRate(f.size, secs)}`);
+    note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `${words.done} ${f.rel}: ${formatBytes(f.size)} in ${secs.toFixed(1)} s, ${formatRate(f.size, secs)}`);
   }
 
   // md5sums.txt is derived from this run's files, so a different one is replaced, not a conflict.
@@ -143,6 +144,7 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
       imageFile: im.image.local,
       imagePath: im.image.remote,
       size: im.image.size,
+      sha1: im.sha1,
       ...(im.compression ? { compression: im.compression } : {}),
       channel: plan.channel,
       imageUrl: () => {

@@ -14,6 +14,8 @@ export interface ImportRequest {
   imageFile: string;
   imagePath: string;
   size: number;
+  /** The image file's sha1, checked against the manifest while planning (so it is not hashed again). */
+  sha1?: string;
   /** `none` for `.sh` payloads (updates-imgadm --compression=none). */
   compression?: 'none';
   channel: string;

@@ -2,17 +2,18 @@
  * The publish plan: everything decided from local files alone (what
  * bits-upload.sh computed before its first mput): which files go where
  * with which MD5 and Content-Type, which directories are needed,
- * md5sums.txt, the pointers, and the images to import with -p. Apply
+ * md5sums.txt, the pointers, and the images to import with -p, every
+ * image manifest checked with its image (images.ts). Apply
  * (apply.ts) compares it with the store and carries it out.
  */
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../core/errors.js';
-import { md5File, NotRegularFile } from '../core/files.js';
+import { md5File } from '../core/files.js';
 import { log } from '../core/log.js';
-import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
-import { isUuid } from '../image/manifest/types.js';
 import { contentTypeFor, pointerNames } from './bits.js';
+import { hashBits, type HashProgressOptions } from './hash.js';
+import { checkImages } from './images.js';
 
 export interface PlannedFile {
   /** Path relative to the bits dir (and to the stamp directory), with `/`. */
@@ -34,6 +35,8 @@ export interface PlannedImport {
   uuid: string;
   manifest: PlannedFile;
   image: PlannedFile;
+  /** The image file's sha1, checked against the manifest's files[0] while planning. */
+  sha1: string;
   compression?: 'none';
 }
 
@@ -74,6 +77,8 @@ export interface PlanInput {
   outputs?: string[];
   /** -p: find image manifests and their image files. */
   imports?: boolean;
+  /** How hashing progress shows (default: a live line on a TTY, else a log line every 5 s). */
+  progress?: HashProgressOptions;
 }
 
 const ARTIFACTS = 'artifacts.txt';
@@ -123,17 +128,6 @@ async function checkSubdir(bitsDir: string, s: string): Promise<string> {
   return rel;
 }
 
-/** MD5 of a bits file or build output, which must be a regular file (core/files reads no link, no FIFO). */
-async function hashRegular(path: string, what: string): Promise<{ md5: string; md5hex: string; size: number }> {
-  try {
-    return await md5File(path);
-  } catch (err) {
-    if (err instanceof NotRegularFile) throw new PublishError(`${what} ${path} ${err.why}; only regular files are published`);
-    if ((err as NodeJS.ErrnoException).syscall) throw new PublishError(`${what} ${path} cannot be read: ${(err as Error).message}`);
-    throw err;
-  }
-}
-
 export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const st = await stat(i.bitsDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`bits directory ${i.bitsDir} does not exist`, 'check -D, or run the build first');
@@ -170,7 +164,7 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const stampDir = posix.join(i.baseDir, i.stamp);
   const files: PlannedFile[] = [];
   for (const [rel, src] of [...found.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const h = await hashRegular(src, staged.some((x) => x.from === src) ? 'build output' : 'bits file');
+    const h = await hashBits(src, staged.some((x) => x.from === src) ? 'build output' : 'bits file', `hashing ${rel} (MD5)`, md5File, i.progress);
     const stagedTo = staged.find((s) => s.from === src)?.to;
     files.push({
       rel,
@@ -185,6 +179,9 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   }
   const dirs = [i.baseDir, ...[...new Set(found.dirs)].sort().map((d) => (d ? posix.join(stampDir, d) : stampDir))];
   const uniqueDirs = [...new Set(dirs)];
+
+  // Before anything is uploaded or a pointer moved: every image manifest valid, every image its manifest's.
+  const images = await checkImages(files, { imports: !!i.imports, progress: i.progress });
 
   // md5sum(1) lines relative to the stamp directory, so `md5sum -c` works there
   // (bits-upload.sh wrote the build host's bits path instead).
@@ -204,45 +201,7 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
     files,
     md5sums: { remote: posix.join(stampDir, 'md5sums.txt'), body: md5sums },
     pointers: pointerNames(i.branch, i.tryBranch).map((n) => ({ remote: posix.join(i.baseDir, n), target: stampDir })),
-    imports: i.imports ? await findImports(files) : [],
+    imports: i.imports ? images : [],
     artifactsFile: join(i.bitsDir, ARTIFACTS),
   };
-}
-
-/** Image payloads next to a manifest, in bits-upload.sh's order plus buildimage's other compressions. */
-const IMAGE_SUFFIXES: { suffix: string; compression?: 'none' }[] = [
-  ...COMPRESSIONS.map((c) => ({ suffix: fileSuffix(c) })),
-  { suffix: '.sh', compression: 'none' },
-  { suffix: '.tgz' },
-  { suffix: '.tar.gz' },
-];
-
-/**
- * Every *.imgmanifest / *.manifest with its image file and uuid. A manifest
- * without either is an error: bits-upload.sh skipped it and exited 0, so a
- * release could silently miss the updates server.
- */
-async function findImports(files: PlannedFile[]): Promise<PlannedImport[]> {
-  const byRel = new Map(files.map((f) => [f.rel, f]));
-  const out: PlannedImport[] = [];
-  for (const mf of files.filter((f) => /\.(imgmanifest|manifest)$/.test(f.rel))) {
-    const stem = mf.rel.replace(/\.(imgmanifest|manifest)$/, '');
-    const hit = IMAGE_SUFFIXES.find((s) => byRel.has(stem + s.suffix));
-    if (!hit) {
-      throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: no image file beside it`, {
-        hint: `looked for ${IMAGE_SUFFIXES.map((s) => basename(stem) + s.suffix).join(', ')}`,
-      });
-    }
-    let uuid: unknown;
-    try {
-      uuid = (JSON.parse(await readFile(mf.source, 'utf8')) as { uuid?: unknown }).uuid;
-    } catch {
-      uuid = undefined;
-    }
-    if (uuid === undefined || uuid === '') throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: the manifest has no uuid`);
-    // It goes into IMGAPI URLs and messages: a uuid, nothing else.
-    if (!isUuid(uuid)) throw new PublishError(`cannot import ${mf.rel} into updates IMGAPI: its "uuid" ${JSON.stringify(uuid).slice(0, 80)} is not a uuid`);
-    out.push({ uuid, manifest: mf, image: byRel.get(stem + hit.suffix)!, ...(hit.compression ? { compression: hit.compression } : {}) });
-  }
-  return out;
 }

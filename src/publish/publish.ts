@@ -11,7 +11,7 @@ import type { RetryPolicy } from '../core/retry.js';
 import { KeyError } from '../http/keys.js';
 import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
 import { log } from '../core/log.js';
-import { MantaError } from '../manta/client.js';
+import { MantaError, mantaRetryable } from '../manta/client.js';
 import { checkedOutputs } from '../build/owned.js';
 import { StateFile, stateHolder } from '../build/state.js';
 import { runPlan, type ApplyOptions, type Step } from './apply.js';
@@ -176,7 +176,10 @@ function asPublishError(err: unknown, store: Store | undefined): unknown {
     if (err.code === 'InvalidHeader' || err.code === 'RequestExpired') {
       return new PublishError(err.message, { hint: "check this host's clock (Manta allows 5 minutes of skew)" });
     }
-    return new PublishError(err.message, { hint: 'rerun to continue: what is already published is skipped' });
+    // A rerun helps only where the next try may go through (network, 5xx, throttling); a refusal comes back the same.
+    return new PublishError(err.message, {
+      hint: mantaRetryable(err) ? 'rerun to continue: what is already published is skipped' : 'not a passing fault: a rerun would fail the same way',
+    });
   }
   return err;
 }
@@ -201,6 +204,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       subdirs: o.subdirs,
       outputs: r.outputs,
       imports: o.updates,
+      progress: o.progress,
     });
     store = await openStore(o, baseDir);
     log.info(

@@ -38,3 +38,15 @@ export interface Store {
   signedUrl?(path: string): Promise<string>;
   close(): void;
 }
+
+/** What putting a file into a store is called in the output: Manta uploads, -L copies. */
+export interface TransferWords {
+  verb: 'upload' | 'copy';
+  doing: 'uploading' | 'copying';
+  done: 'uploaded' | 'copied';
+}
+
+/** The one place the verb comes from (apply's log lines, the plan and the summary). */
+export function transferWords(kind: Store['kind']): TransferWords {
+  return kind === 'local' ? { verb: 'copy', doing: 'copying', done: 'copied' } : { verb: 'upload', doing: 'uploading', done: 'uploaded' };
+}

@@ -275,7 +275,9 @@ function hintFor(e: ImgapiError): string {
   if (e.restCode === 'Download' || fields.includes('file_url')) {
     return 'IMGAPI fetches the image from Manta itself (https, a certificate it trusts); check Manta is reachable from it, or use --upload-file';
   }
-  return 'rerun to continue: the import resumes where it stopped';
+  // A rerun helps only where the next try may go through (network, 5xx, throttling); a 4xx refusal comes back the same.
+  if (e.retryable || e.statusCode === undefined || e.statusCode >= 500) return 'rerun to continue: the import resumes where it stopped';
+  return 'IMGAPI refused it: a rerun would fail the same way';
 }
 
 function isGatewayTimeout(e: ImgapiError): boolean {

@@ -1,0 +1,90 @@
+/**
+ * The image manifests of a bits dir, checked before anything is uploaded or
+ * a pointer moved (bits-upload.sh learned of a bad one only when IMGAPI
+ * refused it, after the upload and the pointer move): each by imgmanifest's
+ * rules as IMGAPI's AdminImportImage runs them (image/manifest/validate,
+ * profile 'import', on the body -p sends), and its image file's size and
+ * sha1 against its `files[0]`. `*.imgmanifest` always; `*.manifest` too
+ * with -p, where bits-upload.sh took both for image manifests.
+ */
+import { basename } from 'node:path';
+import { UsageError } from '../core/errors.js';
+import { NotRegularFile, readSmallFile, sha1File } from '../core/files.js';
+import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
+import type { ImageManifest } from '../image/manifest/types.js';
+import { firstProblemLine, isPlainObject, validateManifest } from '../image/manifest/validate.js';
+import { importBody } from '../imgapi/import-state.js';
+import { hashBits, type HashProgressOptions } from './hash.js';
+import type { PlannedFile, PlannedImport } from './plan.js';
+
+/** Image payloads next to a manifest, in bits-upload.sh's order plus buildimage's other compressions. */
+const IMAGE_SUFFIXES: { suffix: string; compression?: 'none' }[] = [
+  ...COMPRESSIONS.map((c) => ({ suffix: fileSuffix(c) })),
+  { suffix: '.sh', compression: 'none' },
+  { suffix: '.tgz' },
+  { suffix: '.tar.gz' },
+];
+
+/** Far above what imgmanifest's limits allow (tags 100 KiB, description 10 KiB). */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+const MISMATCH_HINT = 'the manifest and the image come from different builds; build again';
+
+/** The manifests publish reads as image manifests: `.imgmanifest`, and with -p `.manifest`. */
+export function isImageManifest(rel: string, imports: boolean): boolean {
+  return imports ? /\.(imgmanifest|manifest)$/.test(rel) : rel.endsWith('.imgmanifest');
+}
+
+/** A manifest as IMGAPI's import sees it: the body -p sends (unknown keys left out, with a warning then), and its files. */
+async function readChecked(mf: PlannedFile): Promise<ImageManifest> {
+  const text = await readSmallFile(mf.source, MAX_MANIFEST_BYTES).catch((err: NodeJS.ErrnoException) => {
+    throw new UsageError(err instanceof NotRegularFile ? `image manifest ${mf.rel} ${err.why}` : `cannot read image manifest ${mf.rel}: ${err.code ?? err.message}`);
+  });
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new UsageError(`image manifest ${mf.rel} is not valid JSON`, 'publish checks every image manifest before uploading anything');
+  }
+  const seen = isPlainObject(m) ? { ...importBody(m as unknown as ImageManifest).body, files: m.files } : m;
+  const problems = validateManifest(seen, 'import');
+  if (problems.length) {
+    throw new UsageError(firstProblemLine(`image manifest ${mf.rel}`, problems), 'IMGAPI would refuse it (imgmanifest rules); nothing was published');
+  }
+  return m as ImageManifest;
+}
+
+/**
+ * Every image manifest among `files` checked, with the image beside it
+ * checked against it; returns the images -p imports. A manifest without an
+ * image beside it fails with -p (bits-upload.sh skipped it and exited 0, so
+ * a release could silently miss the updates server); without -p it is only
+ * validated.
+ */
+export async function checkImages(files: PlannedFile[], o: { imports: boolean; progress?: HashProgressOptions }): Promise<PlannedImport[]> {
+  const byRel = new Map(files.map((f) => [f.rel, f]));
+  // Every manifest first (cheap), then the images (seconds each).
+  const manifests: { mf: PlannedFile; m: ImageManifest }[] = [];
+  for (const mf of files.filter((f) => isImageManifest(f.rel, o.imports))) manifests.push({ mf, m: await readChecked(mf) });
+
+  const out: PlannedImport[] = [];
+  for (const { mf, m } of manifests) {
+    const stem = mf.rel.replace(/\.(imgmanifest|manifest)$/, '');
+    const hit = IMAGE_SUFFIXES.find((s) => byRel.has(stem + s.suffix));
+    if (!hit) {
+      if (!o.imports) continue;
+      throw new UsageError(`cannot import ${mf.rel} into updates IMGAPI: no image file beside it`, `looked for ${IMAGE_SUFFIXES.map((s) => basename(stem) + s.suffix).join(', ')}`);
+    }
+    const image = byRel.get(stem + hit.suffix)!;
+    const want = m.files![0];
+    if (image.size !== want.size) {
+      throw new UsageError(`image manifest ${mf.rel}: "files[0].size" is ${want.size}, but ${image.rel} is ${image.size} bytes`, MISMATCH_HINT);
+    }
+    const { sha1 } = await hashBits(image.source, 'bits file', `hashing ${image.rel} (SHA-1)`, sha1File, o.progress);
+    if (sha1 !== want.sha1) {
+      throw new UsageError(`image manifest ${mf.rel}: "files[0].sha1" is ${want.sha1}, but ${image.rel} has sha1 ${sha1}`, MISMATCH_HINT);
+    }
+    out.push({ uuid: m.uuid, manifest: mf, image, sha1, ...(hit.compression ? { compression: hit.compression } : {}) });
+  }
+  return out;
+}
