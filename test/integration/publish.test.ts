@@ -25,6 +25,7 @@ import { startImgapiServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
 import { captureLogs } from '../helpers/logs.js';
+import { testManifest } from '../helpers/manifests.js';
 
 const STAMP = 'master-20240501T120000Z-g0123abc';
 const USER = 'Joyent_Dev';
@@ -45,6 +46,11 @@ interface Fixture {
   files: Record<string, Buffer>;
 }
 
+/** The image manifest of the fixture's image; `over` changes it (a conflict with what is published). */
+function demoManifest(image: Buffer, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...testManifest({ uuid: IMAGE_UUID, name: 'demo', version: '1.0' }, image), ...over };
+}
+
 async function fixture(opts: { imageBytes?: number; accountKeys?: string[] } = {}): Promise<Fixture> {
   const dir = await tempDir('buildimage-publish-');
   const bits = join(dir, 'bits');
@@ -55,9 +61,10 @@ async function fixture(opts: { imageBytes?: number; accountKeys?: string[] } = {
   const key = nodeRsaKey();
   await writeFile(join(sshDir, 'id_rsa'), key.pem, { mode: 0o600 });
   await writeFile(join(sshDir, 'id_rsa.pub'), key.pubLine + '\n');
+  const image = randomBytes(opts.imageBytes ?? 300 * 1024);
   const files: Record<string, Buffer> = {
-    'demo/demo-zfs-1.0.zfs.gz': randomBytes(opts.imageBytes ?? 300 * 1024),
-    'demo/demo-zfs-1.0.imgmanifest': Buffer.from(JSON.stringify({ v: 2, uuid: IMAGE_UUID, name: 'demo', version: '1.0' })),
+    'demo/demo-zfs-1.0.zfs.gz': image,
+    'demo/demo-zfs-1.0.imgmanifest': Buffer.from(JSON.stringify(demoManifest(image))),
     'demo/latest-build-stamp': Buffer.from(STAMP + '\n'),
   };
   for (const [rel, body] of Object.entries(files)) await writeFile(join(bits, rel), body);
@@ -437,7 +444,7 @@ describe('publish (integration)', function () {
       await assert.rejects(stat(join(f.bits, 'artifacts.txt')));
       // After a real publish and a local change: a skip and a conflict.
       await publish(opts(f));
-      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), '{"uuid":"changed"}');
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), JSON.stringify(demoManifest(f.files['demo/demo-zfs-1.0.zfs.gz'], { description: 'changed' })));
       const r2 = await publish(opts(f, { dryRun: true }));
       assert.equal(r2.conflicts, 1);
       assert.deepEqual(r2.steps.filter((s) => s.op === 'skip' || s.op === 'conflict').map((s) => s.op), ['conflict', 'skip', 'skip']);
@@ -454,8 +461,9 @@ describe('publish (integration)', function () {
         packages: join(out, `demo-zfs-${version}.packages.json`),
         buildInfo: join(out, `demo-zfs-${version}.build-info.json`),
       };
-      await writeFile(outputs.image, randomBytes(50_000));
-      await writeFile(outputs.manifest, JSON.stringify({ uuid: randomUUID(), name: 'demo', version }));
+      const imageBytes = randomBytes(50_000);
+      await writeFile(outputs.image, imageBytes);
+      await writeFile(outputs.manifest, JSON.stringify(testManifest({ uuid: randomUUID(), name: 'demo', version }, imageBytes)));
       await writeFile(outputs.packages, '[]');
       await writeFile(outputs.buildInfo, '{}');
       const statePath = join(f.dir, 'state.json');
@@ -565,7 +573,7 @@ describe('publish (integration)', function () {
       assert.equal(res.store.kind, 'manta');
 
       // A dry run that predicts a conflict exits as the real run would (3), after printing the plan.
-      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), '{"uuid":"changed"}');
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), JSON.stringify(demoManifest(f.files['demo/demo-zfs-1.0.zfs.gz'], { description: 'changed' })));
       const conflicted = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', f.bits, '--dry-run'], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
       assert.equal(conflicted.code, 3, conflicted.stdout + conflicted.stderr);
       assert.match(conflicted.stdout, /1 conflict \(publishing would fail\); nothing was changed$/);
@@ -606,6 +614,103 @@ describe('publish (integration)', function () {
       const r = await cli(['publish', '-L', '-d', out, '-b', 'master', '-n', 'demo', '-D', f.bits], { cwd: f.dir, env: { HOME: f.home }, timeoutMs: 60_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await readlink(join(out, 'master-latest')), STAMP);
+    });
+  });
+
+  describe('checks before the first upload (the command)', () => {
+    const NEXT = 'master-20240502T120000Z-g4567def';
+    let f: Fixture;
+    beforeEach(async () => {
+      f = await fixture();
+      // Published once: master-latest points at STAMP, and must stay there.
+      await publish(opts(f));
+    });
+    afterEach(async () => dispose(f));
+    const env = (): Record<string, string> => ({ HOME: f.home, MANTA_URL: f.srv.url, MANTA_USER: USER, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '' });
+    const run = (extra: string[] = []) =>
+      cli(['publish', '-b', 'master', '-n', 'demo', '-t', NEXT, '-d', '/public/builds/demo', '-D', f.bits, ...extra], { cwd: f.dir, env: env(), timeoutMs: 60_000 });
+
+    /** Both the dry run and the real run: `re` as the one line, exit 2, no plan printed, Manta as it was, master-latest unchanged. */
+    async function refusedBoth(re: RegExp): Promise<void> {
+      const before = await published(f.srv);
+      const puts = f.srv.puts().length;
+      for (const extra of [['--dry-run'], []]) {
+        const r = await run(extra);
+        assert.equal(r.code, 2, `${extra.join(' ')}: ${r.stdout}${r.stderr}`);
+        const lines = errorLines(r);
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0], re);
+        assert.doesNotMatch(lines[0], /rerun/, 'a rerun fails the same way: no rerun hint');
+        assert.equal(r.stdout, '', 'no plan: the run stopped before it');
+      }
+      assert.equal(f.srv.puts().length, puts, 'nothing uploaded');
+      assert.deepEqual(await published(f.srv), before, 'Manta holds nothing new');
+      assert.equal((await f.srv.read(`${BASE}/master-latest`)).toString(), `${DEST}\n`, 'master-latest unchanged');
+    }
+
+    it('an invalid image manifest ("type":"zone") fails --dry-run and the real run: one line naming the file and field, exit 2', async () => {
+      const image = f.files['demo/demo-zfs-1.0.zfs.gz'];
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), JSON.stringify(demoManifest(image, { type: 'zone' })));
+      await refusedBoth(/^buildimage: error: image manifest demo\/demo-zfs-1\.0\.imgmanifest: "type" must be one of zone-dataset, .*; got "zone" \(IMGAPI would refuse it/);
+      // Not JSON at all, and a required field missing: the same.
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), '{"uuid":');
+      await refusedBoth(/^buildimage: error: image manifest demo\/demo-zfs-1\.0\.imgmanifest is not valid JSON/);
+      const { os: _os, ...noOs } = demoManifest(image);
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.imgmanifest'), JSON.stringify(noOs));
+      await refusedBoth(/image manifest demo\/demo-zfs-1\.0\.imgmanifest: "os" is missing/);
+    });
+
+    it("an image whose bytes do not match its manifest's files[0] (sha1, size) fails before anything is uploaded, exit 2", async () => {
+      const image = f.files['demo/demo-zfs-1.0.zfs.gz'];
+      const other = randomBytes(image.length);
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.zfs.gz'), other);
+      await refusedBoth(
+        new RegExp(`image manifest demo/demo-zfs-1\\.0\\.imgmanifest: "files\\[0\\]\\.sha1" is ${createHash('sha1').update(image).digest('hex')}, but demo/demo-zfs-1\\.0\\.zfs\\.gz has sha1 ${createHash('sha1').update(other).digest('hex')} \\(the manifest and the image come from different builds`),
+      );
+      await writeFile(join(f.bits, 'demo/demo-zfs-1.0.zfs.gz'), Buffer.concat([image, Buffer.from('x')]));
+      await refusedBoth(new RegExp(`"files\\[0\\]\\.size" is ${image.length}, but demo/demo-zfs-1\\.0\\.zfs\\.gz is ${image.length + 1} bytes`));
+    });
+
+    it('"rerun to continue" only where a rerun can help: not after a refusal that comes back the same', async () => {
+      // 507 (out of quota) is not transient: asked once, no rerun hint.
+      f.srv.fault({ kind: 'status', status: 507, code: 'NotEnoughSpace', method: 'PUT', path: `${BASE}/${NEXT}/demo/demo-zfs-1.0.zfs.gz`, times: 100 });
+      const r = await run();
+      assert.equal(r.code, 3, r.stderr);
+      const lines = errorLines(r);
+      assert.equal(lines.length, 1, r.stderr);
+      assert.match(lines[0], /PUT .*demo-zfs-1\.0\.zfs\.gz: 507 NotEnoughSpace.*\(not a passing fault: a rerun would fail the same way\)$/);
+      assert.doesNotMatch(lines[0], /rerun to continue/);
+      // A 503 that outlasts the retries: a rerun may well go through.
+      f.srv.clearFaults();
+      f.srv.fault({ kind: 'status', status: 503, code: 'ServiceUnavailable', retryAfter: 0, method: 'PUT', path: `${BASE}/${NEXT}/demo/demo-zfs-1.0.zfs.gz`, times: 100 });
+      await assert.rejects(publish(opts(f, { stamp: NEXT })), (e: PublishError) => {
+        assert.equal(e.exitCode, 3);
+        assert.match(e.hint!, /^rerun to continue: what is already published is skipped$/);
+        return true;
+      });
+    });
+  });
+
+  describe('-L says copy, not upload (the command)', () => {
+    let f: Fixture;
+    before(async () => {
+      f = await fixture();
+    });
+    after(async () => dispose(f));
+
+    it('the plan, the log and the summary say copy / copying / copied', async () => {
+      const out = join(f.dir, 'copied');
+      const args = ['publish', '-L', '-d', out, '-b', 'master', '-n', 'demo', '-D', f.bits];
+      const dry = await cli([...args, '--dry-run'], { cwd: f.dir, env: { HOME: f.home }, timeoutMs: 60_000 });
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, new RegExp(`\\n {2}copy {6}${out}/${STAMP}/demo/demo-zfs-1\\.0\\.zfs\\.gz \\(307\\.2 kB\\)\\n`));
+      assert.match(dry.stdout, /dry run: 3 to copy \(307\.\d kB\), 0 already published; nothing was changed$/);
+      const r = await cli(args, { cwd: f.dir, env: { HOME: f.home }, timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /\] copying demo\/demo-zfs-1\.0\.zfs\.gz \(307\.2 kB\) to /);
+      assert.match(r.stderr, /\] copied demo\/demo-zfs-1\.0\.zfs\.gz: 307\.2 kB in /);
+      assert.match(r.stdout, new RegExp(`^published demo ${STAMP} to ${out}/${STAMP}: 3 copied \\(307\\.\\d kB\\), 0 already there; master-latest moved \\(`));
+      for (const text of [dry.stdout, dry.stderr, r.stdout, r.stderr]) assert.doesNotMatch(text, /upload/i, text);
     });
   });
 });
