@@ -222,7 +222,8 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
   ] as const) {
     it(`a run that fails at the ${step} exits 3; the rerun finishes with only what is missing (${rest.join(', ')})`, async () => {
       w.imgapi.addFault({ kind: 'status', status: 500, code: 'InternalError', message: 'storage hiccup', route, ...(action ? { action } : {}), times: Infinity });
-      await assert.rejects(publish(opts(w)), (e: PublishError) => e.exitCode === 3 && /storage hiccup \(InternalError, HTTP 500\)$/.test(e.message));
+      // A 500 that outlasts the retries: a rerun may well go through, and the hint says so.
+      await assert.rejects(publish(opts(w)), (e: PublishError) => e.exitCode === 3 && /storage hiccup \(InternalError, HTTP 500\)$/.test(e.message) && /^rerun to continue/.test(e.hint!));
       w.imgapi.clearFaults();
       const i0 = w.imgapi.requests.length;
       const r = await publish(opts(w));
@@ -400,15 +401,36 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
     assert.match(errorLines(ed)[0], /is ed25519: IMGAPI only accepts RSA keys/);
   });
 
-  it('IMGAPI errors are one line with code, message and errors[]: a manifest IMGAPI refuses, a missing origin, an http file_url', async () => {
-    const bad = await world({ manifest: { os: undefined } });
+  it('a manifest IMGAPI would refuse ("type":"zone") fails -p --dry-run and -p before any upload, IMGAPI call or pointer move: one line, exit 2', async () => {
+    const bad = await world({ manifest: { type: 'zone' as ImageManifest['type'] } });
     try {
-      await assert.rejects(publish(opts(bad)), (e: PublishError) =>
-        e.exitCode === 3 && e.message === `IMGAPI ${bad.imgapi.url}: import image ${bad.manifest.uuid}: invalid image data: os (ValidationFailed; os: MissingParameter)`,
-      );
+      const childEnv = { ...env(bad), HOME: bad.home, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '' };
+      for (const extra of [['--dry-run'], []]) {
+        const r = await cli(['publish', '-b', 'master', '-n', 'demo', '-d', '/public/builds/demo', '-D', bad.bits, '-p', ...extra], { cwd: bad.dir, env: childEnv, timeoutMs: 60_000 });
+        assert.equal(r.code, 2, r.stdout + r.stderr);
+        assert.deepEqual(errorLines(r), [
+          'buildimage: error: image manifest demo/demo-zfs-1.0.imgmanifest: "type" must be one of zone-dataset, lx-dataset, zvol, docker, lxd, other; got "zone" ' +
+            '(IMGAPI would refuse it (imgmanifest rules); nothing was published)',
+        ]);
+      }
+      assert.deepEqual(bad.imgapi.requests, [], 'IMGAPI not even asked');
+      assert.deepEqual(bad.manta.requests, [], 'Manta not even asked: nothing uploaded, no pointer moved');
     } finally {
       await dispose(bad);
     }
+  });
+
+  it('IMGAPI errors are one line with code, message and errors[]: a refused import (no rerun hint), a missing origin, an http file_url', async () => {
+    // A refusal the local checks cannot foresee: a rerun would be refused the same way, and the hint does not suggest one.
+    w.imgapi.addFault({ kind: 'status', status: 422, code: 'ValidationFailed', message: 'invalid image data: tags', route: 'UpdateImage', action: 'import', times: Infinity });
+    await assert.rejects(publish(opts(w)), (e: PublishError) => {
+      assert.equal(e.exitCode, 3);
+      assert.match(e.message, /: import image [0-9a-f-]{36}: invalid image data: tags \(ValidationFailed\)$/);
+      assert.equal(e.hint, 'IMGAPI refused it: a rerun would fail the same way');
+      return true;
+    });
+    assert.equal(w.imgapi.requests.filter((q) => opOf(q) === 'AdminImportImage').length, 1, 'asked once');
+    w.imgapi.clearFaults();
     const orphan = await world({ manifest: { origin: randomUUID() } });
     try {
       await assert.rejects(publish(opts(orphan)), (e: PublishError) => e.exitCode === 3 && e.message === `origin image ${orphan.manifest.origin} of ${orphan.manifest.uuid} is not on ${orphan.imgapi.url}`);
