@@ -15,7 +15,24 @@ import type { ImageManifest } from '../image/manifest/types.js';
 import { firstProblemLine, isPlainObject, validateManifest } from '../image/manifest/validate.js';
 import { importBody } from '../imgapi/import-state.js';
 import { hashBits, type HashProgressOptions } from './hash.js';
-import type { PlannedFile, PlannedImport } from './plan.js';
+
+/** What the checks need of a planned file (plan.ts's PlannedFile): path in the bits dir, where its bytes are, size. */
+export interface BitsFile {
+  rel: string;
+  source: string;
+  size: number;
+}
+
+/** An image manifest with its image file, both checked. */
+export interface CheckedImage<F extends BitsFile> {
+  uuid: string;
+  manifest: F;
+  image: F;
+  /** The image file's sha1, equal to the manifest's files[0].sha1. */
+  sha1: string;
+  /** `none` for `.sh` payloads (updates-imgadm --compression=none). */
+  compression?: 'none';
+}
 
 /** Image payloads next to a manifest, in bits-upload.sh's order plus buildimage's other compressions. */
 const IMAGE_SUFFIXES: { suffix: string; compression?: 'none' }[] = [
@@ -36,7 +53,7 @@ export function isImageManifest(rel: string, imports: boolean): boolean {
 }
 
 /** A manifest as IMGAPI's import sees it: the body -p sends (unknown keys left out, with a warning then), and its files. */
-async function readChecked(mf: PlannedFile): Promise<ImageManifest> {
+async function readChecked(mf: BitsFile): Promise<ImageManifest> {
   const text = await readSmallFile(mf.source, MAX_MANIFEST_BYTES).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(err instanceof NotRegularFile ? `image manifest ${mf.rel} ${err.why}` : `cannot read image manifest ${mf.rel}: ${err.code ?? err.message}`);
   });
@@ -61,13 +78,13 @@ async function readChecked(mf: PlannedFile): Promise<ImageManifest> {
  * a release could silently miss the updates server); without -p it is only
  * validated.
  */
-export async function checkImages(files: PlannedFile[], o: { imports: boolean; progress?: HashProgressOptions }): Promise<PlannedImport[]> {
+export async function checkImages<F extends BitsFile>(files: F[], o: { imports: boolean; progress?: HashProgressOptions }): Promise<CheckedImage<F>[]> {
   const byRel = new Map(files.map((f) => [f.rel, f]));
   // Every manifest first (cheap), then the images (seconds each).
-  const manifests: { mf: PlannedFile; m: ImageManifest }[] = [];
+  const manifests: { mf: F; m: ImageManifest }[] = [];
   for (const mf of files.filter((f) => isImageManifest(f.rel, o.imports))) manifests.push({ mf, m: await readChecked(mf) });
 
-  const out: PlannedImport[] = [];
+  const out: CheckedImage<F>[] = [];
   for (const { mf, m } of manifests) {
     const stem = mf.rel.replace(/\.(imgmanifest|manifest)$/, '');
     const hit = IMAGE_SUFFIXES.find((s) => byRel.has(stem + s.suffix));

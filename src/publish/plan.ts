@@ -13,7 +13,7 @@ import { md5File } from '../core/files.js';
 import { log } from '../core/log.js';
 import { contentTypeFor, pointerNames } from './bits.js';
 import { hashBits, type HashProgressOptions } from './hash.js';
-import { checkImages } from './images.js';
+import { checkImages, type CheckedImage } from './images.js';
 
 export interface PlannedFile {
   /** Path relative to the bits dir (and to the stamp directory), with `/`. */
@@ -31,14 +31,8 @@ export interface PlannedFile {
   contentType: string;
 }
 
-export interface PlannedImport {
-  uuid: string;
-  manifest: PlannedFile;
-  image: PlannedFile;
-  /** The image file's sha1, checked against the manifest's files[0] while planning. */
-  sha1: string;
-  compression?: 'none';
-}
+/** An image to import with -p: its manifest and image file, checked against each other while planning. */
+export type PlannedImport = CheckedImage<PlannedFile>;
 
 export interface PublishPlan {
   name: string;

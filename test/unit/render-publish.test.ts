@@ -13,6 +13,7 @@ describe('publish output', () => {
       skipped: unchanged ? 3 : 0,
       bytes: 0,
       seconds: 1.5,
+      store: { kind: 'manta', description: 'Manta' },
       steps: [{ op: 'pointer', path: '/acct/public/builds/demo/master-latest', target: '/acct/public/builds/demo/master-20240501T120000Z-g0123abc', unchanged }],
     }) as unknown as PublishResult;
 

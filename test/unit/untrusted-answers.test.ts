@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PublishError } from '../../src/core/errors.js';
+import { PublishError, UsageError } from '../../src/core/errors.js';
 import { log } from '../../src/core/log.js';
 import { keyObjectSigner } from '../../src/http/signature.js';
 import { createPrivateKey } from 'node:crypto';
@@ -241,13 +241,14 @@ describe('untrusted server answers (issue 12)', function () {
       const dir = await mkdtemp(join(tmpdir(), 'bi-plan-'));
       try {
         await mkdir(join(dir, 'demo'));
-        await writeFile(join(dir, 'demo/demo.imgmanifest'), JSON.stringify({ v: 2, uuid: '../../x', name: 'demo', version: '1' }));
+        await writeFile(join(dir, 'demo/demo.imgmanifest'), JSON.stringify(testManifest({ uuid: '../../x', name: 'demo', version: '1' }, Buffer.from('x'))));
         await writeFile(join(dir, 'demo/demo.zfs.gz'), 'x');
         const err = await rejects(
           makePlan({ name: 'demo', branch: 'master', stamp: 's', channel: 'dev', bitsDir: dir, baseDir: '/u/stor/b', imports: true }),
-          PublishError,
+          UsageError,
         );
-        assert.match(err.message, /demo\/demo\.imgmanifest.*"uuid" "\.\.\/\.\.\/x" is not a uuid/);
+        // Checked with every image manifest, by imgmanifest's rules, before anything is published.
+        assert.match(err.message, /^image manifest demo\/demo\.imgmanifest: "uuid" must be a lower-case UUID, got "\.\.\/\.\.\/x"/);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
