@@ -1,8 +1,9 @@
 /**
  * Hostile bits directories (issue 12 items 5 and 11), published by the real
  * CLI to the local Manta server and with -L: links to the bait secret,
- * symlinked subdirectories, FIFOs, `..` in subdirectory arguments, and
- * manifests whose "uuid" is a path. The secret must never appear in any
+ * symlinked subdirectories, FIFOs, `..` in subdirectory arguments,
+ * manifests whose "uuid" is a path, and image manifests that are huge,
+ * nested deep or not JSON (read and checked before anything is sent). The secret must never appear in any
  * uploaded object, and nothing may land outside the stamp directory.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
+import { testManifest } from '../helpers/manifests.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey, tempDir } from '../servers/ssh-keys.js';
 
@@ -168,18 +170,42 @@ describe('hostile bits directories (publish)', function () {
     assert.deepEqual(srv.requests, [], 'nothing sent to Manta');
   });
 
-  it("-p with a manifest whose uuid is a path ('../../x') is one line, exit 3, before anything is uploaded", async () => {
+  it("-p with a manifest whose uuid is a path ('../../x') is one line, exit 2, before anything is uploaded", async () => {
     for (const uuid of ['../../x', `${UUID}/../../x`, 42]) {
       const b = await bits(`uuid-${typeof uuid}-${String(uuid).length}`);
-      await writeFile(join(b, 'svc/svc-zfs-1.imgmanifest'), JSON.stringify({ v: 2, uuid, name: 'svc', version: '1' }));
-      await writeFile(join(b, 'svc/svc-zfs-1.zfs.gz'), randomBytes(1024));
+      const image = randomBytes(1024);
+      await writeFile(join(b, 'svc/svc-zfs-1.imgmanifest'), JSON.stringify(testManifest({ uuid: uuid as string, name: 'svc', version: '1' }, image)));
+      await writeFile(join(b, 'svc/svc-zfs-1.zfs.gz'), image);
       const r = await publishCli(b, ['-p'], { UPDATES_IMGADM_URL: 'http://127.0.0.1:9', UPDATES_IMGADM_USER: 'mg' });
-      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.code, 2, r.stderr);
       const lines = errorLines(r);
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0], /cannot import svc\/svc-zfs-1\.imgmanifest into updates IMGAPI: its "uuid" .* is not a uuid/);
+      assert.match(lines[0], /image manifest svc\/svc-zfs-1\.imgmanifest: "uuid" must be a lower-case UUID, got /);
     }
-    assert.equal(srv.requests.filter((q) => q.method === 'PUT').length, 0, 'nothing uploaded');
+    assert.deepEqual(srv.requests, [], 'Manta not even asked');
+  });
+
+  it('image manifests are read as hostile input, with or without -p: huge, nested deep, not JSON, a secret inside: one line that does not show it, exit 2, nothing sent', async () => {
+    const secret = (await readFile(bait.secret, 'utf8')).trim();
+    for (const [what, body, re] of [
+      ['huge', `{"name":"${'a'.repeat(2 * 1024 * 1024)}"}`, /image manifest svc\/svc-zfs-1\.imgmanifest is larger than 1048576 bytes/],
+      ['nested', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, /image manifest svc\/svc-zfs-1\.imgmanifest: the manifest is not a JSON object/],
+      ['tags nested', JSON.stringify({ ...testManifest({ name: 'svc', version: '1' }, Buffer.alloc(1)), tags: JSON.parse(`${'{"a":'.repeat(1000)}1${'}'.repeat(1000)}`) }), /"tags" is nested too deeply/],
+      ['not JSON', secret, /image manifest svc\/svc-zfs-1\.imgmanifest is not valid JSON \(/],
+    ] as const) {
+      const b = await bits(`manifest-${what.replace(' ', '-')}`);
+      await writeFile(join(b, 'svc/svc-zfs-1.imgmanifest'), body);
+      await writeFile(join(b, 'svc/svc-zfs-1.zfs.gz'), randomBytes(1024));
+      for (const extra of [[], ['--dry-run']]) {
+        const r = await publishCli(b, extra);
+        assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+        const lines = errorLines(r);
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0], re, what);
+        for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes('PRIVATE KEY'), `${what}: the secret was shown:\n${out.slice(0, 2000)}`);
+      }
+    }
+    assert.deepEqual(srv.requests, [], 'Manta not even asked');
   });
 
   it('a Manta that redirects (301/302/307 to http, another host) is one line naming the status and host; nothing follows it', async () => {
