@@ -10,7 +10,9 @@ export default class Publish extends BaseCommand {
   static description =
     'Uploads every file under the bits directory to <upload-dir>/<stamp>/, writes md5sums.txt, moves <branch>-latest ' +
     '(and latest-release for release-YYYYMMDD builds) and lists what was published in <bits>/artifacts.txt. ' +
-    'Files already published with the same MD5 are skipped; a different MD5 fails. Rerunning after a failure finishes the job.\n\n' +
+    'Files already published with the same MD5 are skipped; a different MD5 fails. Rerunning after a failure finishes the job. ' +
+    'Before anything is sent (and with --dry-run), every image manifest is checked by the imgmanifest rules IMGAPI applies, ' +
+    "and every image file's size and sha1 against its manifest's files[0]: a bad one fails with exit 2.\n\n" +
     'Environment: MANTA_URL, MANTA_USER, MANTA_SUBUSER, MANTA_KEY_ID (MD5 or SHA256 fingerprint), MANTA_TLS_INSECURE, ' +
     'SSH_AUTH_SOCK, BITS_UPLOAD_ALLOW_DIRTY; with -p: UPDATES_IMGADM_URL (?channel= allowed), UPDATES_IMGADM_USER (default mg), ' +
     'UPDATES_IMGADM_IDENTITY (RSA key file or fingerprint; default ~/.ssh/automation.id_rsa, else ~/.ssh/id_rsa), UPDATES_IMGADM_CHANNEL, ' +

@@ -402,7 +402,7 @@ describe('publish -p into the updates IMGAPI (integration)', function () {
   });
 
   it('a manifest IMGAPI would refuse ("type":"zone") fails -p --dry-run and -p before any upload, IMGAPI call or pointer move: one line, exit 2', async () => {
-    const bad = await world({ manifest: { type: 'zone' as ImageManifest['type'] } });
+    const bad = await world({ manifest: { type: 'zone' } });
     try {
       const childEnv = { ...env(bad), HOME: bad.home, SSH_AUTH_SOCK: '', MANTA_KEY_ID: '' };
       for (const extra of [['--dry-run'], []]) {

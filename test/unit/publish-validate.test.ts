@@ -93,7 +93,7 @@ describe('publish: checks and hashing progress', () => {
 
   describe('image manifests', () => {
     it('an invalid one is one line naming the file and the field (UsageError, exit 2), with or without -p', async () => {
-      await writeFile(join(bits, 'demo/demo-zfs-1.imgmanifest'), JSON.stringify(testManifest({ name: 'demo', version: '1', type: 'zone' as never }, image)));
+      await writeFile(join(bits, 'demo/demo-zfs-1.imgmanifest'), JSON.stringify(testManifest({ name: 'demo', version: '1', type: 'zone' }, image)));
       for (const imports of [false, true]) {
         await assert.rejects(makePlan(input({ imports })), (e: UsageError) => {
           assert.ok(e instanceof UsageError);
