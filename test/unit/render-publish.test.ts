@@ -1,6 +1,6 @@
 /** How a publish reads on the console: one line, no bracket groups run together. */
 import assert from 'node:assert/strict';
-import { renderPublished } from '../../src/cli/render-publish.js';
+import { renderPlan, renderPublished } from '../../src/cli/render-publish.js';
 import type { PublishResult } from '../../src/publish/publish.js';
 
 describe('publish output', () => {
@@ -22,5 +22,14 @@ describe('publish output', () => {
     assert.match(rerun, /; master-latest unchanged \(1\.5 s\)$/);
     assert.doesNotMatch(rerun, /\) \(/, 'no two bracket groups in a row');
     assert.match(renderPublished(result(false)), /; master-latest moved \(1\.5 s\)$/);
+  });
+
+  it('-L (a local directory) says copy where Manta says upload: plan lines, the plan summary, the result', () => {
+    const step = { op: 'upload', path: '/out/s/demo/x.zfs.gz', rel: 'demo/x.zfs.gz', size: 2_000_000, md5: 'm' };
+    const r = (kind: 'manta' | 'local') => ({ ...result(false), dryRun: true, bytes: 2_000_000, store: { kind, description: kind }, steps: [step] }) as unknown as PublishResult;
+    assert.match(renderPlan(r('local')), /\n {2}copy {6}\/out\/s\/demo\/x\.zfs\.gz \(2\.0 MB\)\ndry run: 3 to copy \(2\.0 MB\)/);
+    assert.match(renderPlan(r('manta')), /\n {2}upload {4}\/out\/s\/demo\/x\.zfs\.gz \(2\.0 MB\)\ndry run: 3 to upload \(2\.0 MB\)/);
+    assert.match(renderPublished(r('local')), /: 3 copied \(2\.0 MB\), 0 already there;/);
+    assert.match(renderPublished(r('manta')), /: 3 uploaded \(2\.0 MB\), 0 already there;/);
   });
 });
