@@ -67,7 +67,7 @@ export class NotRegularFile extends Error {
   }
 }
 
-/** Bytes hashed so far, after each chunk (a 1.4 GiB image takes seconds: progress/startProgress shows it). */
+/** Bytes hashed so far, after each chunk (a 1.4 GiB image takes seconds: core/progress shows it). */
 export type HashProgress = (bytes: number) => void;
 
 /**
