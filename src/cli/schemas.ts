@@ -42,6 +42,7 @@ export const BuildResultSchema = z
             manifest: z.string(),
             packages: z.string().optional(),
             audit: z.string().optional(),
+            auditJunit: z.string().optional(),
             buildInfo: z.string().optional(),
           })
           .strict(),

@@ -516,6 +516,12 @@ export const SETTINGS = {
     help: 'also check Manta (MANTA_URL, MANTA_USER, MANTA_KEY_ID) and the publish credentials',
     commands: ['doctor'],
   }),
+  junit: setting({
+    type: 'string',
+    help: "also write the checks as a JUnit XML report to this file, one test case per check (Jenkins: junit 'FILE')",
+    parse: text,
+    commands: ['doctor'],
+  }),
 
   // ---- publish (bits-upload.sh's flags, and ours)
   branch: setting({ type: 'string', char: 'b', help: 'branch (names the <branch>-latest pointer)', parse: text, commands: ['publish'] }),
