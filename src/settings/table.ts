@@ -41,6 +41,8 @@ export interface ConfigKey<V = never> {
 interface Common {
   /** The long flag, when it is not the table key. */
   readonly flag?: string;
+  /** Older long names the flag still answers to. */
+  readonly aliases?: readonly string[];
   readonly char?: string;
   /** Read when neither the command line nor the definition file gives the setting. */
   readonly env?: string;
@@ -579,13 +581,16 @@ export const SETTINGS = {
     commands: ['init'],
   }),
   description: setting({ type: 'string', help: 'image description', shownDefault: '"NAME image"', parse: text, commands: ['init'] }),
+  // -i is --image in every command: init's was --base, which it still takes.
   base: setting({
     type: 'string',
+    flag: 'image',
+    aliases: ['base'],
     char: 'i',
-    help: 'base (origin) image uuid',
+    help: 'base (origin) image uuid for buildimage.json (--base is the same)',
     default: DEFAULT_BASE,
     shownDefault: `triton-origin-x86_64-21.4.0, ${DEFAULT_BASE}`,
-    parse: (v: string) => parseUuid(v, '--base'),
+    parse: parseUuid,
     commands: ['init'],
   }),
   template: setting({
