@@ -2,7 +2,7 @@ import { BaseCommand } from '../src/cli/base.js';
 import { flagsFor } from '../src/cli/flags.js';
 import { renderDoctor } from '../src/cli/render.js';
 import { oneLine } from '../src/core/errors.js';
-import { doctor, type DoctorResult } from '../src/setup/doctor.js';
+import { doctor, writeDoctorJunit, type DoctorResult } from '../src/setup/doctor.js';
 import { required, resolveSetting } from '../src/settings/resolve.js';
 
 export default class Doctor extends BaseCommand {
@@ -15,6 +15,7 @@ export default class Doctor extends BaseCommand {
     '<%= config.bin %> doctor',
     '<%= config.bin %> doctor --dataset-root zones/$(zonename)/data -i 502eeef2-8267-489f-b19c-a206906f57ef',
     '<%= config.bin %> doctor --publish --json',
+    '<%= config.bin %> doctor --junit reports/doctor.xml',
   ];
   static flags = flagsFor('doctor');
 
@@ -40,6 +41,7 @@ export default class Doctor extends BaseCommand {
       publish: s.publish,
       env: process.env,
     });
+    if (s.junit) await writeDoctorJunit(s.junit, result);
     this.result(renderDoctor(result));
     if (!result.ok) process.exitCode = 1;
     return result;

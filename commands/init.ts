@@ -13,7 +13,7 @@ export default class Init extends BaseCommand {
   static examples = [
     '<%= config.bin %> init',
     '<%= config.bin %> init ../sdc-imgapi --name imgapi --description "SDC IMGAPI"',
-    '<%= config.bin %> init --template plain --jenkinsfile single --base 41bd4100-eb86-409a-85b0-e649aadf6f62 --image-ver 24.4.1',
+    '<%= config.bin %> init --template plain --jenkinsfile single -i 41bd4100-eb86-409a-85b0-e649aadf6f62 --image-ver 24.4.1',
   ];
   static args = {
     dir: Args.string({ description: 'the repo to write into', default: '.' }),
@@ -33,6 +33,7 @@ export default class Init extends BaseCommand {
       imageVer: s['image-ver'],
       pi: s.pi,
       force: s.force,
+      env: process.env,
     });
     this.result(renderInit(result));
     return result;

@@ -41,7 +41,7 @@ export function outputPaths(def: BuildDefinition): Outputs {
     manifest: `${stem}.imgmanifest`,
     packages: `${stem}.packages.json`,
     buildInfo: `${stem}.build-info.json`,
-    ...(def.audit ? { audit: `${stem}.pkgaudit` } : {}),
+    ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }
 

@@ -14,7 +14,7 @@ import { Layout } from '../core/layout.js';
 import { Zfs } from '../host/zfs.js';
 import { interruptedBy } from '../core/interrupt.js';
 import { lockHeld, tryLock } from '../host/lock.js';
-import { log } from '../core/log.js';
+import { log, setLogBuildId } from '../core/log.js';
 import { makeWorkDir } from './owned.js';
 import { runStages } from './pipeline.js';
 import { layoutOf, newState, StateFile, stateLockPath, type BuildDefinition, type BuildState, type StageName } from './state.js';
@@ -139,6 +139,7 @@ export async function startBuild(
   opts: RunOptions & { statePath?: string; stages: StageName[] },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
+  setLogBuildId(buildId);
   await makeWorkDir(def.workDir);
   const statePath = opts.statePath ?? new Layout(def.datasetRoot, def.workDir).defaultStatePath(buildId);
   // The directories a user named, made (or refused, in one line) before anything else is: not after three stages.
@@ -158,7 +159,7 @@ export async function continueBuild(
   stage: StageName,
   opts: RunOptions = {},
 ): Promise<BuildResult> {
-  await StateFile.load(statePath);
+  setLogBuildId((await StateFile.load(statePath)).state.buildId);
   return withStateLock(statePath, async () => {
     const sf = await StateFile.load(statePath);
     await runTimed(sf, [stage], opts);
@@ -173,7 +174,7 @@ export interface CleanResult extends CleanReport {
 /** `missingOk`: no state file means nothing to clean (a run that failed before prepare). */
 export async function cleanFromState(statePath: string, zfs = new Zfs(), opts: { missingOk?: boolean } = {}): Promise<CleanResult> {
   if (opts.missingOk && !(await stat(statePath).catch(() => undefined))) return { ok: true, ...emptyReport() };
-  await StateFile.load(statePath);
+  setLogBuildId((await StateFile.load(statePath)).state.buildId);
   return withStateLock(statePath, async () => {
     const sf = await StateFile.load(statePath);
     const s = sf.state;

@@ -25,6 +25,8 @@ const OutputsSchema = z.object({
   manifest: z.string(),
   packages: z.string().optional(),
   audit: z.string().optional(),
+  /** The audit as JUnit XML, for Jenkins' test view. */
+  auditJunit: z.string().optional(),
   buildInfo: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;

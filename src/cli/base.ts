@@ -7,7 +7,7 @@ import { Command, Errors } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../core/errors.js';
 import { ensureDir } from '../core/files.js';
 import { onForcedExit } from '../core/interrupt.js';
-import { closeLog, configureLog, log, logToFileOnly } from '../core/log.js';
+import { closeLog, configureLog, jsonRecord, log, logFormat, logToFileOnly, type LogFormat } from '../core/log.js';
 import { resolveSettings, type Resolved } from '../settings/resolve.js';
 import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/table.js';
 
@@ -39,7 +39,7 @@ export abstract class BaseCommand extends Command {
   protected async settings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: { skip?: SettingId[] } = {}): Promise<Resolved<C>> {
     const logging = (await resolveSettings(command, flags, { only: LOGGING_SETTINGS })) as Resolved<'build'>;
     if (logging['log-file']) await ensureDir(dirname(logging['log-file']), { what: "log file's directory", flag: '--log-file' });
-    configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'] });
+    configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'], command: this.id ?? 'buildimage' });
     const rest = await resolveSettings(command, flags, { skip: [...LOGGING_SETTINGS, ...(o.skip ?? [])] });
     return { ...rest, ...logging };
   }
@@ -73,14 +73,36 @@ export abstract class BaseCommand extends Command {
       log.debug(err.stack ?? '');
     }
     const line = message + (hint ? ` (${hint})` : '');
-    logToFileOnly('error', line);
+    const json = this.logFormatAsked() === 'json';
+    const fields = { ...(hint ? { hint } : {}), exitCode: code };
+    logToFileOnly('error', json ? message : line, fields);
     await closeLog();
     if (this.jsonEnabled?.()) {
       process.stdout.write(JSON.stringify({ ok: false, error: { message, ...(hint ? { hint } : {}), exitCode: code } }) + '\n');
+    } else if (json) {
+      // --log-format json: the last line on stderr is a record like the others.
+      process.stderr.write(`${jsonRecord('error', message, fields)}\n`);
     } else {
       process.stderr.write(`buildimage: error: ${line}\n`);
     }
     process.exit(code);
+  }
+
+  /**
+   * The log format, also when the command line failed before the logging
+   * settings were read (an unknown flag): then as the words and the
+   * environment ask for it.
+   */
+  private logFormatAsked(): LogFormat {
+    const configured = logFormat();
+    if (configured) return configured;
+    const argv = this.argv ?? [];
+    for (const [i, a] of argv.entries()) {
+      if (a === '--') break;
+      if (a === '--log-format=json' || (a === '--log-format' && argv[i + 1] === 'json')) return 'json';
+      if (a.startsWith('--log-format')) return 'human';
+    }
+    return process.env.BUILDIMAGE_LOG_FORMAT?.trim() === 'json' ? 'json' : 'human';
   }
 
   protected override async finally(): Promise<void> {

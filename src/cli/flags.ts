@@ -25,7 +25,7 @@ type RawFlags = Interfaces.FlagInput<Record<string, string | boolean | undefined
 
 function flagFor(id: SettingId, command: CommandId): RawFlags[string] {
   const s = SETTINGS[id] as Setting;
-  const common = { description: describe(id, command), ...(s.char ? { char: s.char as 'a' } : {}) };
+  const common = { description: describe(id, command), ...(s.char ? { char: s.char as 'a' } : {}), ...(s.aliases ? { aliases: [...s.aliases] } : {}) };
   if (s.type === 'boolean') return Flags.boolean(common);
   const opts = { ...common, ...(s.options ? { options: [...s.options] } : {}) };
   // Repeatable (--add A --add B): oclif gives the texts as a list.

@@ -1,13 +1,13 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build/runner.js';
 import type { DoctorResult } from '../setup/doctor.js';
-import type { InitResult } from '../setup/init.js';
+import { GITIGNORE_ENTRIES, type InitResult } from '../setup/init.js';
 import { log } from '../core/log.js';
 
 export function renderResult(r: BuildResult): string {
   if (r.image) {
     const o = r.image.outputs;
-    return `built image ${r.image.uuid}: ${[o.image, o.manifest, o.packages, o.audit, o.buildInfo].filter(Boolean).join(' ')}`;
+    return `built image ${r.image.uuid}: ${[o.image, o.manifest, o.packages, o.audit, o.auditJunit, o.buildInfo].filter(Boolean).join(' ')}`;
   }
   const last = r.completed[r.completed.length - 1];
   return `${last} done for build ${r.buildId}${r.stateFile ? ` (state: ${r.stateFile})` : ''}`;
@@ -51,5 +51,17 @@ export function renderDoctor(r: DoctorResult): string {
 
 export function renderInit(r: InitResult): string {
   const wrote = r.written.map((p) => `  ${r.overwritten.includes(p) ? 'replaced' : 'wrote'} ${p}`);
-  return [...wrote, 'next: edit buildimage.json (packages, description), put the image\'s files in proto/, then try it:', ...r.next.map((c) => `  ${c}`)].join('\n');
+  const g = r.gitignore;
+  const ignore = g.skipped
+    ? `  left ${g.path} alone (${g.skipped}): add ${GITIGNORE_ENTRIES.join(' and ')} to it yourself`
+    : g.added.length
+      ? `  added ${g.added.join(', ')} to ${g.path}`
+      : undefined;
+  const [config, proto] = r.edit;
+  return [
+    ...wrote,
+    ...(ignore ? [ignore] : []),
+    `next: edit ${config} (packages, description), put the image's files in ${proto}, then try it:`,
+    ...r.next.map((c) => `  ${c}`),
+  ].join('\n');
 }

@@ -42,6 +42,7 @@ export const BuildResultSchema = z
             manifest: z.string(),
             packages: z.string().optional(),
             audit: z.string().optional(),
+            auditJunit: z.string().optional(),
             buildInfo: z.string().optional(),
           })
           .strict(),
@@ -112,7 +113,15 @@ export const DoctorResultSchema = z
   .strict();
 
 export const InitResultSchema = z
-  .object({ ok: z.literal(true), dir: z.string(), written: z.array(z.string()), overwritten: z.array(z.string()), next: z.array(z.string()) })
+  .object({
+    ok: z.literal(true),
+    dir: z.string(),
+    written: z.array(z.string()),
+    overwritten: z.array(z.string()),
+    gitignore: z.object({ path: z.string(), added: z.array(z.string()), skipped: z.string().optional() }).strict(),
+    edit: z.array(z.string()),
+    next: z.array(z.string()),
+  })
   .strict();
 
 /** Which schema each command's `--json` success output follows. */

@@ -12,7 +12,7 @@
  *   <work>/images/<uuid>.imgmanifest       an installed image's manifest, kept so a
  *                                          build from it needs no source
  *   <work>/builds/<build id>/              one build's own directory:
- *       lock, zone/ (the analog's mountpoint), packages.json, pkgaudit.txt
+ *       lock, zone/ (the analog's mountpoint), packages.json, pkgaudit.txt, pkgaudit.junit.xml
  *   <work>/states/<build id>.json          the state of a build run without --state
  */
 import { join, resolve } from 'node:path';
@@ -98,9 +98,9 @@ export class Layout {
   }
 
   /** pkgadd's reports, kept here until seal moves them beside the image. */
-  reports(buildId: string): { packages: string; audit: string } {
+  reports(buildId: string): { packages: string; audit: string; auditJunit: string } {
     const dir = this.buildDir(buildId);
-    return { packages: join(dir, 'packages.json'), audit: join(dir, 'pkgaudit.txt') };
+    return { packages: join(dir, 'packages.json'), audit: join(dir, 'pkgaudit.txt'), auditJunit: join(dir, 'pkgaudit.junit.xml') };
   }
 
   defaultStatePath(buildId: string): string {

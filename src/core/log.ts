@@ -4,13 +4,17 @@
  * the time, elapsed seconds, level, message and any fields (progress).
  * Logs go to stderr so that stdout stays for results (`--json`). A log
  * file (--log-file) always gets the verbose detail, child output included,
- * so Jenkins can archive it while the console stays readable.
+ * so Jenkins can archive it while the console stays readable. Several
+ * commands (the discrete stages) append to one file: each starts its part
+ * with a header line (time, command, version, build id when known), and
+ * every line there carries the wall-clock time, so the parts line up.
  *
  * One "live line" (a TTY progress line, see progress.ts) may sit at the
  * bottom of stderr: log lines are written above it.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { envSwitch } from './env.js';
+import { toolVersion } from './package.js';
 import winston from 'winston';
 
 export type LogFormat = 'human' | 'json';
@@ -28,10 +32,21 @@ export const humanFormat = winston.format.printf((info) => {
   return `[${elapsedSeconds().toFixed(1).padStart(6)}s] ${tag}${String(info.message)}`;
 });
 
+/** The log file's human line: the wall-clock time first, then the line stderr shows. */
+export const humanFileFormat = winston.format.printf((info) => {
+  const tag = info.level === 'warn' || info.level === 'error' ? `${info.level.toUpperCase()}: ` : '';
+  return `${new Date().toISOString()} [${elapsedSeconds().toFixed(1).padStart(6)}s] ${tag}${String(info.message)}`;
+});
+
+/** One JSON log record: time, elapsed, level, message, then any fields. */
+export function jsonRecord(level: string, message: string, fields: Record<string, unknown> = {}): string {
+  return JSON.stringify({ time: new Date().toISOString(), elapsed: Number(elapsedSeconds().toFixed(3)), level, message, ...fields });
+}
+
 /** One JSON object per line: time, elapsed, level, message, then any fields given with the message. */
 export const jsonFormat = winston.format.printf((info) => {
   const { level, message, ...fields } = info;
-  return JSON.stringify({ time: new Date().toISOString(), elapsed: Number(elapsedSeconds().toFixed(3)), level, message, ...fields });
+  return jsonRecord(level, String(message), fields);
 });
 
 // ---- the live line (TTY only)
@@ -82,7 +97,65 @@ export const log = winston.createLogger({
   transports: [consoleTransport],
 });
 
-let current: { format: LogFormat; file?: { path: string; stream: WriteStream; transport: winston.transport } } = { format: 'human' };
+interface LogFile {
+  path: string;
+  stream: WriteStream;
+  transport: winston.transport;
+  command: string;
+  /** When the file was opened: the header's time, before any line's. */
+  opened: Date;
+  /** Written before the file's first line of this process. */
+  headerDone: boolean;
+}
+
+let current: { format: LogFormat; configured: boolean; file?: LogFile } = { format: 'human', configured: false };
+let buildId: string | undefined;
+
+/** The format configureLog set; undefined before it ran (a command line that did not parse). */
+export function logFormat(): LogFormat | undefined {
+  return current.configured ? current.format : undefined;
+}
+
+function writeHeader(f: LogFile): void {
+  if (f.headerDone) return;
+  f.headerDone = true;
+  const text = `buildimage ${toolVersion()} ${f.command}`;
+  const fields = { header: true, command: f.command, version: toolVersion(), pid: process.pid, ...(buildId ? { buildId } : {}) };
+  const time = f.opened.toISOString();
+  f.stream.write(
+    current.format === 'json'
+      ? `${JSON.stringify({ time, elapsed: Number(elapsedSeconds(f.opened.getTime()).toFixed(3)), level: 'info', message: text, ...fields })}\n`
+      : `${time} === ${text} (${buildId ? `build ${buildId}, ` : ''}pid ${process.pid}) ===\n`,
+  );
+}
+
+/**
+ * The build this process works on, for the log file's header; once the
+ * header is out (something was logged before the id was known), a line
+ * naming it instead.
+ */
+export function setLogBuildId(id: string): void {
+  if (buildId === id) return;
+  buildId = id;
+  const f = current.file;
+  if (f?.headerDone) logToFileOnly('info', `build ${id}`, { buildId: id });
+}
+
+/** The log file's transport: the header goes first, before the first line. */
+class FileTransport extends winston.transports.Stream {
+  constructor(
+    private readonly file: () => LogFile | undefined,
+    opts: winston.transports.StreamTransportOptions,
+  ) {
+    super(opts);
+  }
+
+  override log(info: unknown, next: () => void): void {
+    const f = this.file();
+    if (f) writeHeader(f);
+    super.log!(info, next);
+  }
+}
 
 /** BUILDIMAGE_NO_LIVE, read as every switch; a bad value is reported by checkEnvSwitches, here it means "no live line". */
 function noLive(): boolean {
@@ -98,7 +171,8 @@ export function liveLineAllowed(): boolean {
   return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && !noLive();
 }
 
-export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?: LogFormat; file?: string }): void {
+/** `command` names the command in the log file's header. */
+export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?: LogFormat; file?: string; command?: string }): void {
   const format = opts.format === 'json' ? 'json' : 'human';
   const fmt = format === 'json' ? jsonFormat : humanFormat;
   consoleTransport.level = opts.quiet ? 'warn' : opts.verbose ? 'debug' : defaultLevel();
@@ -109,7 +183,7 @@ export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?
     log.remove(current.file.transport);
     current.file.stream.end();
   }
-  current = { format };
+  current = { format, configured: true };
   if (opts.file) {
     // Its directory is made by the caller (cli/base, with core/files' bounded ensureDir).
     const stream = createWriteStream(opts.file, { flags: 'a' });
@@ -117,18 +191,20 @@ export function configureLog(opts: { verbose?: boolean; quiet?: boolean; format?
       // A log file that cannot be written must not take the build down with it.
       process.stderr.write(`buildimage: warning: log file ${opts.file}: ${err.message}\n`);
     });
-    const transport = new winston.transports.Stream({ stream, level: 'debug', format: fmt });
+    // Unlike stderr, every line of the file carries the wall-clock time (JSON records always do).
+    const transport = new FileTransport(() => current.file, { stream, level: 'debug', format: format === 'json' ? jsonFormat : humanFileFormat });
     log.add(transport);
-    current.file = { path: opts.file, stream, transport };
+    current.file = { path: opts.file, stream, transport, command: opts.command ?? 'buildimage', opened: new Date(), headerDone: false };
   }
 }
 
-/** Writes a line to the log file only (e.g. the final error, which stderr already shows). */
-export function logToFileOnly(level: 'error' | 'warn' | 'info', message: string): void {
+/** Writes a line to the log file only (e.g. the final error, which stderr already shows); fields show in JSON records. */
+export function logToFileOnly(level: 'error' | 'warn' | 'info', message: string, fields: Record<string, unknown> = {}): void {
   const f = current.file;
   if (!f) return;
-  const info = { level, message } as winston.Logform.TransformableInfo & { [MESSAGE]?: string };
-  const out = (f.transport.format ?? humanFormat).transform(info);
+  writeHeader(f);
+  const info = { level, message, ...fields } as winston.Logform.TransformableInfo & { [MESSAGE]?: string };
+  const out = (f.transport.format ?? humanFileFormat).transform(info);
   if (out && typeof out === 'object') f.stream.write(`${(out as { [MESSAGE]?: string })[MESSAGE]}\n`);
 }
 
@@ -137,6 +213,8 @@ export async function closeLog(): Promise<void> {
   setLiveLine(undefined);
   const f = current.file;
   if (!f) return;
+  // A command that logged nothing still leaves its header: every call is in the file.
+  writeHeader(f);
   log.remove(f.transport);
   current.file = undefined;
   await new Promise<void>((resolve) => {

@@ -5,6 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { BuildError } from '../core/errors.js';
+import { junitXml } from '../core/junit.js';
 import { runInChroot } from '../host/chroot.js';
 import { log } from '../core/log.js';
 import { startProgress } from '../core/progress.js';
@@ -29,6 +30,50 @@ export function parsePkgInfo(stdout: string): InstalledPackage[] {
       return { name: m ? m[1] : line.trim(), comment: m ? m[2].trim() : '' };
     })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export interface AuditFinding {
+  /** The package as pkg_admin names it (name-version). */
+  pkg: string;
+  /** Its report lines, one per advisory. */
+  advisories: string[];
+}
+
+const AUDIT_LINE = /^Package (\S+) (?:has an? |has reached end-of-life)/;
+
+/**
+ * `pkg_admin audit` output (audit.c: "Package %s has a %s vulnerability,
+ * see %s", the eol line) by package, in the order first reported. A line
+ * in no known form is kept under its own text, so nothing is dropped.
+ */
+export function parseAudit(stdout: string): AuditFinding[] {
+  const by = new Map<string, string[]>();
+  for (const raw of stdout.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const pkg = AUDIT_LINE.exec(line)?.[1] ?? line;
+    by.set(pkg, [...(by.get(pkg) ?? []), line]);
+  }
+  return [...by].map(([pkg, advisories]) => ({ pkg, advisories }));
+}
+
+/**
+ * The audit as JUnit for Jenkins' test view: one failing case per
+ * vulnerable package with its advisories, or one passing case when there is
+ * none. Package names and advisory text come from the image and the
+ * vulnerability list: core/junit escapes them.
+ */
+export function auditJunit(stdout: string, image: string, timestamp = new Date()): string {
+  const findings = parseAudit(stdout);
+  const classname = `pkgaudit.${image}`;
+  const cases = findings.length
+    ? findings.map((f) => ({
+        classname,
+        name: f.pkg,
+        failure: { message: `${f.advisories.length} advisor${f.advisories.length === 1 ? 'y' : 'ies'}: ${f.advisories[0]}`, type: 'vulnerability', text: f.advisories.join('\n') },
+      }))
+    : [{ classname, name: 'no vulnerable packages', output: 'pkg_admin audit reported nothing' }];
+  return junitXml({ name: `pkg audit of ${image}`, cases, timestamp });
 }
 
 const PROXY_VARS = ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'];

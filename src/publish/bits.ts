@@ -77,6 +77,7 @@ export function contentTypeFor(name: string): string {
   if (/\.(txt|log|pkgaudit)$/.test(name) || name === 'latest-build-stamp' || name === 'build-environment') return 'text/plain';
   if (/\.html$/.test(name)) return 'text/html';
   if (/\.(json|imgmanifest|manifest)$/.test(name)) return 'application/json';
+  if (/\.xml$/.test(name)) return 'application/xml';
   return 'application/octet-stream';
 }
 

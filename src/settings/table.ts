@@ -41,6 +41,8 @@ export interface ConfigKey<V = never> {
 interface Common {
   /** The long flag, when it is not the table key. */
   readonly flag?: string;
+  /** Older long names the flag still answers to. */
+  readonly aliases?: readonly string[];
   readonly char?: string;
   /** Read when neither the command line nor the definition file gives the setting. */
   readonly env?: string;
@@ -516,6 +518,12 @@ export const SETTINGS = {
     help: 'also check Manta (MANTA_URL, MANTA_USER, MANTA_KEY_ID) and the publish credentials',
     commands: ['doctor'],
   }),
+  junit: setting({
+    type: 'string',
+    help: "also write the checks as a JUnit XML report to this file, one test case per check (Jenkins: junit 'FILE')",
+    parse: text,
+    commands: ['doctor'],
+  }),
 
   // ---- publish (bits-upload.sh's flags, and ours)
   branch: setting({ type: 'string', char: 'b', help: 'branch (names the <branch>-latest pointer)', parse: text, commands: ['publish'] }),
@@ -573,13 +581,16 @@ export const SETTINGS = {
     commands: ['init'],
   }),
   description: setting({ type: 'string', help: 'image description', shownDefault: '"NAME image"', parse: text, commands: ['init'] }),
+  // -i is --image in every command: init's was --base, which it still takes.
   base: setting({
     type: 'string',
+    flag: 'image',
+    aliases: ['base'],
     char: 'i',
-    help: 'base (origin) image uuid',
+    help: 'base (origin) image uuid for buildimage.json (--base is the same)',
     default: DEFAULT_BASE,
     shownDefault: `triton-origin-x86_64-21.4.0, ${DEFAULT_BASE}`,
-    parse: (v: string) => parseUuid(v, '--base'),
+    parse: parseUuid,
     commands: ['init'],
   }),
   template: setting({

@@ -6,12 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { installedWithManifest, isInstalled } from '../base/install.js';
 import { defaultImgadmDir } from '../base/known.js';
 import { isUrl, openSource } from '../base/open.js';
 import { oneLine } from '../core/errors.js';
-import { ensureDir, NEW_FILE_FLAGS, tempNameFor } from '../core/files.js';
+import { ensureDir, NEW_FILE_FLAGS, tempNameFor, writeAtomic } from '../core/files.js';
+import { junitXml } from '../core/junit.js';
 import { checkWorkDir } from '../build/owned.js';
 import { Layout } from '../core/layout.js';
 import { run } from '../host/exec.js';
@@ -276,4 +277,27 @@ export async function doctor(o: DoctorOptions): Promise<DoctorResult> {
   const failed = checks.filter((c) => c.status === 'fail').length;
   const warnings = checks.filter((c) => c.status === 'warn').length;
   return { ok: failed === 0, checks, failed, warnings };
+}
+
+/** The checks as JUnit XML: a failed check fails its case, a skipped one is skipped, a warning passes with its note. */
+export function doctorJunit(r: DoctorResult, timestamp = new Date()): string {
+  return junitXml({
+    name: 'buildimage doctor',
+    timestamp,
+    cases: r.checks.map((c) => ({
+      classname: 'buildimage.doctor',
+      name: c.id,
+      ...(c.status === 'fail' ? { failure: { message: c.detail, text: `${c.detail}${c.fix ? `\nfix: ${c.fix}` : ''}` } } : {}),
+      ...(c.status === 'skip' ? { skipped: c.detail } : {}),
+      output: c.status === 'warn' ? `warning: ${c.detail}${c.fix ? `\nfix: ${c.fix}` : ''}` : c.detail,
+    })),
+  });
+}
+
+/** `doctor --junit FILE`: written whole (temp file and rename, never through a link at FILE). */
+export async function writeDoctorJunit(path: string, r: DoctorResult): Promise<string> {
+  const abs = resolve(path);
+  await ensureDir(dirname(abs), { what: "JUnit report's directory", flag: '--junit' });
+  await writeAtomic(abs, doctorJunit(r));
+  return abs;
 }

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, errorLines } from '../helpers/cli.js';
+import { findAll, parseXml } from '../helpers/xml.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 
@@ -53,11 +54,12 @@ describe('build on real ZFS', function () {
     const last = r.stdout.trim().split('\n').pop()!;
     const stem = join(out, 'svc-zfs-1.2.3');
     assert.match(last, /^built image [0-9a-f-]{36}: /);
-    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.packages.json', '.build-info.json']) {
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json']) {
       assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
       assert.ok((await stat(stem + suffix)).isFile());
     }
     assert.deepEqual((await readdir(out)).sort(), [
+      'svc-zfs-1.2.3.audit.junit.xml',
       'svc-zfs-1.2.3.build-info.json',
       'svc-zfs-1.2.3.imgmanifest',
       'svc-zfs-1.2.3.packages.json',
@@ -80,6 +82,14 @@ describe('build on real ZFS', function () {
 
     const audit = await readFile(`${stem}.pkgaudit`, 'utf8');
     assert.match(audit, /^Package webfetch-7\.64\.0 has a remote-code-execution vulnerability, see https:\/\/\S+$/m);
+    // The same findings as JUnit for Jenkins' test view: one failing case per vulnerable package.
+    const junit = parseXml(await readFile(`${stem}.audit.junit.xml`, 'utf8'));
+    const cases = findAll(junit, 'testcase');
+    const vulnerable = [...new Set(audit.split('\n').filter(Boolean).map((l) => l.split(' ')[1]))];
+    assert.deepEqual(cases.map((c) => c.attrs.name), vulnerable);
+    const webfetch = cases.find((c) => c.attrs.name === 'webfetch-7.64.0')!;
+    assert.match(findAll(webfetch, 'failure')[0].text, /remote-code-execution vulnerability, see https:\/\//);
+    assert.equal(findAll(junit, 'testsuite')[0].attrs.failures, String(vulnerable.length));
     const pkgs = JSON.parse(await readFile(`${stem}.packages.json`, 'utf8')).packages.map((p: { name: string }) => p.name);
     // -u upgraded gsed 4.8 (from the origin) to 4.9; -p added the rest with dependencies.
     for (const p of ['greeter-1.1', 'libgreet-1.0', 'webfetch-7.64.0', 'daemonkit-2.3', 'gsed-4.9', 'sudo-1.9.15p5']) assert.ok(pkgs.includes(p), `${p} in ${pkgs}`);

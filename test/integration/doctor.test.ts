@@ -4,12 +4,13 @@
  * local IMGAPI and Manta servers, bounded in time, and nothing left behind.
  */
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DoctorResultSchema } from '../../src/cli/schemas.js';
 import type { DoctorResult } from '../../src/setup/doctor.js';
 import { cli } from '../helpers/cli.js';
+import { findAll, parseXml } from '../helpers/xml.js';
 import { serveSampleChain, world, type World } from '../helpers/world.js';
 import { startImgapiServer } from '../servers/imgapi-server.js';
 import { MantaTestServer } from '../servers/manta-server.js';
@@ -71,6 +72,31 @@ describe('doctor (CLI)', function () {
       fixAfter(/^FAIL\s+output-dir\s+/);
       fixAfter(/^FAIL\s+source\s+/);
       assert.match(lines.filter(Boolean).pop()!, /^doctor: 3 checks failed/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--junit FILE: a JUnit report for Jenkins, one case per check, failures and skips as doctor judged them', async () => {
+    const dir = await tempDir('bi-doctor-');
+    try {
+      const report = join(dir, 'reports', 'doctor.xml');
+      const r = await cli(['doctor', '--dataset-root', `${w.datasetRoot}/missing`, '--source', join(dir, 'nosuch'), '--junit', report, '--json'], {
+        env: { BUILDIMAGE_WORK_DIR: join(dir, 'work') },
+      });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const res = DoctorResultSchema.parse(JSON.parse(r.stdout));
+      const root = parseXml(await readFile(report, 'utf8'));
+      const cases = findAll(root, 'testcase');
+      assert.deepEqual(cases.map((c) => c.attrs.name), res.checks.map((c) => c.id));
+      for (const [i, c] of res.checks.entries()) {
+        assert.equal(findAll(cases[i], 'failure').length, c.status === 'fail' ? 1 : 0, c.id);
+        assert.equal(findAll(cases[i], 'skipped').length, c.status === 'skip' ? 1 : 0, c.id);
+      }
+      const failed = cases.find((c) => c.attrs.name === 'dataset-root')!;
+      assert.match(findAll(failed, 'failure')[0].text, /missing does not exist\nfix: zfs create -p /);
+      assert.equal(findAll(root, 'testsuite')[0].attrs.failures, String(res.failed));
+      assert.equal(findAll(root, 'testsuite')[0].attrs.skipped, '2');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -56,6 +56,9 @@ describe('a newcomer: init, then the commands it prints (CLI, --json)', function
     const def = JSON.parse(await readFile(join(repo, 'buildimage.json'), 'utf8'));
     assert.equal(def.manifest.name, 'hello');
     assert.equal(def['source-repo'], 'https://github.com/TritonDataCenter/sdc-hello.git');
+    // What a local build leaves in the repo is ignored by git: .gitignore made with both.
+    assert.deepEqual(initRes.gitignore, { path: join(repo, '.gitignore'), added: ['.buildimage/', 'bits/'] });
+    assert.match(await readFile(join(repo, '.gitignore'), 'utf8'), /^\.buildimage\/\nbits\/\n$/m);
 
     // What the newcomer edits: a package and the files of the service.
     def.packages = ['greeter'];
@@ -107,6 +110,37 @@ describe('a newcomer: init, then the commands it prints (CLI, --json)', function
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(parseAs(CleanResultSchema, r.stdout, 'clean').destroyed, []);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
+  });
+
+  it('init from another directory: paths as seen from there (quoted), the dataset root the commands need, .gitignore entries', async () => {
+    // No dataset root in the environment, as on a fresh Linux machine.
+    const env: Record<string, string> = { ...w.env, BUILDIMAGE_DATASET_ROOT: '' };
+    const repo2 = join(w.dir, 'my repo');
+    await mkdir(repo2, { recursive: true });
+    await writeFile(join(repo2, '.gitignore'), 'node_modules\n/bits');
+    let r = await cli(['init', 'my repo', '-n', 'hello2', '--image', w.origin.uuid], { cwd: w.dir, env });
+    assert.equal(r.code, 0, r.stderr);
+    const out = r.stdout.split('\n');
+    assert.ok(out.includes("next: edit my repo/buildimage.json (packages, description), put the image's files in my repo/proto/, then try it:"), r.stdout);
+    const next = out.filter((l) => l.startsWith('  buildimage ') || l.startsWith('  export ')).map((l) => l.trim());
+    assert.match(next[0], /^export BUILDIMAGE_DATASET_ROOT=\S+\/buildimage$/);
+    assert.equal(next[1], `buildimage doctor -i ${w.origin.uuid} --output-dir 'my repo/bits/hello2'`);
+    assert.match(next[2], / --config 'my repo\/buildimage\.json' .* --state 'my repo\/\.buildimage\/state\.json'$/);
+    assert.ok(out.includes(`  added .buildimage/ to ${join(repo2, '.gitignore')}`), r.stdout);
+    // The export and doctor lines as printed, the export naming the test's dataset root: doctor is satisfied.
+    const exportLine = next[0].replace(/=.*/, `=${w.datasetRoot}`);
+    const doctor = await shell(`${exportLine}\n${next[1]} --json`, w.dir, env);
+    assert.equal(doctor.code, 0, doctor.stdout + doctor.stderr);
+    assert.equal(parseAs(DoctorResultSchema, doctor.stdout, 'doctor').ok, true);
+
+    // The entries once, whatever the existing file had; a second init (-f, --base as before) adds none.
+    assert.equal(await readFile(join(repo2, '.gitignore'), 'utf8'), "node_modules\n/bits\n# buildimage: a local build's state and outputs\n.buildimage/\n");
+    r = await cli(['init', 'my repo', '-n', 'hello2', '--base', w.origin.uuid, '-f', '--json'], { cwd: w.dir, env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    const again = parseAs(InitResultSchema, r.stdout, 'init again');
+    assert.deepEqual(again.gitignore, { path: join(repo2, '.gitignore'), added: [] });
+    assert.equal(again.next[0], `buildimage doctor -i ${w.origin.uuid} --output-dir 'my repo/bits/hello2'`, 'BUILDIMAGE_DATASET_ROOT set: no export');
+    assert.equal(JSON.parse(await readFile(join(repo2, 'buildimage.json'), 'utf8')).image, w.origin.uuid);
   });
 
   it('the one-step variant (build --config) and errors as JSON', async () => {

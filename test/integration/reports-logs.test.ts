@@ -99,4 +99,68 @@ describe('reports and logs (CLI)', function () {
     assert.ok(last.endsWith(errs[0].replace('buildimage: error: ', '')), `log file ends with the error: ${last}`);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
   });
+
+  it('--log-file over discrete stages: each call starts with a header (time, command, version, build id), every line has the wall-clock time, in order', async () => {
+    const { proto } = await protoInRepo(w).catch(async () => ({ proto: join(w.dir, 'component', 'root') }));
+    const out = await w.outDir();
+    const state = join(w.dir, 'logs', 'staged.json');
+    const logFile = join(w.dir, 'logs', 'staged.log');
+    const calls = [
+      ['prepare', '-i', w.origin.uuid, '-d', proto, '-m', JSON.stringify({ name: 'staged', version: '1.0.0' }), '--output-dir', out, '--state', state],
+      ['assemble', '--state', state],
+      ['clean', '--state', state],
+    ];
+    for (const args of calls) {
+      const r = await cli([...args, '--log-file', logFile], { env: w.env });
+      assert.equal(r.code, 0, r.stderr);
+      // stderr keeps its short form.
+      assert.ok(r.stderr.split('\n').filter(Boolean).every((l) => l.startsWith('[')), r.stderr);
+    }
+    const { buildId } = JSON.parse(await readFile(state, 'utf8')) as { buildId: string };
+    const version = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
+    const lines = (await readFile(logFile, 'utf8')).trim().split('\n');
+    const ISO = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) /;
+    const headers = lines.filter((l) => / === buildimage /.test(l));
+    assert.equal(lines[0], headers[0], 'the file starts with a header');
+    assert.deepEqual(
+      headers.map((h) => h.replace(ISO, '').replace(/pid \d+/, 'pid N')),
+      calls.map((c) => `=== buildimage ${version} ${c[0]} (build ${buildId}, pid N) ===`),
+    );
+    let last = 0;
+    for (const l of lines) {
+      const m = ISO.exec(l);
+      assert.ok(m, `a wall-clock time on every line: ${l}`);
+      const t = Date.parse(m[1]);
+      assert.ok(t >= last, `in order: ${l}`);
+      last = t;
+    }
+    assert.ok(lines.some((l) => /\[\s+\d+\.\ds\] exec: zfs /.test(l)), 'the -v detail, with its elapsed seconds');
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+  });
+
+  it('--log-format json: a failing run ends with a JSON record of level error on stderr, also when the command line is bad', async () => {
+    const { proto } = await protoInRepo(w).catch(async () => ({ proto: join(w.dir, 'component', 'root') }));
+    const missing = '00000000-0000-4000-8000-000000000001';
+    const r = await cli(
+      ['build', '-i', missing, '-d', proto, '-m', JSON.stringify({ name: 'nope', version: '1' }), '--output-dir', await w.outDir(), '--log-format', 'json'],
+      { env: w.env },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    const records = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { level: string; message: string; exitCode?: number; time: string });
+    const end = records.at(-1)!;
+    assert.equal(end.level, 'error');
+    assert.match(end.message, new RegExp(missing));
+    assert.equal(end.exitCode, 1);
+    assert.ok(!Number.isNaN(Date.parse(end.time)));
+
+    for (const args of [['seal', '--state', join(w.dir, 'none.json'), '--log-format', 'json'], ['doctor', '--log-format=json', '--bogus']]) {
+      const bad = await cli(args, { env: w.env });
+      assert.equal(bad.code, 2, bad.stderr);
+      const rec = JSON.parse(bad.stderr.trim().split('\n').at(-1)!) as { level: string; message: string; hint?: string; exitCode: number };
+      assert.deepEqual([rec.level, rec.exitCode], ['error', 2]);
+      assert.ok(rec.hint, 'the hint is a field of its own');
+    }
+    const env = await cli(['seal', '--state', join(w.dir, 'none.json')], { env: { ...w.env, BUILDIMAGE_LOG_FORMAT: 'json' } });
+    assert.equal((JSON.parse(env.stderr.trim().split('\n').at(-1)!) as { level: string }).level, 'error');
+  });
 });

@@ -10,7 +10,7 @@ import type { StageContext } from '../context.js';
 import { setupChroot, teardownChroot } from '../../host/chroot.js';
 import { checkImageRoot, removeInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
-import { Pkgsrc, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
+import { Pkgsrc, auditJunit, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
 import { writeAtomic } from '../../core/files.js';
 
 export async function pkgadd(ctx: StageContext): Promise<void> {
@@ -35,7 +35,11 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
     sf.state.packagesInstalled = installed;
     log.info(`${installed.length} packages installed in the image`);
     await writeAtomic(reports.packages, JSON.stringify({ packages: installed }, null, 2) + '\n');
-    if (def.audit) await writeAtomic(reports.audit, await pkgsrc.audit());
+    if (def.audit) {
+      const audit = await pkgsrc.audit();
+      await writeAtomic(reports.audit, audit);
+      await writeAtomic(reports.auditJunit, auditJunit(audit, `${def.manifest.name}-${def.manifest.version}`));
+    }
   } finally {
     await teardownChroot(root, sf.state.chroot);
     await sf.save();

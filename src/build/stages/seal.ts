@@ -78,6 +78,11 @@ export async function seal(ctx: StageContext): Promise<void> {
     // Reports come from the work dir, which may be another filesystem.
     await moveInto(reports.packages, outputs.packages!);
     if (outputs.audit) await moveInto(reports.audit, outputs.audit);
+    if (outputs.auditJunit) {
+      // A build whose pkgadd ran under an older buildimage has no JUnit report: none is claimed.
+      if (await stat(reports.auditJunit).catch(() => undefined)) await moveInto(reports.auditJunit, outputs.auditJunit);
+      else delete outputs.auditJunit;
+    }
     await rename(temps.buildInfo, outputs.buildInfo!);
     await rename(temps.manifest, outputs.manifest);
     state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
