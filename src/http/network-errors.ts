@@ -1,4 +1,8 @@
-/** What went wrong on the wire, in a few words, and whether another attempt may help. */
+/**
+ * What went wrong on the wire, in a few words, and whether another attempt
+ * may help; and the one shape of a line about a server's error answer.
+ */
+import { STATUS_CODES } from 'node:http';
 import { RequestError, TimeoutError } from 'got';
 import { oneLine } from '../core/errors.js';
 import { ProxyError } from './proxy.js';
@@ -27,4 +31,21 @@ export function describeNetworkError(err: unknown): { text: string; retryable: b
   }
   // Other got RequestErrors without a code are socket-level surprises: worth one more go.
   return { text: msg, retryable: err instanceof RequestError && !code };
+}
+
+/** Longest server message put into a line: an answer is untrusted and may be a page long. */
+const MAX_SERVER_MESSAGE = 300;
+
+/**
+ * One line for a server's error answer, the same for Manta and IMGAPI:
+ * `<where>: <status> <code>: <message>` — the server's code, or the status
+ * text when it sent none; its message on one line, clipped. Our own words
+ * add no brackets: the hint the command appends is the line's only one.
+ * `Manta PUT /u/stor/x: 403 AuthorizationFailed: u may not write here`.
+ */
+export function serverErrorLine(where: string, a: { status: number; code?: string; message?: string }): string {
+  const head = `${a.status} ${a.code || STATUS_CODES[a.status] || 'Error'}`;
+  let message = a.message ? oneLine(a.message) : '';
+  if (message.length > MAX_SERVER_MESSAGE) message = `${message.slice(0, MAX_SERVER_MESSAGE)}…`;
+  return `${where}: ${head}${message && message !== a.code ? `: ${message}` : ''}`;
 }

@@ -5,13 +5,15 @@
  * `channel` option, `Accept-Version: ~2` so that `channels` is served.
  * GETs are retried with backoff on connection errors, timeouts, 5xx and
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
- * Proxies come from http_proxy/https_proxy/no_proxy (src/http/proxy.ts).
+ * Requests go straight or through the proxy http_proxy/https_proxy/no_proxy
+ * name, as http/proxy `routeFor` chooses for every client.
  * Answers are untrusted: JSON is read up to MAX_JSON_BYTES decompressed,
  * a manifest must carry the uuid asked for, only valid uuids go into a
  * path, signed calls follow no redirect and no call follows one from https
  * to http.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
 import got, { type Agents, type PlainResponse, type Response } from 'got';
@@ -21,7 +23,7 @@ import { log } from '../core/log.js';
 import { userAgent } from '../core/package.js';
 import { withRetry, type RetryPolicy } from '../core/retry.js';
 import { describeNetworkError } from '../http/network-errors.js';
-import { HttpProxyAgent, HttpsTunnelAgent, proxyFor } from '../http/proxy.js';
+import { routeFor } from '../http/proxy.js';
 import { redactUrl } from '../core/redact.js';
 import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 
@@ -175,13 +177,9 @@ export class ImgapiClient {
       insecure: options.insecure,
       ca: options.ca,
     };
-    const proxy = proxyFor(this.origin, options.env ?? process.env);
-    this.proxy = proxy && redactUrl(proxy);
-    this.agents = proxy
-      ? this.origin.protocol === 'https:'
-        ? { https: new HttpsTunnelAgent(proxy, this.opts.connectTimeoutMs) }
-        : { http: new HttpProxyAgent(proxy) }
-      : {};
+    const route = routeFor(this.origin, { env: options.env, connectTimeoutMs: this.opts.connectTimeoutMs });
+    this.proxy = route.proxy;
+    this.agents = this.origin.protocol === 'https:' ? { https: route.agent as HttpsAgent } : { http: route.agent };
   }
 
   /** For messages: the URL, plus the channel when one is set. */

@@ -163,21 +163,12 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
 }
 
 /** One line for any failure; the hint says what to check. */
-function asPublishError(err: unknown, store: Store | undefined): unknown {
+function asPublishError(err: unknown): unknown {
   if (interruptSignal().aborted) return interruptSignal().reason;
   if (err instanceof BuildimageError) return err;
   if (err instanceof KeyError) return new PublishError(err.message, { hint: 'check MANTA_KEY_ID, ~/.ssh and SSH_AUTH_SOCK' });
-  if (err instanceof MantaError) {
-    if (err.isAuth) {
-      return new PublishError(`Manta refused the credentials: ${err.message}`, {
-        hint: `check MANTA_USER/MANTA_SUBUSER and that the key is on the account${store ? `; using ${store.description}` : ''}`,
-      });
-    }
-    if (err.code === 'InvalidHeader' || err.code === 'RequestExpired') {
-      return new PublishError(err.message, { hint: "check this host's clock (Manta allows 5 minutes of skew)" });
-    }
-    return new PublishError(err.message, { hint: 'rerun to continue: what is already published is skipped' });
-  }
+  // The Manta client's hint says what to check after a refusal (key, account, clock, proxy); anything else a rerun finishes.
+  if (err instanceof MantaError) return new PublishError(err.message, { hint: err.hint ?? 'rerun to continue: what is already published is skipped' });
   return err;
 }
 
@@ -228,7 +219,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       seconds: (Date.now() - t0) / 1000,
     };
   } catch (err) {
-    throw asPublishError(err, store);
+    throw asPublishError(err);
   } finally {
     uninstall();
     store?.close();
