@@ -22,7 +22,7 @@ import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { userAgent } from '../core/package.js';
 import { withRetry, type RetryPolicy } from '../core/retry.js';
-import { describeNetworkError } from '../http/network-errors.js';
+import { describeNetworkError, serverErrorLine } from '../http/network-errors.js';
 import { routeFor } from '../http/proxy.js';
 import { redactUrl } from '../core/redact.js';
 import { isUuid, type ImageManifest } from '../image/manifest/types.js';
@@ -480,14 +480,11 @@ export class ImgapiClient {
           hint: elsewhere ? 'the image is on this server in another channel; pick it with --channel or ?channel= in the URL' : undefined,
         });
       }
-      return new ImgapiError(`IMGAPI ${this.url}: ${what}: ${message || `HTTP ${status}`} (${code}${status >= 500 ? `, HTTP ${status}` : ''})`, {
-        ...common,
-        restCode: code,
-      });
+      return new ImgapiError(serverErrorLine(`IMGAPI ${this.url}: ${what}`, { status, code, message }), { ...common, restCode: code });
     }
     const type = String(res.headers['content-type'] ?? '');
-    const kind = !text ? 'an empty body' : isHtml(type, text) ? `an HTML page ${snippet(text)}` : `a non-IMGAPI body ${snippet(text)}`;
-    return new ImgapiError(`IMGAPI ${this.url}: ${what}: HTTP ${status} ${res.statusMessage ?? ''} with ${kind}`.replace(/ +/g, ' '), {
+    const kind = !text ? undefined : isHtml(type, text) ? `an HTML page ${snippet(text)}` : `a non-IMGAPI body ${snippet(text)}`;
+    return new ImgapiError(serverErrorLine(`IMGAPI ${this.url}: ${what}`, { status, message: kind?.trim() }), {
       ...common,
       hint: status === 407 ? 'the proxy wants credentials: put them in the proxy URL' : undefined,
     });
@@ -519,7 +516,7 @@ export class ImgapiClient {
     } catch (err) {
       if (signal.aborted || !(err instanceof ImgapiError && err.retryable)) throw err;
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      throw new ImgapiError(`${err.message} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s)`, {
+      throw new ImgapiError(`${err.message}; gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s`, {
         statusCode: err.statusCode,
         restCode: err.restCode,
         body: err.body,
