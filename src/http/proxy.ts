@@ -62,6 +62,13 @@ export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL
   if (!proxy || !proxy.hostname || /[\u0000-\u001f\u007f\s]/.test(raw.trim())) {
     throw new UsageError(`${variable} is not a proxy URL`, 'e.g. http://user:password@proxy.example.com:3128');
   }
+  try {
+    // Proxy-Authorization carries them decoded: a bad %-sequence would otherwise throw mid-request.
+    decodeURIComponent(proxy.username);
+    decodeURIComponent(proxy.password);
+  } catch {
+    throw new UsageError(`${variable}: the user or password is not valid percent-encoding`, 'write a % in it as %25');
+  }
   return proxy;
 }
 
