@@ -59,7 +59,7 @@ export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL
     proxy = undefined;
   }
   // The URL parser drops tabs and newlines silently: a value holding any control character is refused instead.
-  if (!proxy || !proxy.hostname || /[\u0000-\u001f\u007f\s]/.test(raw.trim())) {
+  if (!proxy || !proxy.hostname || hasControlOrSpace(raw.trim())) {
     throw new UsageError(`${variable} is not a proxy URL`, 'e.g. http://user:password@proxy.example.com:3128');
   }
   try {
@@ -70,6 +70,10 @@ export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL
     throw new UsageError(`${variable}: the user or password is not valid percent-encoding`, 'write a % in it as %25');
   }
   return proxy;
+}
+
+function hasControlOrSpace(text: string): boolean {
+  return [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || /\s/.test(c));
 }
 
 /** A proxy as messages name it: scheme, host and port, never its credentials. */
