@@ -1,6 +1,11 @@
-/** What went wrong on the wire, in a few words, and whether another attempt may help. */
+/**
+ * What went wrong on the wire, in a few words, and whether another attempt
+ * may help; and the one shape of a line about a server's error answer.
+ */
+import { STATUS_CODES } from 'node:http';
 import { RequestError, TimeoutError } from 'got';
 import { oneLine } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 import { ProxyError } from './proxy.js';
 
 /** A short reason for a got/socket/proxy error, and whether another attempt may help. */
@@ -27,4 +32,23 @@ export function describeNetworkError(err: unknown): { text: string; retryable: b
   }
   // Other got RequestErrors without a code are socket-level surprises: worth one more go.
   return { text: msg, retryable: err instanceof RequestError && !code };
+}
+
+/** Longest server message put into a line: an answer is untrusted and may be a page long. */
+const MAX_SERVER_MESSAGE = 300;
+
+/**
+ * One line for a server's error answer, the same for Manta and IMGAPI:
+ * `<where>: <status> <code>: <message>` — the server's code, or the status
+ * text when it sent none; its message on one line, clipped. Our own words
+ * add no brackets: the hint the command appends is the line's only one.
+ * URLs in the message lose their query and credentials before it is clipped.
+ * `Manta PUT /u/stor/x: 403 AuthorizationFailed: u may not write here`.
+ */
+export function serverErrorLine(where: string, a: { status: number; code?: string; message?: string }): string {
+  const head = `${a.status} ${a.code || STATUS_CODES[a.status] || 'Error'}`;
+  // A server may echo a URL it was given (a presigned one, a proxy's with credentials): never its query or user.
+  let message = a.message ? oneLine(a.message).replace(/\bhttps?:\/\/[^\s"'<>]+/gi, (u) => redactUrl(u)) : '';
+  if (message.length > MAX_SERVER_MESSAGE) message = `${message.slice(0, MAX_SERVER_MESSAGE)}…`;
+  return `${where}: ${head}${message && message !== a.code ? `: ${message}` : ''}`;
 }

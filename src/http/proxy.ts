@@ -1,15 +1,18 @@
 /**
  * HTTP(S) proxies from http_proxy/https_proxy/all_proxy/no_proxy as curl
- * reads them (got has none built in): the agents that send a request
- * through one, and the error a proxy's refusal becomes.
+ * reads them (got and node's http have none built in), and the one place
+ * that chooses how a request to a URL goes out (`routeFor`): straight, or
+ * through the proxy the environment names for it (a CONNECT tunnel for
+ * https, absolute-form requests for http). Every client (Manta, IMGAPI,
+ * the base-image source) gets its agent here. A proxy's credentials go
+ * only into Proxy-Authorization, never into a message.
  */
 import http from 'node:http';
 import https from 'node:https';
 import net, { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { BuildError, oneLine } from '../core/errors.js';
-import { redactUrl } from '../core/redact.js';
+import { UsageError, oneLine } from '../core/errors.js';
 
 /** A proxy refused or failed a request (a CONNECT answer, or no connection at all). */
 export class ProxyError extends Error {
@@ -22,26 +25,60 @@ export class ProxyError extends Error {
   }
 }
 
+/** The variable that names the proxy for `target` and its text: `<scheme>_proxy`, `<SCHEME>_PROXY`, `all_proxy`, `ALL_PROXY`. */
+function proxySetting(target: URL, env: NodeJS.ProcessEnv): { variable: string; raw: string } | undefined {
+  const scheme = target.protocol.replace(/:$/, '');
+  for (const variable of [`${scheme}_proxy`, `${scheme.toUpperCase()}_PROXY`, 'all_proxy', 'ALL_PROXY']) {
+    const raw = env[variable];
+    if (raw) return { variable, raw };
+  }
+  return undefined;
+}
+
 /**
  * The proxy for `target` from the environment, or undefined: `<scheme>_proxy`
  * (lower case first, then upper case), then `all_proxy`; `no_proxy` excludes.
+ * The environment is input: a value that is no http(s) proxy URL is a
+ * UsageError naming the variable and never echoing the value (it may hold
+ * a password).
  */
 export function proxyFor(target: URL, env: NodeJS.ProcessEnv = process.env): URL | undefined {
-  const scheme = target.protocol.replace(/:$/, '');
-  const raw = env[`${scheme}_proxy`] || env[`${scheme.toUpperCase()}_PROXY`] || env.all_proxy || env.ALL_PROXY;
-  if (!raw) return undefined;
+  const setting = proxySetting(target, env);
+  if (!setting) return undefined;
   if (noProxyMatches(target, env.no_proxy || env.NO_PROXY || '')) return undefined;
-  let proxy: URL;
+  const { variable, raw } = setting;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(raw.trim())?.[1]?.toLowerCase();
+  if (scheme && scheme !== 'http' && scheme !== 'https') {
+    throw new UsageError(`${variable}: a ${scheme}:// proxy is not supported, only http:// and https://`);
+  }
+  let proxy: URL | undefined;
   try {
     // curl accepts "host:port" too.
-    proxy = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`);
+    proxy = new URL(scheme ? raw.trim() : `http://${raw.trim()}`);
   } catch {
-    throw new BuildError(`invalid proxy URL in ${scheme}_proxy: ${JSON.stringify(redactUrl(raw))}`);
+    proxy = undefined;
   }
-  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
-    throw new BuildError(`unsupported proxy ${redactUrl(proxy)}: only http:// and https:// proxies are supported`);
+  // The URL parser drops tabs and newlines silently: a value holding any control character is refused instead.
+  if (!proxy || !proxy.hostname || hasControlOrSpace(raw.trim())) {
+    throw new UsageError(`${variable} is not a proxy URL`, 'e.g. http://user:password@proxy.example.com:3128');
+  }
+  try {
+    // Proxy-Authorization carries them decoded: a bad %-sequence would otherwise throw mid-request.
+    decodeURIComponent(proxy.username);
+    decodeURIComponent(proxy.password);
+  } catch {
+    throw new UsageError(`${variable}: the user or password is not valid percent-encoding`, 'write a % in it as %25');
   }
   return proxy;
+}
+
+function hasControlOrSpace(text: string): boolean {
+  return [...text].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || /\s/.test(c));
+}
+
+/** A proxy as messages name it: scheme, host and port, never its credentials. */
+export function proxyName(proxy: URL): string {
+  return `${proxy.protocol}//${proxy.host}`;
 }
 
 /**
@@ -83,13 +120,19 @@ type AddRequest = { addRequest(req: http.ClientRequest, options: Record<string, 
 
 /** For http:// targets: connect to the proxy and send the request with an absolute URI. */
 export class HttpProxyAgent extends http.Agent {
-  constructor(private readonly proxy: URL) {
-    super({ keepAlive: false });
+  constructor(
+    private readonly proxy: URL,
+    o: http.AgentOptions = {},
+  ) {
+    super({ keepAlive: false, ...o });
   }
 
   addRequest(req: http.ClientRequest, options: Record<string, unknown>): void {
-    const host = req.getHeader('host') ?? `${String(options.host)}:${String(options.port)}`;
-    req.path = `http://${String(host)}${req.path}`;
+    // Already absolute when the caller asked for it (`Route.path`): a request with `Expect` has its request line written before it gets here.
+    if (!/^http:\/\//i.test(req.path)) {
+      const host = req.getHeader('host') ?? `${String(options.host)}:${String(options.port)}`;
+      req.path = `http://${String(host)}${req.path}`;
+    }
     const auth = proxyAuthorization(this.proxy);
     if (auth) req.setHeader('proxy-authorization', auth);
     const port = Number(this.proxy.port) || (this.proxy.protocol === 'https:' ? 443 : 80);
@@ -111,8 +154,9 @@ export class HttpsTunnelAgent extends https.Agent {
   constructor(
     private readonly proxy: URL,
     private readonly connectTimeoutMs: number,
+    o: https.AgentOptions = {},
   ) {
-    super({ keepAlive: false });
+    super({ keepAlive: false, ...o });
   }
 
   // Node's Agent accepts an async createConnection: return nothing and call back later.
@@ -124,7 +168,7 @@ export class HttpsTunnelAgent extends https.Agent {
     const headers: Record<string, string> = { host: target };
     const auth = proxyAuthorization(this.proxy);
     if (auth) headers['proxy-authorization'] = auth;
-    const proxyName = redactUrl(this.proxy);
+    const name = proxyName(this.proxy);
     const mod = this.proxy.protocol === 'https:' ? https : http;
     let done = false;
     const finish = (err: Error | null, socket?: Socket): void => {
@@ -148,7 +192,7 @@ export class HttpsTunnelAgent extends https.Agent {
         const s = res.statusCode ?? 0;
         finish(
           new ProxyError(
-            `proxy ${proxyName} answered ${s} ${res.statusMessage ?? ''} to CONNECT ${target}`.trim(),
+            `proxy ${name} answered ${s} ${res.statusMessage ?? ''} to CONNECT ${target}`.trim(),
             s >= 500 || s === 429,
             s === 407 ? 'the proxy wants credentials: put them in the proxy URL' : undefined,
           ),
@@ -162,10 +206,55 @@ export class HttpsTunnelAgent extends https.Agent {
     });
     req.once('timeout', () => {
       req.destroy();
-      finish(new ProxyError(`proxy ${proxyName}: CONNECT ${target} timed out`, true));
+      finish(new ProxyError(`proxy ${name}: CONNECT ${target} timed out`, true));
     });
-    req.once('error', (err) => finish(new ProxyError(`proxy ${proxyName}: ${oneLine(err.message)}`, true)));
+    req.once('error', (err) => finish(new ProxyError(`proxy ${name}: ${oneLine(err.message)}`, true)));
     req.end();
     return undefined;
   }
+}
+
+export interface RouteOptions {
+  /** Where http_proxy/https_proxy/no_proxy are read. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Connecting to the proxy and its CONNECT answer. Default 10 s. */
+  connectTimeoutMs?: number;
+  keepAlive?: boolean;
+  maxSockets?: number;
+  /** TLS to an https target, straight or inside the tunnel. */
+  rejectUnauthorized?: boolean;
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/** How requests to one server go out: the agent to give every request, and the proxy in between (for messages). */
+export interface Route {
+  agent: http.Agent;
+  /** `http://proxy:3128` (no credentials) when a proxy carries the requests. */
+  proxy?: string;
+  /** The request target for node's `http.request` `path`: absolute-form through an http proxy, else path and query. */
+  path(url: URL): string;
+}
+
+/**
+ * The one choice of how requests to `target`'s server go out, given the
+ * proxy environment: an https target through a proxy gets a CONNECT
+ * tunnel (the TLS, and so what HTTP Signatures sign, is end to end), an
+ * http target absolute-form requests to the proxy, anything else (or a
+ * host in no_proxy) a direct agent.
+ */
+export function routeFor(target: URL, o: RouteOptions = {}): Route {
+  const proxy = proxyFor(target, o.env ?? process.env);
+  const secure = target.protocol === 'https:';
+  const common = {
+    keepAlive: o.keepAlive ?? true,
+    ...(o.maxSockets ? { maxSockets: o.maxSockets } : {}),
+  };
+  const tlsOptions = {
+    ...(o.rejectUnauthorized === false ? { rejectUnauthorized: false } : {}),
+    ...(o.ca ? { ca: o.ca } : {}),
+  };
+  const originForm = (url: URL): string => url.pathname + url.search;
+  if (!proxy) return { agent: secure ? new https.Agent({ ...common, ...tlsOptions }) : new http.Agent(common), path: originForm };
+  if (secure) return { agent: new HttpsTunnelAgent(proxy, o.connectTimeoutMs ?? 10_000, { ...common, ...tlsOptions }), proxy: proxyName(proxy), path: originForm };
+  return { agent: new HttpProxyAgent(proxy, common), proxy: proxyName(proxy), path: (url) => `http://${url.host}${originForm(url)}` };
 }

@@ -13,6 +13,7 @@ import type { Signer } from '../http/signature.js';
 import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import type { Compression, ImageManifest } from '../image/manifest/types.js';
+import { serverErrorLine } from '../http/network-errors.js';
 import { imgapiAuthHeaders } from './auth.js';
 import { redactUrl } from '../core/redact.js';
 import { ImgapiClient, ImgapiError, type Answer, type ImgapiClientOptions } from './client.js';
@@ -184,26 +185,26 @@ export class ImgapiAdminClient extends ImgapiClient {
     return this.checkImage(what, this.parseJson<unknown>(what, res), uuid);
   }
 
-  /** One line: the server's message and code, its `errors[]`, and for 401/403 who we signed as. */
+  /** One line: status, the server's code and message with its `errors[]`; for 401/403 the hint names who we signed as. */
   private adminError(what: string, res: Answer, body: Buffer, secrets: string[]): ImgapiError {
     const e = this.httpError(what, res, body);
     const parsed = (e.body && typeof e.body === 'object' ? e.body : {}) as { message?: unknown; errors?: unknown };
     const fields = Array.isArray(parsed.errors)
       ? (parsed.errors as Array<{ field?: unknown; code?: unknown; message?: unknown }>).map(
-          (f) => `${asText(f.field)}: ${asText(f.code)}${f.message ? ` (${asText(f.message)})` : ''}`,
+          (f) => `${asText(f.field)}: ${asText(f.code)}${f.message ? `, ${asText(f.message)}` : ''}`,
         )
       : [];
     let message = e.message;
-    if (fields.length && e.restCode && message.endsWith(`(${e.restCode})`)) {
-      message = `${message.slice(0, -1)}; ${fields.join(', ')})`;
+    if (fields.length && e.restCode) {
+      const text = [typeof parsed.message === 'string' ? parsed.message : '', ...fields].filter(Boolean).join('; ');
+      message = serverErrorLine(`IMGAPI ${this.url}: ${what}`, { status: res.statusCode, code: e.restCode, message: text });
     }
     let hint = e.hint;
     if (res.statusCode === 401 || res.statusCode === 403) {
-      const reason = typeof parsed.message === 'string' && parsed.message ? parsed.message : `HTTP ${res.statusCode}`;
-      message = `IMGAPI ${this.url} refused ${this.who}: ${reason}${e.restCode ? ` (${e.restCode})` : ''}`;
+      const reason = typeof parsed.message === 'string' ? parsed.message : '';
       hint = /clock skew/i.test(reason)
         ? "check this host's clock (IMGAPI allows 300 s of skew)"
-        : `check UPDATES_IMGADM_USER and UPDATES_IMGADM_IDENTITY (key from ${this.signer.source}): the server must have this public key for that user`;
+        : `check UPDATES_IMGADM_USER and UPDATES_IMGADM_IDENTITY: IMGAPI must have key ${this.signer.fingerprint} from ${this.signer.source} for user "${this.user}"`;
     }
     return new ImgapiError(scrub(message, secrets), {
       statusCode: e.statusCode,

@@ -5,13 +5,15 @@
  * `channel` option, `Accept-Version: ~2` so that `channels` is served.
  * GETs are retried with backoff on connection errors, timeouts, 5xx and
  * 429; 4xx answers fail at once. Error bodies become one-line BuildErrors.
- * Proxies come from http_proxy/https_proxy/no_proxy (src/http/proxy.ts).
+ * Requests go straight or through the proxy http_proxy/https_proxy/no_proxy
+ * name, as http/proxy `routeFor` chooses for every client.
  * Answers are untrusted: JSON is read up to MAX_JSON_BYTES decompressed,
  * a manifest must carry the uuid asked for, only valid uuids go into a
  * path, signed calls follow no redirect and no call follows one from https
  * to http.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
 import querystring from 'node:querystring';
 import type { Readable } from 'node:stream';
 import got, { type Agents, type PlainResponse, type Response } from 'got';
@@ -20,8 +22,8 @@ import { abortReason, interruptSignal } from '../core/interrupt.js';
 import { log } from '../core/log.js';
 import { userAgent } from '../core/package.js';
 import { withRetry, type RetryPolicy } from '../core/retry.js';
-import { describeNetworkError } from '../http/network-errors.js';
-import { HttpProxyAgent, HttpsTunnelAgent, proxyFor } from '../http/proxy.js';
+import { describeNetworkError, serverErrorLine } from '../http/network-errors.js';
+import { routeFor } from '../http/proxy.js';
 import { redactUrl } from '../core/redact.js';
 import { isUuid, type ImageManifest } from '../image/manifest/types.js';
 
@@ -175,13 +177,9 @@ export class ImgapiClient {
       insecure: options.insecure,
       ca: options.ca,
     };
-    const proxy = proxyFor(this.origin, options.env ?? process.env);
-    this.proxy = proxy && redactUrl(proxy);
-    this.agents = proxy
-      ? this.origin.protocol === 'https:'
-        ? { https: new HttpsTunnelAgent(proxy, this.opts.connectTimeoutMs) }
-        : { http: new HttpProxyAgent(proxy) }
-      : {};
+    const route = routeFor(this.origin, { env: options.env, connectTimeoutMs: this.opts.connectTimeoutMs });
+    this.proxy = route.proxy;
+    this.agents = this.origin.protocol === 'https:' ? { https: route.agent as HttpsAgent } : { http: route.agent };
   }
 
   /** For messages: the URL, plus the channel when one is set. */
@@ -482,14 +480,11 @@ export class ImgapiClient {
           hint: elsewhere ? 'the image is on this server in another channel; pick it with --channel or ?channel= in the URL' : undefined,
         });
       }
-      return new ImgapiError(`IMGAPI ${this.url}: ${what}: ${message || `HTTP ${status}`} (${code}${status >= 500 ? `, HTTP ${status}` : ''})`, {
-        ...common,
-        restCode: code,
-      });
+      return new ImgapiError(serverErrorLine(`IMGAPI ${this.url}: ${what}`, { status, code, message }), { ...common, restCode: code });
     }
     const type = String(res.headers['content-type'] ?? '');
-    const kind = !text ? 'an empty body' : isHtml(type, text) ? `an HTML page ${snippet(text)}` : `a non-IMGAPI body ${snippet(text)}`;
-    return new ImgapiError(`IMGAPI ${this.url}: ${what}: HTTP ${status} ${res.statusMessage ?? ''} with ${kind}`.replace(/ +/g, ' '), {
+    const kind = !text ? undefined : isHtml(type, text) ? `an HTML page ${snippet(text)}` : `a non-IMGAPI body ${snippet(text)}`;
+    return new ImgapiError(serverErrorLine(`IMGAPI ${this.url}: ${what}`, { status, message: kind?.trim() }), {
       ...common,
       hint: status === 407 ? 'the proxy wants credentials: put them in the proxy URL' : undefined,
     });
@@ -521,7 +516,7 @@ export class ImgapiClient {
     } catch (err) {
       if (signal.aborted || !(err instanceof ImgapiError && err.retryable)) throw err;
       const secs = ((Date.now() - started) / 1000).toFixed(1);
-      throw new ImgapiError(`${err.message} (gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s)`, {
+      throw new ImgapiError(`${err.message}; gave up after ${n} attempt${n === 1 ? '' : 's'} in ${secs}s`, {
         statusCode: err.statusCode,
         restCode: err.restCode,
         body: err.body,

@@ -5,10 +5,13 @@
  * must be current); only what the Manta docs call safe is retried; no
  * header, key or signature ever goes into an error message. Redirects are
  * never followed (node's http does not) and answers are read up to
- * MAX_ANSWER_BYTES.
+ * MAX_ANSWER_BYTES. Requests go straight or through the proxy the
+ * environment names (http/proxy `routeFor`, as the IMGAPI clients do);
+ * a CONNECT tunnel or an absolute-form request leaves the signed `date`
+ * as it was, so the signature verifies at Manta.
  */
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingHttpHeaders } from 'node:http';
+import http, { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -16,6 +19,8 @@ import { pipeline } from 'node:stream/promises';
 import { readNoFollow } from '../core/files.js';
 import { interruptSignal } from '../core/interrupt.js';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from '../core/retry.js';
+import { serverErrorLine } from '../http/network-errors.js';
+import { ProxyError, routeFor, type Route } from '../http/proxy.js';
 import { mantaKeyId, signDateHeader, type Signer } from '../http/signature.js';
 
 export interface MantaClientOptions {
@@ -31,12 +36,24 @@ export interface MantaClientOptions {
   stallMs?: number;
   /** How long to wait for `100 Continue` before sending the body anyway (as curl does). */
   continueTimeoutMs?: number;
+  /** Where http_proxy/https_proxy/no_proxy are read. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Connecting to a proxy and its CONNECT answer. Default 10 s. */
+  connectTimeoutMs?: number;
 }
 
 export type MantaEntry = { type: 'directory' } | { type: 'object'; md5?: string; size: number; contentType?: string };
 
-/** A failed Manta call: HTTP status + wire code, or a network code (status undefined). */
+/**
+ * A failed Manta call: HTTP status + wire code, or a network code (status
+ * undefined). One line, `Manta PUT /u/stor/x: 403 AuthorizationFailed:
+ * <message>`; what to check is in `hint`, not in the line.
+ */
 export class MantaError extends Error {
+  readonly hint?: string;
+  /** For a network failure: whether another attempt may help (default: by its code). */
+  readonly retryable?: boolean;
+
   constructor(
     readonly method: string,
     readonly path: string,
@@ -44,9 +61,17 @@ export class MantaError extends Error {
     readonly status?: number,
     detail?: string,
     readonly retryAfterMs?: number,
+    o: { hint?: string; retryable?: boolean } = {},
   ) {
-    super(`${method} ${path}: ${status ? `${status} ` : ''}${code}${detail ? `: ${detail}` : ''}`);
+    const where = `Manta ${method} ${path}`;
+    // A code made from the status ("InternalServerError") reads as the status text; a server's own code as sent.
+    const own = status !== undefined && code !== STATUS_CODES[status]?.replace(/\s+/g, '') ? code : undefined;
+    // A network failure: the error's own words (they name the code, or the proxy that failed) or the code.
+    const net = !detail ? code : detail.includes(code) || code === 'ProxyError' ? detail : `${code}: ${detail}`;
+    super(status !== undefined ? serverErrorLine(where, { status, code: own, message: detail }) : `${where}: ${net}`);
     this.name = 'MantaError';
+    this.hint = o.hint;
+    this.retryable = o.retryable;
   }
 
   get isAuth(): boolean {
@@ -66,7 +91,7 @@ const RETRY_NET = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', '
 export function mantaRetryable(err: unknown): boolean {
   if (!(err instanceof MantaError)) return false;
   if (err.code === 'ResponseTooLarge') return false;
-  if (err.status === undefined) return RETRY_NET.has(err.code);
+  if (err.status === undefined) return err.retryable ?? RETRY_NET.has(err.code);
   // 507 NotEnoughSpace and 501 NotImplemented will not change by asking again.
   if ((err.status >= 500 && err.status !== 501 && err.status !== 507) || err.status === 408 || err.status === 429) return true;
   if (err.status === 409 && err.code === 'ConcurrentRequest') return true;
@@ -104,7 +129,9 @@ export const MAX_ANSWER_BYTES = 1024 * 1024;
 export class MantaClient {
   readonly url: URL;
   readonly keyId: string;
-  private readonly agent: http.Agent;
+  /** The proxy between us and Manta (no credentials), if the environment names one. */
+  readonly proxy?: string;
+  private readonly route: Route;
   private readonly retry: RetryPolicy;
   private readonly stallMs: number;
   private readonly continueMs: number;
@@ -112,17 +139,22 @@ export class MantaClient {
   constructor(readonly opts: MantaClientOptions) {
     this.url = mantaBaseUrl(opts.url);
     this.keyId = mantaKeyId(opts.user, opts.subuser, opts.signer.fingerprint);
-    const secure = this.url.protocol === 'https:';
-    this.agent = secure
-      ? new https.Agent({ keepAlive: true, maxSockets: 8, rejectUnauthorized: !opts.insecure })
-      : new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const route = routeFor(this.url, {
+      env: opts.env,
+      keepAlive: true,
+      maxSockets: 8,
+      rejectUnauthorized: !opts.insecure,
+      connectTimeoutMs: opts.connectTimeoutMs,
+    });
+    this.route = route;
+    this.proxy = route.proxy;
     this.retry = opts.retry ?? DEFAULT_RETRY;
     this.stallMs = opts.stallMs ?? 60_000;
     this.continueMs = opts.continueTimeoutMs ?? 1000;
   }
 
   close(): void {
-    this.agent.destroy();
+    this.route.agent.destroy();
   }
 
   /** The object or directory at `path`, or undefined when (and only when) Manta says 404. */
@@ -229,7 +261,16 @@ export class MantaClient {
       }
     }
     const ra = Number(res.headers['retry-after']);
-    throw new MantaError(method, path, code, res.status, message, Number.isFinite(ra) && ra >= 0 ? ra * 1000 : undefined);
+    throw new MantaError(method, path, code, res.status, message, Number.isFinite(ra) && ra >= 0 ? ra * 1000 : undefined, { hint: this.hintFor(res.status, code) });
+  }
+
+  /** What to check after a refusal: the account and key (401/403), or the clock (a stale `date`). */
+  private hintFor(status: number, code: string): string | undefined {
+    if (code === 'InvalidHeader' || code === 'RequestExpired') return "check this host's clock (Manta allows 5 minutes of skew)";
+    if (status !== 401 && status !== 403) return undefined;
+    const o = this.opts;
+    const who = `${o.user}${o.subuser ? `/${o.subuser}` : ''}`;
+    return `check MANTA_USER and MANTA_SUBUSER: key ${o.signer.fingerprint} from ${o.signer.source} must be one of ${who}'s keys at ${this.url.origin}`;
   }
 
   private async send(method: string, path: string, o: SendOptions): Promise<Response> {
@@ -256,7 +297,15 @@ export class MantaClient {
       let source: Readable | undefined;
       let continueTimer: NodeJS.Timeout | undefined;
 
-      const req = mod.request(target, { method, headers, agent: this.agent });
+      const req = mod.request({
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port,
+        path: this.route.path(target),
+        method,
+        headers,
+        agent: this.route.agent,
+      });
       const fail = (err: unknown): void => {
         if (settled) return;
         settled = true;
@@ -272,7 +321,7 @@ export class MantaClient {
       req.setTimeout(this.stallMs, () =>
         fail(new MantaError(method, path, 'Stalled', undefined, `no progress for ${Math.round(this.stallMs / 1000)} s`)),
       );
-      req.on('error', (err: NodeJS.ErrnoException) => fail(netError(method, path, err)));
+      req.on('error', (err: NodeJS.ErrnoException) => fail(this.netError(method, path, err)));
       req.on('finish', () => {
         bodyDone = true;
       });
@@ -289,7 +338,7 @@ export class MantaClient {
           }
           chunks.push(c);
         });
-        res.on('error', (err: NodeJS.ErrnoException) => fail(netError(method, path, err)));
+        res.on('error', (err: NodeJS.ErrnoException) => fail(this.netError(method, path, err)));
         res.on('end', () => {
           if (settled) return;
           settled = true;
@@ -318,7 +367,7 @@ export class MantaClient {
         });
         pipeline(source, counter, req).catch(
           (err: NodeJS.ErrnoException) => {
-            if (!responded) fail(netError(method, path, err));
+            if (!responded) fail(this.netError(method, path, err));
           },
         );
       };
@@ -334,6 +383,17 @@ export class MantaClient {
       }
     });
   }
+
+  private netError(method: string, path: string, err: NodeJS.ErrnoException): unknown {
+    if (err instanceof MantaError) return err;
+    if (err.name === 'AbortError') return interruptSignal().reason ?? err;
+    // The tunnel's own failure already names the proxy.
+    if (err instanceof ProxyError) return new MantaError(method, path, 'ProxyError', undefined, err.message, undefined, { hint: err.hint, retryable: err.retryable });
+    const code = err.code ?? 'ECONNRESET';
+    const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) ? 'set MANTA_TLS_INSECURE=1 only for a test server' : undefined;
+    const via = this.proxy ? ` via proxy ${this.proxy}` : '';
+    return new MantaError(method, path, code, undefined, `${err.message}${via}`, undefined, { hint });
+  }
 }
 
 /** `https://host:port` of a Location header, for a message (no path, query or credentials). */
@@ -345,12 +405,4 @@ function locationHost(loc: string | undefined, base: URL): string {
   } catch {
     return 'an invalid Location';
   }
-}
-
-function netError(method: string, path: string, err: NodeJS.ErrnoException): unknown {
-  if (err instanceof MantaError) return err;
-  if (err.name === 'AbortError') return interruptSignal().reason ?? err;
-  const code = err.code ?? 'ECONNRESET';
-  const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(code) ? ' (set MANTA_TLS_INSECURE=1 only for a test server)' : '';
-  return new MantaError(method, path, code, undefined, `${err.message}${hint}`);
 }

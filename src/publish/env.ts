@@ -30,6 +30,8 @@ export interface MantaEnv {
   keyId?: string;
   insecure: boolean;
   agentSocket?: string;
+  /** Where the client reads http_proxy/https_proxy/no_proxy. */
+  env: NodeJS.ProcessEnv;
 }
 
 export function mantaEnv(env: NodeJS.ProcessEnv): MantaEnv {
@@ -40,12 +42,13 @@ export function mantaEnv(env: NodeJS.ProcessEnv): MantaEnv {
     keyId: env.MANTA_KEY_ID || undefined,
     insecure: envSwitch('MANTA_TLS_INSECURE', env),
     agentSocket: env.SSH_AUTH_SOCK || undefined,
+    env,
   };
 }
 
 /** A client for this environment's Manta, signing with `signer`. */
 export function mantaClient(m: MantaEnv, signer: Signer, o: Pick<MantaClientOptions, 'retry' | 'stallMs'>): MantaClient {
-  return new MantaClient({ url: m.url, user: m.user, subuser: m.subuser, signer, insecure: m.insecure, ...o });
+  return new MantaClient({ url: m.url, user: m.user, subuser: m.subuser, signer, insecure: m.insecure, env: m.env, ...o });
 }
 
 /** The Manta key as node-manta finds it: MANTA_KEY_ID, else ~/.ssh/id_rsa.pub's fingerprint; in ~/.ssh or the agent. */

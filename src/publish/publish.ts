@@ -163,23 +163,15 @@ async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
 }
 
 /** One line for any failure; the hint says what to check. */
-function asPublishError(err: unknown, store: Store | undefined): unknown {
+function asPublishError(err: unknown): unknown {
   if (interruptSignal().aborted) return interruptSignal().reason;
   if (err instanceof BuildimageError) return err;
   if (err instanceof KeyError) return new PublishError(err.message, { hint: 'check MANTA_KEY_ID, ~/.ssh and SSH_AUTH_SOCK' });
+  // The Manta client's hint says what to check after a refusal (key, account, clock, proxy);
+  // otherwise a rerun helps only where the next try may go through (network, 5xx, throttling).
   if (err instanceof MantaError) {
-    if (err.isAuth) {
-      return new PublishError(`Manta refused the credentials: ${err.message}`, {
-        hint: `check MANTA_USER/MANTA_SUBUSER and that the key is on the account${store ? `; using ${store.description}` : ''}`,
-      });
-    }
-    if (err.code === 'InvalidHeader' || err.code === 'RequestExpired') {
-      return new PublishError(err.message, { hint: "check this host's clock (Manta allows 5 minutes of skew)" });
-    }
-    // A rerun helps only where the next try may go through (network, 5xx, throttling); a refusal comes back the same.
-    return new PublishError(err.message, {
-      hint: mantaRetryable(err) ? 'rerun to continue: what is already published is skipped' : 'not a passing fault: a rerun would fail the same way',
-    });
+    const hint = err.hint ?? (mantaRetryable(err) ? 'rerun to continue: what is already published is skipped' : 'not a passing fault: a rerun would fail the same way');
+    return new PublishError(err.message, { hint });
   }
   return err;
 }
@@ -232,7 +224,7 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       seconds: (Date.now() - t0) / 1000,
     };
   } catch (err) {
-    throw asPublishError(err, store);
+    throw asPublishError(err);
   } finally {
     uninstall();
     store?.close();

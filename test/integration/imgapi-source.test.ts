@@ -240,7 +240,7 @@ describe('ImgapiSource', function () {
       const nofile = testManifest();
       await server.addImage(nofile, undefined, { state: 'unactivated' });
       await assert.rejects(source().openFile({ ...nofile, files: [{ sha1: '0'.repeat(40), size: 10, compression: 'gzip' }] }), {
-        message: `IMGAPI ${server.url}: image ${nofile.uuid} file: image "${nofile.uuid}" has no file (ResourceNotFound)`,
+        message: `IMGAPI ${server.url}: image ${nofile.uuid} file: 404 ResourceNotFound: image "${nofile.uuid}" has no file`,
       });
       await assert.rejects(source().openFile(nofile), /has no files\[0\]\.size/);
     });

@@ -14,6 +14,8 @@ import { parsePrivateKey } from '../../src/http/keys.js';
 import { MantaClient, MantaError } from '../../src/manta/client.js';
 import { presignUrl } from '../../src/manta/presign.js';
 import { MantaTestServer } from '../servers/manta-server.js';
+import { BITS_BASE, BITS_USER, mantaBits, type MantaBits } from '../servers/bits.js';
+import { cli, errorLines } from '../helpers/cli.js';
 import { haveBinary, nodeRsaKey, smartdcAuth, tempDir } from '../servers/ssh-keys.js';
 import { selfSignedCert } from '../servers/tls.js';
 
@@ -200,7 +202,7 @@ describe('Manta client and test server (integration)', function () {
     const insecure = new MantaClient({ url: s.url, user: 'acct', signer: signerOf(key.pem), retry: FAST, insecure: true });
     try {
       assert.equal(strict.url.protocol, 'https:', 'no scheme means https');
-      await assert.rejects(strict.mkdir('/acct/stor/t'), (e: MantaError) => /SELF_SIGNED|CERT/.test(e.code) && /MANTA_TLS_INSECURE/.test(e.message));
+      await assert.rejects(strict.mkdir('/acct/stor/t'), (e: MantaError) => /SELF_SIGNED|CERT/.test(e.code) && /MANTA_TLS_INSECURE/.test(e.hint ?? ''));
       assert.equal(s.requests.length, 0);
       await insecure.mkdir('/acct/stor/t');
       assert.equal(s.entry('/acct/stor/t')?.type, 'directory');
@@ -235,5 +237,39 @@ describe('Manta client and test server (integration)', function () {
     assert.equal(srv.entry('/acct/stor/huge')?.type, 'object');
     assert.ok(peak < 96 * 1024 * 1024, `peak extra buffer memory ${(peak / 1048576).toFixed(1)} MiB`);
     assert.ok(seen.length > 10 && seen[seen.length - 1] === 192 * 1024 * 1024, 'progress reported along the way');
+  });
+});
+
+describe('Manta server errors through the CLI (integration)', function () {
+  this.timeout(120_000);
+  let b: MantaBits;
+  beforeEach(async () => {
+    b = await mantaBits();
+  });
+  afterEach(async () => b.dispose());
+
+  const run = async (): Promise<string[]> => {
+    const r = await cli(b.args, { cwd: b.dir, env: b.env() });
+    assert.equal(r.code, 3, r.stderr);
+    return errorLines(r);
+  };
+  const hint = (): string =>
+    `check MANTA_USER and MANTA_SUBUSER: key ${b.fingerprint} from ${b.home}/.ssh/id_rsa must be one of ${BITS_USER}'s keys at ${b.srv.url}`;
+
+  it('a 403 with a message is one line, one level of detail: Manta, the call, status and code, the message, the hint', async () => {
+    b.srv.fault({ kind: 'status', status: 403, code: 'AuthorizationFailed', message: `${BITS_USER} may not write to ${BITS_BASE}`, method: 'PUT', times: 100 });
+    assert.deepEqual(await run(), [
+      `buildimage: error: Manta PUT /${BITS_USER}/public/builds: 403 AuthorizationFailed: ${BITS_USER} may not write to ${BITS_BASE} (${hint()})`,
+    ]);
+  });
+
+  it('a bare 403 (HEAD has no body) and a 5xx read the same way', async () => {
+    b.srv.fault({ kind: 'status', status: 403, code: 'AuthorizationFailed', method: 'HEAD', times: 100 });
+    assert.deepEqual(await run(), [`buildimage: error: Manta HEAD ${BITS_BASE}: 403 Forbidden (${hint()})`]);
+    b.srv.clearFaults();
+    b.srv.fault({ kind: 'status', status: 507, code: 'NotEnoughSpace', message: 'not enough free space for 64 KiB', method: 'PUT', times: 100 });
+    assert.deepEqual(await run(), [
+      `buildimage: error: Manta PUT /${BITS_USER}/public/builds: 507 NotEnoughSpace: not enough free space for 64 KiB (rerun to continue: what is already published is skipped)`,
+    ]);
   });
 });

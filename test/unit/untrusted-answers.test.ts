@@ -172,10 +172,10 @@ describe('untrusted server answers (issue 12)', function () {
       try {
         m.fault({ kind: 'huge', status: 500, bytes: 64 * MiB, method: 'PUT' });
         const err = await rejects(c.mkdir('/u/stor/x'), MantaError);
-        assert.match(err.message, /^PUT \/u\/stor\/x: 500 ResponseTooLarge: the answer is larger than 1 MiB/);
+        assert.match(err.message, /^Manta PUT \/u\/stor\/x: 500 ResponseTooLarge: the answer is larger than 1 MiB/);
         m.fault({ kind: 'redirect', status: 301, location: `${target.url}/u/stor/y`, method: 'PUT' });
         const r = await rejects(c.mkdir('/u/stor/y'), MantaError);
-        assert.match(r.message, /^PUT \/u\/stor\/y: 301 MovedPermanently: redirect to http:\/\/127\.0\.0\.1:\d+ not followed/);
+        assert.match(r.message, /^Manta PUT \/u\/stor\/y: 301 Moved Permanently: redirect to http:\/\/127\.0\.0\.1:\d+ not followed/);
         assert.equal(target.hits.length, 0);
       } finally {
         c.close();
