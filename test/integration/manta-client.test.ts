@@ -269,7 +269,7 @@ describe('Manta server errors through the CLI (integration)', function () {
     b.srv.clearFaults();
     b.srv.fault({ kind: 'status', status: 507, code: 'NotEnoughSpace', message: 'not enough free space for 64 KiB', method: 'PUT', times: 100 });
     assert.deepEqual(await run(), [
-      `buildimage: error: Manta PUT /${BITS_USER}/public/builds: 507 NotEnoughSpace: not enough free space for 64 KiB (rerun to continue: what is already published is skipped)`,
+      `buildimage: error: Manta PUT /${BITS_USER}/public/builds: 507 NotEnoughSpace: not enough free space for 64 KiB (not a passing fault: a rerun would fail the same way)`,
     ]);
   });
 });
