@@ -40,9 +40,10 @@ export function parseInputJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    const m = /line (\d+) column (\d+)/.exec((err as Error).message);
+    // Node says "at position N" for some errors (and quotes the text for others: never shown).
     const at = /at position (\d+)/.exec((err as Error).message);
-    const where = m ? ` (line ${m[1]}, column ${m[2]})` : at ? ` (at character ${Number(at[1]) + 1})` : text.trim() === '' ? ' (it is empty)' : '';
+    const before = at ? text.slice(0, Number(at[1])).split('\n') : undefined;
+    const where = before ? ` (line ${before.length}, column ${before[before.length - 1].length + 1})` : text.trim() === '' ? ' (it is empty)' : '';
     throw new UsageError(`${what} is not valid JSON${where}`);
   }
 }
