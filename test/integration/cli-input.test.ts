@@ -239,6 +239,23 @@ describe('CLI: errors name the input the user wrote (issue 14)', function () {
     assert.equal(JSON.parse(r.stdout).error.message, `bits directory ${join(dir, 'nobits')} does not exist`);
   });
 
+  // Item 10: the flags declare their variables (oclif `env`) for help, but oclif reads none itself.
+  it('a variable is read the one buildimage way: a switch by core/env\'s rule, and below buildimage.json', async () => {
+    assert.equal(
+      await errorLine(['assemble'], { env: { BUILDIMAGE_KEEP_ON_FAILURE: 'maybe' } }),
+      'buildimage: error: BUILDIMAGE_KEEP_ON_FAILURE must be 1, true, yes or on (or 0, false, no, off, empty), got "maybe"',
+    );
+    await writeFile(join(dir, 'sourced.json'), JSON.stringify({ image: UUID, dir: 'proto', manifest: { name: 'svc' }, source: 'from-file' }));
+    assert.equal(
+      await errorLine(['build', '--config', 'sourced.json', '--image-version', '1'], { env: { BUILDIMAGE_SOURCE: join(dir, 'from-env') } }),
+      `buildimage: error: image source (--source) ${join(dir, 'from-file')} does not exist`,
+    );
+    assert.equal(
+      await errorLine(['assemble'], { env: { BUILDIMAGE_LOG_FORMAT: 'xml' } }),
+      'buildimage: error: BUILDIMAGE_LOG_FORMAT (--log-format) must be one of human, json',
+    );
+  });
+
   it('build and prepare read ./buildimage.json when --config is not given', async () => {
     const repo = join(dir, 'repo');
     await mkdir(repo);
