@@ -43,7 +43,7 @@ export abstract class BaseCommand extends Command {
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
     const o = options ?? (this.ctor as unknown as Interfaces.Input<F, B, A>);
     const input = { args: o.args, strict: o.strict, enableJsonFlag: o.enableJsonFlag, baseFlags: forParsing(o.baseFlags), flags: forParsing(o.flags) };
-    return super.parse(input as Interfaces.Input<F, B, A>, argv);
+    return super.parse(input, argv);
   }
 
   /**

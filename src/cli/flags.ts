@@ -16,7 +16,7 @@ export function shownDefault(id: SettingId, command: CommandId): string | undefi
   const d = defaultFor(id, command);
   if (s.type !== 'string') return undefined;
   // A computed default says what it computes; a per-command "none" shows none.
-  if (s.per?.[command] && 'default' in s.per[command]! && d === undefined) return undefined;
+  if (s.per?.[command] && 'default' in s.per[command] && d === undefined) return undefined;
   return s.shownDefault ?? (typeof d === 'string' && d !== '' ? d : undefined);
 }
 
@@ -37,7 +37,7 @@ function flagFor(id: SettingId, command: CommandId): RawFlags[string] {
     description: describe(id, command),
     ...(s.char ? { char: s.char as 'a' } : {}),
     ...(env ? { env } : {}),
-    ...(shown !== undefined ? { defaultHelp: async () => shown } : {}),
+    ...(shown !== undefined ? { defaultHelp: () => Promise.resolve(shown) } : {}),
   };
   if (s.type === 'boolean') return Flags.boolean(common);
   const opts = { ...common, ...(s.options ? { options: [...s.options] } : {}) };

@@ -41,8 +41,8 @@ const hook: Hook<'command_not_found'> = async function (opts) {
   // A command of its own, so the error goes out as every command's does (--json included).
   class NotFound extends BaseCommand {
     static override id = opts.id;
-    async run(): Promise<void> {
-      throw err;
+    run(): Promise<void> {
+      return Promise.reject(err);
     }
   }
   await NotFound.run(opts.argv ?? [], opts.config);

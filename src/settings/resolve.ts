@@ -55,7 +55,7 @@ export const DefinitionFileSchema = z
 /** The most a definition file may hold. */
 const MAX_DEFINITION_BYTES = 1024 * 1024;
 
-export async function loadDefinitionFile(path: string): Promise<DefinitionFile> {
+export function loadDefinitionFile(path: string): DefinitionFile {
   const what = `--config ${path}`;
   const text = readInputFile(path, MAX_DEFINITION_BYTES, what, 'run `buildimage init` to write one');
   let json = parseInputJson(text, what);
@@ -156,7 +156,7 @@ export async function resolveSettings<C extends CommandId>(command: C, flags: Re
     const config = (await resolveSetting('config', command, flags, env)) as string | undefined;
     if (config !== undefined) {
       if (flags.config === undefined) log.info(`build definition: ${config} (no --config given; it is the default here)`);
-      file = await loadDefinitionFile(config);
+      file = loadDefinitionFile(config);
     }
   }
   for (const id of ids) {

@@ -262,7 +262,7 @@ export const SETTINGS = {
     type: 'string',
     help: 'build definition file (see `buildimage init`) with values for build\'s settings; the command line wins over it',
     // `buildimage prepare` in a component's directory reads its buildimage.json, as `init` wrote it.
-    default: async () => (lstatSync(DEFAULT_DEFINITION_PATH, { throwIfNoEntry: false }) ? DEFAULT_DEFINITION_PATH : undefined),
+    default: () => Promise.resolve(lstatSync(DEFAULT_DEFINITION_PATH, { throwIfNoEntry: false }) ? DEFAULT_DEFINITION_PATH : undefined),
     shownDefault: `${DEFAULT_DEFINITION_PATH} when there is one here`,
     parse: text,
     commands: DEFINING,
