@@ -13,4 +13,10 @@ if (first === '--version' || first === '-V') {
 if (first !== undefined && first.startsWith('-') && !['--help', '-h'].includes(first)) {
   args.unshift('build');
 }
+// `COMMAND -h` is `help COMMAND` (the same text), so that an unknown COMMAND gets the one error line of `help`.
+const end = args.indexOf('--');
+const asked = (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+if (asked && args[0] !== undefined && !args[0].startsWith('-') && args[0] !== 'help') {
+  args.splice(0, args.length, 'help', args[0]);
+}
 await execute({ dir: import.meta.url, args });

@@ -1,10 +1,12 @@
 import { Args, loadHelpClass } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base.js';
+import { unknownCommand } from '../src/cli/not-found.js';
 
 /**
  * `buildimage help [COMMAND]`, as the old tool and most CLIs answer it: the
- * same text as `--help` and `-h`, through oclif's own help class (no plugin);
- * an unknown command is the usual one error line.
+ * same text as `--help` and `-h`, through oclif's own help class (oclif 4
+ * has it; @oclif/plugin-help would only add this command); an unknown
+ * command is the one error line an unknown command gets everywhere.
  */
 export default class Help extends BaseCommand {
   static enableJsonFlag = false;
@@ -15,6 +17,8 @@ export default class Help extends BaseCommand {
 
   async run(): Promise<void> {
     const { argv } = await this.parse(Help);
+    const [id] = argv as string[];
+    if (id !== undefined && !this.config.findCommand(id) && !this.config.findTopic(id)) throw unknownCommand(id, this.config);
     const HelpClass = await loadHelpClass(this.config);
     await new HelpClass(this.config, this.config.pjson.oclif.helpOptions ?? {}).showHelp(argv as string[]);
   }

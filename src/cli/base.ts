@@ -3,12 +3,13 @@
  * line on stderr with the right exit code (never a stack trace).
  */
 import { dirname } from 'node:path';
-import { Command, Errors } from '@oclif/core';
+import { Command, Errors, type Interfaces } from '@oclif/core';
 import { BuildimageError, ExitCode, oneLine } from '../core/errors.js';
 import { ensureDir } from '../core/files.js';
 import { onForcedExit } from '../core/interrupt.js';
 import { closeLog, configureLog, jsonRecord, log, logFormat, logToFileOnly, type LogFormat } from '../core/log.js';
 import { resolveSettings, type Resolved } from '../settings/resolve.js';
+import { forParsing } from './flags.js';
 import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/table.js';
 
 /**
@@ -20,6 +21,9 @@ import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/ta
  */
 for (const out of [process.stdout, process.stderr]) out.on('error', () => undefined);
 
+/** oclif's FlagOutput and ArgOutput (not exported by name). */
+type Outputs = Record<string, unknown>;
+
 export abstract class BaseCommand extends Command {
   static enableJsonFlag = true;
 
@@ -30,6 +34,16 @@ export abstract class BaseCommand extends Command {
   override async init(): Promise<void> {
     await super.init();
     onForcedExit((err) => void this.catch(err));
+  }
+
+  /** oclif's parse, over flags that read no environment of their own (cli/flags.ts `forParsing`). */
+  protected override async parse<F extends Outputs, B extends Outputs, A extends Outputs>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const o = options ?? (this.ctor as unknown as Interfaces.Input<F, B, A>);
+    const input = { args: o.args, strict: o.strict, enableJsonFlag: o.enableJsonFlag, baseFlags: forParsing(o.baseFlags), flags: forParsing(o.flags) };
+    return super.parse(input, argv);
   }
 
   /**

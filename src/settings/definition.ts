@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { checkManifestInput } from '../image/manifest/input.js';
 import type { ManifestInput } from '../image/manifest/types.js';
-import { required, type Resolved } from './resolve.js';
+import { fileLabel, originOf, required, type Resolved } from './resolve.js';
 import { UsageError } from '../core/errors.js';
 import {
   MAX_STEM_BYTES,
@@ -45,31 +45,45 @@ export async function buildDefinition(s: DefiningSettings): Promise<BuildDefinit
   for (const id of fieldIds) {
     if ((SETTINGS[id] as Setting).required) values[id] = required(id, values[id], s.config);
   }
-  const merged = values['image-version'] === undefined ? values.manifest : { ...(values.manifest as object), version: values['image-version'] };
-  const manifest: ManifestInput = checkManifestInput(merged as Record<string, unknown>);
+  // A manifest key is named where the user wrote it: -m on the command line, else the definition file.
+  const lineManifest = originOf(s, 'manifest').line as Record<string, unknown> | undefined;
+  const manifestKey = (key: string): string => (s.config && lineManifest?.[key] === undefined ? fileLabel(`manifest.${key}`, s.config) : `${label('manifest')} "${key}"`);
+  const given = values.manifest as Record<string, unknown>;
+  if (values['image-version'] === undefined && given.version === undefined) {
+    throw new UsageError("missing --image-version (the image's version)", `pass --image-version VERSION, or set ${s.config ? fileLabel('manifest.version', s.config) : `"version" in ${label('manifest')}`}`);
+  }
+  const merged = values['image-version'] === undefined ? given : { ...given, version: values['image-version'] };
+  let manifest: ManifestInput;
+  try {
+    manifest = checkManifestInput(merged);
+  } catch (err) {
+    // The manifest's own checks say "manifest (-m)": when it came from the file alone, name the file.
+    if (!(err instanceof UsageError) || !s.config || lineManifest !== undefined) throw err;
+    throw new UsageError(err.message.replace(/^manifest \(-m\)/, fileLabel('manifest', s.config)), err.hint);
+  }
   values.manifest = manifest;
   // The version and the prefix name every output file: checked as file-name parts now, not at seal.
-  const versionLabel = values['image-version'] === undefined ? `${label('manifest')} "version"` : '--image-version';
+  const versionLabel = values['image-version'] === undefined ? manifestKey('version') : '--image-version';
   checkFileNamePart(manifest.version, versionLabel, manifest.version.includes('/') ? VERSION_HINT : undefined);
   if (values.prefix === undefined) {
     try {
       values.prefix = parsePrefix(`${manifest.name}-zfs`, label('prefix'));
     } catch {
       throw new UsageError(
-        `${label('manifest')} "name" ${JSON.stringify(manifest.name.slice(0, 80))} cannot make the output file prefix NAME-zfs (letters, digits, . _ + -)`,
-        `pass ${label('prefix')} PREFIX`,
+        `${manifestKey('name')} is ${JSON.stringify(manifest.name.slice(0, 80))}: it cannot make the output file prefix NAME-zfs (letters, digits, . _ + -)`,
+        `pass ${label('prefix')} PREFIX${s.config ? `, or set ${fileLabel('prefix', s.config)}` : ''}`,
       );
     }
   }
   const stem = `${values.prefix as string}-${manifest.version}`;
   if (Buffer.byteLength(stem) > MAX_STEM_BYTES) {
-    throw new UsageError(`output file names ${JSON.stringify(`${stem.slice(0, 60)}…`)} would be too long: ${label('prefix')} and ${versionLabel} together may have ${MAX_STEM_BYTES} bytes`);
+    throw new UsageError(`output file names ${JSON.stringify(`${stem.slice(0, 60)}…`)} would be too long: ${originOf(s, 'prefix').label} and ${versionLabel} together may have ${MAX_STEM_BYTES} bytes`);
   }
   const def: Record<string, unknown> = {};
   for (const id of fieldIds) {
     const setting = SETTINGS[id] as Setting;
     const v = values[id];
-    def[setting.field!] = setting.type === 'string' && setting.check && v !== undefined ? await setting.check(v, label(id)) : v;
+    def[setting.field!] = setting.type === 'string' && setting.check && v !== undefined ? await setting.check(v, originOf(s, id).label) : v;
   }
   return DefinitionSchema.parse(def);
 }

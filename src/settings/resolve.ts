@@ -4,14 +4,16 @@
  * default. Each value passes through its setting's parser on the way, so
  * it arrives checked and typed.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { checkEnvSwitches, parseSwitch } from '../core/env.js';
 import { UsageError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { parseInputJson, readInputFile } from './input-file.js';
 import {
   SETTINGS,
   defaultFor,
+  envFor,
   flagName,
   label,
   settingsOf,
@@ -50,20 +52,13 @@ export const DefinitionFileSchema = z
   .partial()
   .strict();
 
-export async function loadDefinitionFile(path: string): Promise<DefinitionFile> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new UsageError(`cannot read --config ${path}: ${why}`, 'run `buildimage init` to write one');
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`--config ${path} is not valid JSON: ${(err as Error).message}`);
-  }
+/** The most a definition file may hold. */
+const MAX_DEFINITION_BYTES = 1024 * 1024;
+
+export function loadDefinitionFile(path: string): DefinitionFile {
+  const what = `--config ${path}`;
+  const text = readInputFile(path, MAX_DEFINITION_BYTES, what, 'run `buildimage init` to write one');
+  let json = parseInputJson(text, what);
   // Keys starting with "//" are comments.
   if (json && typeof json === 'object' && !Array.isArray(json)) {
     json = Object.fromEntries(Object.entries(json).filter(([k]) => !k.startsWith('//')));
@@ -78,6 +73,11 @@ export async function loadDefinitionFile(path: string): Promise<DefinitionFile> 
   return { path, values: parsed.data };
 }
 
+/** How messages name a key of the definition file: `"prefix" in --config buildimage.json`. */
+export function fileLabel(key: string, file: DefinitionFile | string): string {
+  return `"${key}" in --config ${typeof file === 'string' ? file : file.path}`;
+}
+
 export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
   /** The build definition file; read from `--config` when the command takes it and this is not given. */
@@ -88,7 +88,40 @@ export interface ResolveOptions {
   skip?: readonly SettingId[];
 }
 
-/** One setting's value for `command`; throws a UsageError naming the flag when the text does not parse. */
+/** Where a resolved value came from: the label it was parsed under, and the command line's value. */
+interface Origin {
+  label: string;
+  line?: unknown;
+}
+
+async function resolveOne(id: SettingId, command: CommandId, flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file?: DefinitionFile): Promise<{ value: unknown } & Origin> {
+  const s = SETTINGS[id] as Setting;
+  const given = flags[flagName(id)];
+  const inFile = file?.values[id];
+  const lab = label(id);
+  const envName = envFor(id, command);
+  const fromEnv = envName ? env[envName] : undefined;
+  // From the environment: name the variable the user set, and the flag it stands for.
+  const envLabel = `${envName} (${lab})`;
+  if (s.type === 'boolean') {
+    if (given !== undefined) return { value: given, label: lab, line: given };
+    if (inFile !== undefined) return { value: inFile, label: fileLabel(id, file!) };
+    return fromEnv !== undefined ? { value: parseSwitch(fromEnv, envName!), label: envLabel } : { value: false, label: lab };
+  }
+  // A repeatable flag (`multiple`) comes as several texts: each parsed into a list, the lists joined in order.
+  const parse = (t: string | string[], l: string): unknown => (Array.isArray(t) ? t.flatMap((x) => s.parse(x, l) as unknown[]) : s.parse(t, l));
+  const fromLine = typeof given === 'string' || Array.isArray(given) ? parse(given as string | string[], lab) : undefined;
+  const fromFile = inFile === undefined ? undefined : parse((s.config as ConfigKey<unknown>).toText(inFile, dirname(resolve(file!.path))), fileLabel(id, file!));
+  if (fromLine !== undefined && fromFile !== undefined && s.merge) return { value: s.merge(fromFile, fromLine), label: lab, line: fromLine };
+  if (fromLine !== undefined) return { value: fromLine, label: lab, line: fromLine };
+  if (fromFile !== undefined) return { value: fromFile, label: fileLabel(id, file!) };
+  if (fromEnv) return { value: s.parse(fromEnv, envLabel), label: envLabel };
+  const d = defaultFor(id, command) as StringSetting['default'];
+  const text = typeof d === 'function' ? await d() : d;
+  return { value: text === undefined ? undefined : s.parse(text, lab), label: lab };
+}
+
+/** One setting's value for `command`; throws a UsageError naming the flag (or the variable, or the file's key) when the text does not parse. */
 export async function resolveSetting(
   id: SettingId,
   command: CommandId,
@@ -96,27 +129,19 @@ export async function resolveSetting(
   env: NodeJS.ProcessEnv,
   file?: DefinitionFile,
 ): Promise<unknown> {
-  const s = SETTINGS[id] as Setting;
-  const given = flags[flagName(id)];
-  const inFile = file?.values[id];
-  if (s.type === 'boolean') {
-    const fromEnv = s.env ? env[s.env] : undefined;
-    return given ?? inFile ?? (fromEnv !== undefined ? parseSwitch(fromEnv, s.env!) : false);
-  }
-  const lab = label(id);
-  // A repeatable flag (`multiple`) comes as several texts: each parsed into a list, the lists joined in order.
-  const parse = (t: string | string[]): unknown => (Array.isArray(t) ? t.flatMap((x) => s.parse(x, lab) as unknown[]) : s.parse(t, lab));
-  const fromLine = typeof given === 'string' || Array.isArray(given) ? parse(given as string | string[]) : undefined;
-  const fromFile = inFile === undefined ? undefined : parse((s.config as ConfigKey<unknown>).toText(inFile, dirname(resolve(file!.path))));
-  if (fromLine !== undefined && fromFile !== undefined && s.merge) return s.merge(fromFile, fromLine);
-  if (fromLine !== undefined) return fromLine;
-  if (fromFile !== undefined) return fromFile;
-  const fromEnv = s.env ? env[s.env] : undefined;
-  // From the environment: name the variable the user set, and the flag it stands for.
-  if (fromEnv) return s.parse(fromEnv, `${s.env} (${lab})`);
-  const d = defaultFor(id, command) as StringSetting['default'];
-  const text = typeof d === 'function' ? await d() : d;
-  return text === undefined ? undefined : s.parse(text, lab);
+  return (await resolveOne(id, command, flags, env, file)).value;
+}
+
+/** On a resolved object, one symbol key per setting: kept by a spread that merges two, left out of JSON and Object.keys. */
+const ORIGIN = Object.fromEntries((Object.keys(SETTINGS) as SettingId[]).map((id) => [id, Symbol(`origin of ${id}`)])) as Record<SettingId, symbol>;
+
+/**
+ * How a message names where a resolved setting came from: `-P`,
+ * `"prefix" in --config F`, `BUILDIMAGE_STATE (--state)`; and the command
+ * line's own value (before a merge with the file's).
+ */
+export function originOf(resolved: object, id: SettingId): Origin {
+  return ((resolved as Record<symbol, Origin | undefined>)[ORIGIN[id]]) ?? { label: label(id) };
 }
 
 export async function resolveSettings<C extends CommandId>(command: C, flags: Record<string, unknown>, o: ResolveOptions = {}): Promise<Resolved<C>> {
@@ -124,10 +149,21 @@ export async function resolveSettings<C extends CommandId>(command: C, flags: Re
   // Environment switches (X_INSECURE=...) are read one way; a bad one fails here, before any work.
   if (!o.only) checkEnvSwitches(command, env);
   const ids = settingsOf(command).filter((id) => (!o.only || o.only.includes(id)) && !o.skip?.includes(id));
-  const config = flags.config;
-  const file = o.file ?? (ids.includes('config') && typeof config === 'string' ? await loadDefinitionFile(config) : undefined);
-  const out: Record<string, unknown> = {};
-  for (const id of ids) out[id] = await resolveSetting(id, command, flags, env, file);
+  const out: Record<string | symbol, unknown> = {};
+  let file = o.file;
+  if (!file && ids.includes('config')) {
+    // --config, else ./buildimage.json when there is one.
+    const config = (await resolveSetting('config', command, flags, env)) as string | undefined;
+    if (config !== undefined) {
+      if (flags.config === undefined) log.info(`build definition: ${config} (no --config given; it is the default here)`);
+      file = loadDefinitionFile(config);
+    }
+  }
+  for (const id of ids) {
+    const { value, ...origin } = id === 'config' ? { value: file?.path, label: label(id) } : await resolveOne(id, command, flags, env, file);
+    out[id] = value;
+    out[ORIGIN[id]] = origin;
+  }
   return out as Resolved<C>;
 }
 

@@ -11,6 +11,7 @@
  * flag as the user wrote it (`-i`, `--timeout`); a check (build definition
  * only) looks at the machine: does the directory exist.
  */
+import { lstatSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
@@ -25,8 +26,10 @@ import { archiveProblem } from '../image/tar.js';
 import { parseAddArchive, type AddArchive } from '../image/extract.js';
 import { STREAM_STALL_MS } from '../image/streams.js';
 import { parseManifestObject } from '../image/manifest/input.js';
+import { LIMITS } from '../image/manifest/validate.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
+import { parseInputJson, readInputFile } from './input-file.js';
 
 export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init'] as const;
 export type CommandId = (typeof COMMANDS)[number];
@@ -53,8 +56,8 @@ interface Common {
   /** Its key in the build definition (the state file's "definition"), and the stored value's schema. */
   readonly field?: string;
   readonly stored?: z.ZodTypeAny;
-  /** Commands where the default or help differs; `default: null` = none there. */
-  readonly per?: Partial<Record<CommandId, { readonly default?: string | null; readonly help?: string }>>;
+  /** Commands where the default, help or environment differs; `null` = none there. */
+  readonly per?: Partial<Record<CommandId, { readonly default?: string | null; readonly help?: string; readonly env?: null }>>;
   /** What it is, for "missing -i (the base image uuid)", and the value the hint shows. */
   readonly required?: { readonly what: string; readonly example: string };
 }
@@ -104,7 +107,7 @@ export function parseDuration(value: string, label: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/.exec(value.trim());
   const ms = m ? Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'm') as 's' | 'm' | 'h'] : NaN;
   if (!Number.isFinite(ms) || ms < 1000 || ms > 7 * 24 * 3_600_000) {
-    throw new UsageError(`${label} must be a duration like 90s, 30m or 2h (at least 1s), got ${JSON.stringify(value)}`);
+    throw new UsageError(`${label} must be a duration like 90s, 30m or 2h (from 1s to 168h), got ${JSON.stringify(value)}`);
   }
   return ms;
 }
@@ -116,6 +119,31 @@ export function parseMinPlatform(value: string, label = '--min-platform'): Recor
     throw new UsageError(`${label} must be a platform stamp like 20210826T002459Z (optionally 7.0=STAMP), got ${JSON.stringify(value)}`);
   }
   return { [ver]: stamp };
+}
+
+/**
+ * `-m`: the manifest as JSON, or `@FILE`, or the path of an existing file
+ * (as `-m manifest.json` is often written). A file's text is never shown
+ * in a message (input-file.ts).
+ */
+export function parseManifestArg(value: string, label: string): Record<string, unknown> {
+  const t = value.trim();
+  if (t.startsWith('{') || t.startsWith('[')) return parseManifestObject(value);
+  const path = value.startsWith('@') ? value.slice(1) : value;
+  if (value.startsWith('@') || (path !== '' && statSync(path, { throwIfNoEntry: false }) !== undefined)) {
+    const what = `${label} file ${path}`;
+    const text = readInputFile(path, LIMITS.inputChars, what, `${label} takes the manifest as JSON or @FILE`);
+    const json = parseInputJson(text, what);
+    if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UsageError(`${what} is not a JSON object`);
+    return parseManifestObject(text);
+  }
+  // JSON that is not an object (null, 1, "x") gets the manifest's own message.
+  try {
+    JSON.parse(value);
+  } catch {
+    throw new UsageError(`${label} takes the manifest as JSON or @FILE, got ${JSON.stringify(value.slice(0, 40))}`, `e.g. ${label} '{"name":"NAME","version":"1.0.0"}' or ${label} @manifest.json`);
+  }
+  return parseManifestObject(value);
 }
 
 const PREFIX_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -202,6 +230,8 @@ const DEFINING: readonly CommandId[] = ['build', 'prepare'];
 const RUNNING: readonly CommandId[] = ['build', 'prepare', 'assemble', 'pkgadd', 'seal'];
 
 export const DEFAULT_STATE_PATH = '.buildimage/state.json';
+/** The build definition `buildimage init` writes, read from the working directory when --config is not given. */
+export const DEFAULT_DEFINITION_PATH = 'buildimage.json';
 export const DEFINITION_TEMPLATES = ['smartdc-service', 'plain'] as const;
 export const JENKINSFILE_KINDS = ['stages', 'single', 'publish-rerun', 'none'] as const;
 /** triton-origin-x86_64-21.4.0, the base most Triton services build on (eng's BASE_IMAGE_UUID). */
@@ -233,6 +263,9 @@ export const SETTINGS = {
   config: setting({
     type: 'string',
     help: 'build definition file (see `buildimage init`) with values for build\'s settings; the command line wins over it',
+    // `buildimage prepare` in a component's directory reads its buildimage.json, as `init` wrote it.
+    default: () => Promise.resolve(lstatSync(DEFAULT_DEFINITION_PATH, { throwIfNoEntry: false }) ? DEFAULT_DEFINITION_PATH : undefined),
+    shownDefault: `${DEFAULT_DEFINITION_PATH} when there is one here`,
     parse: text,
     commands: DEFINING,
   }),
@@ -301,7 +334,7 @@ export const SETTINGS = {
     char: 'm',
     help: 'image manifest JSON: name and version required; other v2 fields you own (description, tags, homepage, requirements, ...); merged over the definition file\'s',
     required: { what: 'the image manifest JSON', example: '\'{"name":…,"version":…}\'' },
-    parse: (v: string) => parseManifestObject(v),
+    parse: parseManifestArg,
     merge: (fromFile: Record<string, unknown>, fromCommandLine: Record<string, unknown>) => ({ ...fromFile, ...fromCommandLine }),
     config: { schema: z.record(z.unknown()), toText: (v: Record<string, unknown>) => JSON.stringify(v) },
     field: 'manifest',
@@ -478,13 +511,15 @@ export const SETTINGS = {
   state: setting({
     type: 'string',
     help: 'state file of a build in discrete stages',
+    env: 'BUILDIMAGE_STATE',
     default: DEFAULT_STATE_PATH,
     parse: text,
     commands: [...RUNNING, 'clean', 'publish'],
     per: {
       build: { default: null, help: 'keep the build state in this file (default: a file in the work dir, removed at the end)' },
       clean: { help: 'state file of the build to clean' },
-      publish: { default: null, help: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' },
+      // Publishing a build's outputs is asked for on the command line, never by a variable a Jenkinsfile sets for its stages.
+      publish: { default: null, env: null, help: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' },
     },
   }),
 
@@ -645,6 +680,13 @@ export function defaultFor(id: SettingId, command: CommandId): Setting['default'
   const per = s.per?.[command];
   if (per && 'default' in per) return per.default ?? undefined;
   return s.default;
+}
+
+/** The environment variable a command reads the setting from, if any. */
+export function envFor(id: SettingId, command: CommandId): string | undefined {
+  const s = SETTINGS[id] as Setting;
+  const per = s.per?.[command];
+  return per && 'env' in per ? undefined : s.env;
 }
 
 export function helpFor(id: SettingId, command: CommandId): string {

@@ -160,4 +160,32 @@ describe('build on real ZFS', function () {
     assert.deepEqual(saved.outputs, sealed.image.outputs);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
   });
+
+  // Issue 14, item 5: as the generated Jenkinsfile runs them, with BUILDIMAGE_STATE set and the repo's buildimage.json.
+  it('runs as discrete stages named by themselves: BUILDIMAGE_STATE for --state, ./buildimage.json for --config', async () => {
+    const repo = join(w.dir, 'repo-stages-env');
+    await makeProto(join(repo, 'proto'));
+    await writeFile(join(repo, 'buildimage.json'), JSON.stringify({ image: w.origin.uuid, dir: 'proto', manifest: { name: 'bare' }, packages: ['libsigc++'] }));
+    const out = await w.outDir();
+    const state = join(w.dir, 'stages-env', 'state.json');
+    const o = { cwd: repo, env: { ...w.env, BUILDIMAGE_STATE: state } };
+    let r = await cli(['prepare', '--image-version', '3.0.0', '--output-dir', out], o);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /build definition: buildimage.json \(no --config given; it is the default here\)/);
+    const prepared = JSON.parse(await readFile(state, 'utf8'));
+    assert.deepEqual(prepared.completed, ['prepare']);
+    assert.equal(prepared.definition.protoDir, join(repo, 'proto'));
+    for (const stage of ['assemble', 'pkgadd', 'seal']) {
+      r = await cli([stage], o);
+      assert.equal(r.code, 0, `${stage}: ${r.stderr}`);
+    }
+    assert.match(r.stdout.trim().split('\n').at(-1)!, new RegExp(`${join(out, 'bare-zfs-3.0.0.zfs.gz')}`));
+    const sealed = JSON.parse(await readFile(state, 'utf8'));
+    assert.deepEqual(sealed.completed, ['prepare', 'assemble', 'pkgadd', 'seal']);
+    assert.ok((await stat(join(out, 'bare-zfs-3.0.0.imgmanifest'))).isFile());
+    r = await cli(['clean', '--missing-ok'], o);
+    assert.equal(r.code, 0, r.stderr);
+    await assert.rejects(lstat(join(repo, '.buildimage')), 'no state file in the repo: the variable named it');
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
+  });
 });

@@ -107,7 +107,57 @@ describe('help and version, as the old tool answered them', function () {
   it('`help` with an unknown command is one error line and exit 2', async () => {
     const r = await execa(BIN, ['help', 'nope'], { reject: false });
     assert.equal(r.exitCode, 2);
-    assert.equal(String(r.stderr), 'buildimage: error: Command nope not found. (see --help)');
+    assert.equal(String(r.stderr), 'buildimage: error: unknown command "nope" (buildimage help lists the commands)');
+  });
+
+  // Issue 14, item 10: "did you mean", the one error line, and --json, for an unknown command however it is asked for.
+  it('an unknown command is one error line with the closest command, exit 2; with --json one error object', async () => {
+    for (const [args, line] of [
+      [['asemble'], 'buildimage: error: unknown command "asemble"; did you mean assemble? (buildimage help lists the commands)'],
+      [['biuld', '-i', 'x'], 'buildimage: error: unknown command "biuld"; did you mean build? (buildimage help lists the commands)'],
+      [['pub'], 'buildimage: error: unknown command "pub"; did you mean publish? (buildimage help lists the commands)'],
+      [['frobnicate'], 'buildimage: error: unknown command "frobnicate" (buildimage help lists the commands)'],
+      [['help', 'sael'], 'buildimage: error: unknown command "sael"; did you mean seal? (buildimage help lists the commands)'],
+      [['asemble', '--help'], 'buildimage: error: unknown command "asemble"; did you mean assemble? (buildimage help lists the commands)'],
+    ] as const) {
+      const r = await execa(BIN, args, { reject: false });
+      assert.equal(r.exitCode, 2, args.join(' '));
+      assert.equal(String(r.stderr), line, args.join(' '));
+      assert.equal(String(r.stdout), '', args.join(' '));
+    }
+    const r = await execa(BIN, ['asemble', '--state', 'x', '--json'], { reject: false });
+    assert.equal(r.exitCode, 2);
+    assert.equal(String(r.stderr), '');
+    const lines = String(r.stdout).split('\n');
+    assert.equal(lines.length, 1, String(r.stdout));
+    const obj = JSON.parse(lines[0]) as { ok: boolean; error: { message: string; hint?: string; exitCode: number } };
+    assert.equal(obj.ok, false);
+    assert.equal(obj.error.message, 'unknown command "asemble"; did you mean assemble?');
+    assert.equal(obj.error.hint, 'buildimage help lists the commands');
+    assert.equal(obj.error.exitCode, 2);
+  });
+
+  it('`autocomplete` (the oclif plugin) gives shell completion for the commands and their flags', async () => {
+    const r = await execa(BIN, ['autocomplete', 'script', 'bash'], { reject: false, env: { HOME: mkdtempSync(join(tmpdir(), 'bi-ac-')) } });
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.match(String(r.stdout), /buildimage/);
+    const list = await execa(BIN, ['help'], { reject: false });
+    assert.match(String(list.stdout), /^ {2}autocomplete /m);
+  });
+
+  // Issue 14, items 6 and 10: defaults as the user writes them, and each variable in oclif's one [default: …, env: …] form.
+  it('help shows a default as it would be written (30m) and each variable as the flag\'s env', async () => {
+    const help = String((await execa(BIN, ['assemble', '--help'], { reject: false })).stdout).replace(/\s+/g, ' ');
+    assert.match(help, /--timeout=<value> \[default: 30m\] how long any single command may take/);
+    assert.match(help, /--state=<value> \[default: \.buildimage\/state\.json, env: BUILDIMAGE_STATE\] state file of a build in discrete stages/);
+    assert.match(help, /--keep-on-failure \[env: BUILDIMAGE_KEEP_ON_FAILURE\] on failure keep/);
+    assert.doesNotMatch(help, /1800000|; env:/);
+    const build = String((await execa(BIN, ['build', '--help'], { reject: false })).stdout).replace(/\s+/g, ' ');
+    assert.match(build, /--source=<value> \[default: https:\/\/updates\.tritondatacenter\.com, env: BUILDIMAGE_SOURCE\] where base images come from/);
+    assert.match(build, /--config=<value> \[default: buildimage\.json when there is one here\] build definition file/);
+    assert.match(build, /--state=<value> \[env: BUILDIMAGE_STATE\] keep the build state in this file/, 'build: no default state file');
+    const publish = String((await execa(BIN, ['publish', '--help'], { reject: false })).stdout).replace(/\s+/g, ' ');
+    assert.match(publish, /--state=<value> state file of a finished build/, 'publish does not read BUILDIMAGE_STATE');
   });
 
   it('no command takes -h or -V as a short flag of its own', () => {

@@ -57,4 +57,19 @@ describe('environment switches', () => {
     const { settingsMarkdown } = await import('../../src/cli/settings-doc.js');
     for (const s of ENV_SWITCHES) assert.ok(settingsMarkdown().includes(`| \`${s.name}\` |`), s.name);
   });
+
+  // Issue 14, item 10: one table for every boolean variable, a flag's included.
+  it("a boolean setting's variable is a switch: in the one switches table, and read by the same rule", async () => {
+    const { settingsMarkdown } = await import('../../src/cli/settings-doc.js');
+    const { SETTINGS } = await import('../../src/settings/table.js');
+    const switches = settingsMarkdown().split('| env | commands | when on |')[1];
+    const vars = Object.values(SETTINGS).flatMap((s) => (s.type === 'boolean' && 'env' in s && s.env ? [s.env as string] : []));
+    assert.deepEqual(vars, ['BUILDIMAGE_KEEP_ON_FAILURE']);
+    for (const v of vars) {
+      assert.match(switches, new RegExp(`^\\| \`${v}\` \\| build, prepare, assemble, pkgadd, seal \\| \`--keep-on-failure\`: `, 'm'));
+      assert.equal((await resolveSettings('assemble', {}, { env: { [v]: 'On' } }))['keep-on-failure'], true);
+      assert.equal((await resolveSettings('assemble', {}, { env: { [v]: 'no' } }))['keep-on-failure'], false);
+      await assert.rejects(resolveSettings('assemble', {}, { env: { [v]: 'y' } }), badValue(v));
+    }
+  });
 });

@@ -13,7 +13,8 @@ import { settingsMarkdown } from '../../src/cli/settings-doc.js';
 import { UsageError } from '../../src/core/errors.js';
 import { DefinitionSchema, buildDefinition } from '../../src/settings/definition.js';
 import { DefinitionFileSchema, loadDefinitionFile, resolveSettings } from '../../src/settings/resolve.js';
-import { COMMANDS, SETTINGS, flagName, settingsOf, type Setting, type SettingId } from '../../src/settings/table.js';
+import { COMMANDS, SETTINGS, envFor, flagName, settingsOf, type Setting, type SettingId } from '../../src/settings/table.js';
+import { flagsFor, forParsing } from '../../src/cli/flags.js';
 import { REPO } from '../helpers/cli.js';
 
 const UUID = '41bd4100-eb86-409a-85b0-e649aadf6f62';
@@ -52,6 +53,52 @@ describe('settings table', () => {
       assert.deepEqual(names, settingsOf(command).map(flagName).sort(), command);
       for (const id of settingsOf(command)) assert.equal(flags[flagName(id)].char, table(id).char, `${command} --${flagName(id)}`);
     }
+  });
+
+  it('each flag declares its variable as oclif `env` (as help shows it), and no other way', async () => {
+    const config = await Config.load(REPO);
+    for (const command of COMMANDS) {
+      const flags = config.findCommand(command)!.flags as Record<string, { env?: string; description?: string }>;
+      for (const id of settingsOf(command)) {
+        assert.equal(flags[flagName(id)].env, envFor(id, command), `${command} --${flagName(id)}`);
+        assert.doesNotMatch(flags[flagName(id)].description ?? '', /env:/, `${command} --${flagName(id)}: the variable only as oclif's env`);
+      }
+    }
+    // Parsing: oclif itself reads no variable (resolve.ts does, after buildimage.json).
+    const parsing = forParsing(flagsFor('assemble'))!;
+    assert.ok(Object.values(parsing).every((f) => f.env === undefined));
+    assert.equal(flagsFor('assemble').state.env, 'BUILDIMAGE_STATE');
+  });
+
+  it('BUILDIMAGE_STATE is --state for build, the stages and clean; not for publish', async () => {
+    const env = { BUILDIMAGE_STATE: '/ws/.buildimage/state.json', BUILDIMAGE_DATASET_ROOT: 'p/x' };
+    for (const c of ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean'] as const) {
+      assert.equal((await resolveSettings(c, {}, { env })).state, '/ws/.buildimage/state.json', c);
+      assert.equal((await resolveSettings(c, { state: 'given.json' }, { env })).state, 'given.json', `${c}: the flag wins`);
+    }
+    assert.equal((await resolveSettings('publish', {}, { env })).state, undefined);
+    assert.equal((await resolveSettings('seal', {}, { env: {} })).state, '.buildimage/state.json');
+  });
+
+  it('a value from the definition file is named by its key there, not by the flag', async () => {
+    const file = join(dir, 'keys.json');
+    await writeFile(file, JSON.stringify({ prefix: '../evil', 'min-platform': 'soon' }));
+    await assert.rejects(resolveSettings('build', { config: file }, { env: {} }), (e: Error) => e instanceof UsageError && e.message === `"prefix" in --config ${file} must be a file name prefix (letters, digits, . _ + -), got "../evil"`);
+    await writeFile(file, JSON.stringify({ 'min-platform': 'soon' }));
+    await assert.rejects(resolveSettings('build', { config: file }, { env: {} }), (e: Error) => e instanceof UsageError && e.message.startsWith(`"min-platform" in --config ${file} must be a platform stamp`));
+    // The command line's value is named by its flag, the variable's by the variable.
+    await assert.rejects(resolveSettings('build', { config: file, 'min-platform': 'later' }, { env: {} }), /^UsageError: --min-platform must be/);
+    await assert.rejects(resolveSettings('clean', {}, { env: { BUILDIMAGE_DATASET_ROOT: 'a/../b' } }), /^UsageError: BUILDIMAGE_DATASET_ROOT \(--dataset-root\): /);
+  });
+
+  it('the definition file is read as a regular file of at most 1 MiB, and its text is never in a message', async () => {
+    const secret = join(dir, 'secret');
+    await writeFile(secret, 'root:$6$secrethash:19000:0:99999:7:::\n');
+    assert.throws(() => loadDefinitionFile(secret), (e: Error) => e instanceof UsageError && e.message === `--config ${secret} is not valid JSON` && !e.message.includes('secrethash'));
+    assert.throws(() => loadDefinitionFile(dir), (e: Error) => e instanceof UsageError && e.message === `cannot read --config ${dir}: not a regular file`);
+    const big = join(dir, 'big.json');
+    await writeFile(big, `{"//":"${'x'.repeat(1024 * 1024)}"}`);
+    assert.throws(() => loadDefinitionFile(big), (e: Error) => e instanceof UsageError && e.message === `--config ${big} is larger than 1048576 bytes`);
   });
 
   it('the definition file takes exactly the settings with a config key, and its fields are exactly those with a field', () => {
@@ -98,7 +145,7 @@ describe('settings table', () => {
     await assert.rejects(resolveSettings('clean', {}, { env: { BUILDIMAGE_DATASET_ROOT: 'bad//name' } }), /invalid dataset root name/);
     const file = join(dir, 'bad.json');
     await writeFile(file, JSON.stringify({ imgae: UUID }));
-    await assert.rejects(loadDefinitionFile(file), /unknown key "imgae"/);
+    assert.throws(() => loadDefinitionFile(file), /unknown key "imgae"/);
   });
 
   // Issue 12, item 8: the version (and the name, through the prefix) names the output files.
@@ -118,7 +165,7 @@ describe('settings table', () => {
     // Prefix and version together too long for a file name.
     await assert.rejects(define({ prefix: 'p'.repeat(150), 'image-version': 'v'.repeat(100) }), usage(/would be too long/));
     // A name with "/" cannot make the default prefix: say so, not "-P must be...".
-    await assert.rejects(define({ manifest: '{"name":"a/b","version":"1"}' }), (e: Error) => e instanceof UsageError && /^-m "name" "a\/b" cannot make the output file prefix/.test(e.message));
+    await assert.rejects(define({ manifest: '{"name":"a/b","version":"1"}' }), (e: Error) => e instanceof UsageError && /^-m "name" is "a\/b": it cannot make the output file prefix/.test(e.message));
     assert.equal((await define({ 'image-version': 'master-20240101T000000Z-gabcdef0' })).manifest.version, 'master-20240101T000000Z-gabcdef0');
   });
 });
