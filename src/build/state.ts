@@ -111,7 +111,7 @@ export class StateFile {
       const code = (err as NodeJS.ErrnoException).code;
       throw new StateError(
         code === 'ENOENT' ? `no state file at ${path}` : `cannot read state file ${path}: ${(err as Error).message}`,
-        'run `buildimage prepare` first, or pass --state',
+        'run `buildimage prepare` first, or pass --state or set BUILDIMAGE_STATE',
       );
     }
     let json: unknown;

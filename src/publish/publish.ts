@@ -10,7 +10,7 @@ import { BuildimageError, PublishError, UsageError } from '../core/errors.js';
 import type { RetryPolicy } from '../core/retry.js';
 import { KeyError } from '../http/keys.js';
 import { interruptSignal, onInterruptSignals } from '../core/interrupt.js';
-import { log } from '../core/log.js';
+import { log, setLogBuildId } from '../core/log.js';
 import { MantaError, mantaRetryable } from '../manta/client.js';
 import { checkedOutputs } from '../build/owned.js';
 import { StateFile, stateHolder } from '../build/state.js';
@@ -101,6 +101,7 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
     const statePath = resolve(cwd, o.state);
     const sf = await StateFile.load(statePath);
     const s = sf.state;
+    setLogBuildId(s.buildId);
     const holder = await stateHolder(statePath);
     if (holder !== undefined) throw new UsageError(`state file ${o.state} is in use by pid ${holder}`, 'wait for the stage or clean that holds it to finish');
     if (!s.completed.includes('seal') || !s.outputs) {
@@ -120,7 +121,8 @@ async function resolveInputs(o: PublishOptions): Promise<Resolved> {
 
   const name = o.name ?? stateName;
   if (!name) throw new UsageError('missing -n (name)', 'eng passes -n $(NAME)');
-  checkSegment('name', '-n', name);
+  // Named as the user gave it: a bad name from the state file is not -n's fault.
+  checkSegment('name', o.name !== undefined ? '-n' : `the name in ${o.state}`, name);
   const bitsDir = resolve(cwd, o.bitsDir);
   if (!(await stat(bitsDir).catch(() => undefined))?.isDirectory()) {
     throw new UsageError(`bits directory ${bitsDir} does not exist`, 'check -D, or run the build first');

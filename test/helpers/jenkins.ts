@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -65,11 +65,20 @@ export interface JobResult {
   steps: StepLog[];
   /** Non-sh steps seen (archiveArtifacts, joySlackNotifications), by stage. */
   recorded: string[];
+  /** What `junit testResults: GLOB` collected: workspace-relative paths and each file's text. */
+  junit: Array<{ path: string; text: string }>;
   /** The job's environment at the end (what `env.X = …` set). */
   env: Record<string, string>;
 }
 
 class StepFailed extends Error {}
+
+/** Workspace files an Ant-style glob (`**`, `*`, `,`-separated) matches, as relative paths. */
+async function matching(workspace: string, globs: string): Promise<string[]> {
+  const res = globs.split(',').map((g) => new RegExp('^' + g.trim().split('**/').map((part) => part.split('*').map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')).join('(?:.*/)?') + '$'));
+  const files = (await readdir(workspace, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
+  return files.map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name).slice(workspace.length + 1)).filter((f) => res.some((r) => r.test(f))).sort();
+}
 
 function javaHome(): string | undefined {
   if (existsSync('/usr/lib/jvm/default-java/bin/java')) return '/usr/lib/jvm/default-java';
@@ -112,7 +121,7 @@ function globRe(glob: string): RegExp {
 export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<JobResult> {
   const env: Record<string, string> = { ...o.agentEnv, ...o.jenkinsEnv, WORKSPACE: o.workspace };
   const params: Record<string, string | boolean> = {};
-  const res: JobResult = { result: 'SUCCESS', stages: {}, steps: [], recorded: [], env };
+  const res: JobResult = { result: 'SUCCESS', stages: {}, steps: [], recorded: [], junit: [], env };
   const tmp = await mkdtemp(join(tmpdir(), 'bi-jenkins-job-'));
   let current = '(pipeline)';
 
@@ -193,6 +202,13 @@ export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<Job
         return;
       case 'echo':
         return;
+      case 'junit': {
+        // As the JUnit plugin reads them: every workspace file the Ant-style glob matches.
+        const glob = str(c.named.testResults, scope);
+        for (const path of await matching(o.workspace, glob)) res.junit.push({ path, text: await readFile(join(o.workspace, path), 'utf8') });
+        res.recorded.push(`${current}: junit`);
+        return;
+      }
       case 'archiveArtifacts':
       case 'joySlackNotifications':
         res.recorded.push(`${current}: ${c.name}`);

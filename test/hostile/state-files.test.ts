@@ -366,6 +366,11 @@ describe('hostile: state files', function () {
       }
     });
 
+    it('a name that is a path, from the state file, is blamed on the state file and not on -n', async () => {
+      const r = await publishForged((s) => (s.definition.manifest.name = '../../etc'));
+      assertRefused(r, /^buildimage: error: name "\.\.\/\.\.\/etc" is not usable in a path .* \(check the name in .*forged-[0-9a-f]{8}\.json\)$/m);
+    });
+
     it('an output dir that is a symlink to the host', async () => {
       const hostOut = join(dir, 'host-out');
       await symlink(bait.dir, hostOut);

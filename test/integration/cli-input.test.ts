@@ -226,12 +226,12 @@ describe('CLI: errors name the input the user wrote (issue 14)', function () {
   it('the stages, clean and prepare take --state from BUILDIMAGE_STATE; publish does not', async () => {
     const state = join(dir, 'elsewhere', 'state.json');
     for (const c of ['assemble', 'pkgadd', 'seal', 'clean']) {
-      assert.equal(await errorLine([c], { env: { BUILDIMAGE_STATE: state } }), `buildimage: error: no state file at ${state} (run \`buildimage prepare\` first, or pass --state)`, c);
+      assert.equal(await errorLine([c], { env: { BUILDIMAGE_STATE: state } }), `buildimage: error: no state file at ${state} (run \`buildimage prepare\` first, or pass --state or set BUILDIMAGE_STATE)`, c);
     }
     // --state wins over the variable.
     assert.equal(
       await errorLine(['assemble', '--state', 'given.json'], { env: { BUILDIMAGE_STATE: state } }),
-      'buildimage: error: no state file at given.json (run `buildimage prepare` first, or pass --state)',
+      'buildimage: error: no state file at given.json (run `buildimage prepare` first, or pass --state or set BUILDIMAGE_STATE)',
     );
     // publish puts a build's outputs into the bits only when --state is on its command line.
     const r = await cli(['publish', '-L', '-d', join(dir, 'pub'), '-b', 'master', '-n', 'svc', '-t', 'master-1', '-D', join(dir, 'nobits'), '--json'], { cwd: dir, env: { BUILDIMAGE_STATE: state } });

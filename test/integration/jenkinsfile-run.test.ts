@@ -22,6 +22,7 @@ import { makeSampleComponent, type SampleComponent } from '../../testbed/compone
 import { BIN, cli } from '../helpers/cli.js';
 import { haveGroovy, parseJenkinsfile, runJenkinsfile, type JobOptions, type JobResult } from '../helpers/jenkins.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
+import { findAll, parseXml } from '../helpers/xml.js';
 import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 import { mountAdminApi } from '../servers/imgapi-admin.js';
 import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
@@ -213,6 +214,10 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       await rm(mnt, { recursive: true, force: true });
     }
     assert.ok(r.recorded.includes('post always: archiveArtifacts'));
+    // Jenkins' test view gets the pkg audit: the junit step finds the report seal wrote.
+    assert.deepEqual(r.junit.map((j) => j.path), [`bits/sample/sample-zfs-${stamp}.audit.junit.xml`]);
+    const suite = findAll(parseXml(r.junit[0].text), 'testsuite')[0];
+    assert.ok(suite && findAll(suite, 'testcase').length >= 1, 'a testsuite with at least one case');
   });
 
   it('a feature branch (feature/x) builds with a stamp without "/" and publishes nothing', async () => {
