@@ -23,3 +23,26 @@ export function captureLogs(): { lines: string[]; stop(): void } {
     },
   };
 }
+
+/** Captures log records (message and fields) while silencing the console. */
+export function captureRecords(): { infos: Array<Record<string, unknown>>; stop(): void } {
+  const infos: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    objectMode: true,
+    write(chunk, _e, cb) {
+      infos.push(chunk as Record<string, unknown>);
+      cb();
+    },
+  });
+  const t = new winston.transports.Stream({ stream, level: 'debug' });
+  const consoles = log.transports.filter((x) => x instanceof winston.transports.Console);
+  consoles.forEach((c) => (c.silent = true));
+  log.add(t);
+  return {
+    infos,
+    stop() {
+      log.remove(t);
+      consoles.forEach((c) => (c.silent = false));
+    },
+  };
+}

@@ -1,38 +1,12 @@
 /** Progress lines (log and TTY live line) and the log formats. */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import sinon from 'sinon';
-import winston from 'winston';
-import { humanFormat, jsonFormat, log, setLiveLine } from '../../src/core/log.js';
+import { humanFormat, jsonFormat, setLiveLine } from '../../src/core/log.js';
+import { captureRecords } from '../helpers/logs.js';
 import { byteProgress, formatBytes, formatProgress, formatRate, startProgress } from '../../src/core/progress.js';
 
-interface Captured {
-  infos: Array<Record<string, unknown>>;
-  stop(): void;
-}
-
-/** Captures log records (message and fields) while silencing the console. */
-function capture(): Captured {
-  const infos: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    objectMode: true,
-    write(chunk, _e, cb) {
-      infos.push(chunk as Record<string, unknown>);
-      cb();
-    },
-  });
-  const t = new winston.transports.Stream({ stream, level: 'debug' });
-  const consoles = log.transports.filter((x) => x instanceof winston.transports.Console);
-  consoles.forEach((c) => (c.silent = true));
-  log.add(t);
-  return {
-    infos,
-    stop() {
-      log.remove(t);
-      consoles.forEach((c) => (c.silent = false));
-    },
-  };
-}
+type Captured = ReturnType<typeof captureRecords>;
+const capture = captureRecords;
 
 const MESSAGE = Symbol.for('message');
 

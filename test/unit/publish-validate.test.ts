@@ -9,35 +9,21 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { UsageError } from '../../src/core/errors.js';
 import { digestFile } from '../../src/core/files.js';
-import { log } from '../../src/core/log.js';
 import { makePlan, type PlanInput } from '../../src/publish/plan.js';
+import { captureRecords } from '../helpers/logs.js';
 import { testManifest } from '../helpers/manifests.js';
 
 /** Log records (message and fields) while `fn` runs, the console silenced. */
 async function records(fn: () => Promise<unknown>): Promise<Array<Record<string, unknown>>> {
-  const infos: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    objectMode: true,
-    write(chunk, _e, cb) {
-      infos.push(chunk as Record<string, unknown>);
-      cb();
-    },
-  });
-  const t = new winston.transports.Stream({ stream, level: 'debug' });
-  const consoles = log.transports.filter((x) => x instanceof winston.transports.Console);
-  consoles.forEach((c) => (c.silent = true));
-  log.add(t);
+  const c = captureRecords();
   try {
     await fn();
   } finally {
-    log.remove(t);
-    consoles.forEach((c) => (c.silent = false));
+    c.stop();
   }
-  return infos;
+  return c.infos;
 }
 
 describe('publish: checks and hashing progress', () => {
