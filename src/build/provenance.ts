@@ -9,7 +9,7 @@
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { oneLine } from '../core/errors.js';
-import { sha2File } from '../core/files.js';
+import { digestFile } from '../core/files.js';
 import type { Layout } from '../core/layout.js';
 import { log } from '../core/log.js';
 import { toolVersion } from '../core/package.js';
@@ -62,7 +62,7 @@ async function protoResources(state: BuildState, contentDigest?: string): Promis
     try {
       const st = await lstat(path);
       if (st.isDirectory()) return { digest: { sha256: await protoTreeDigest(path) }, kind: 'proto directory (buildimage tree digest v1)' };
-      return { digest: { sha256: (await sha2File(path)).sha256 }, kind: 'proto archive' };
+      return { digest: { sha256: (await digestFile(path, 'sha256')).digests.sha256.toString('hex') }, kind: 'proto archive' };
     } catch (err) {
       log.warn(`provenance: no digest of ${path}: ${oneLine(err)}`);
       return { kind: 'proto' };

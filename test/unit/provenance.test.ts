@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +19,7 @@ import { decodeBase64, IN_TOTO_PAYLOAD_TYPE, pae, signEnvelope, unsignedEnvelope
 import { envelopeFor, publishKeySigner } from '../../src/provenance/envelope-file.js';
 import { makeStatement, SLSA_PROVENANCE_V1, STATEMENT_TYPE } from '../../src/provenance/statement.js';
 import { provenancePathFor } from '../../src/provenance/verify.js';
+import { protoTreeDigest, TreeTooLarge } from '../../src/provenance/proto-digest.js';
 import { sumsLine } from '../../src/publish/plan.js';
 import { splitPackage } from '../../src/build/provenance.js';
 import { haveBinary, sshKeygen, sshpk, startSshAgent, tempDir, type TestKey } from '../servers/ssh-keys.js';
@@ -202,5 +204,37 @@ describe('provenance: digests people verify with', () => {
     assert.equal(sumsLine('ab', 'demo/x.zfs.gz'), 'ab  demo/x.zfs.gz\n');
     assert.equal(sumsLine('ab', 'c\\d'), '\\ab  c\\\\d\n');
     assert.equal(sumsLine('ab', 'e\nf'), '\\ab  e\\nf\n');
+  });
+});
+
+describe('provenance: the proto tree digest', () => {
+  it('is the same for two copies of a tree (times aside), changes with a byte, a mode or a link target; follows no link and opens no FIFO', async function () {
+    this.timeout(30_000);
+    const dir = await tempDir('prov-tree-');
+    try {
+      const a = join(dir, 'a');
+      await mkdir(join(a, 'opt/app'), { recursive: true });
+      await writeFile(join(a, 'opt/app/run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+      const secret = join(dir, 'secret');
+      await writeFile(secret, 'host secret');
+      await symlink(secret, join(a, 'opt/app/key'));
+      const b = join(dir, 'b');
+      await cp(a, b, { recursive: true, verbatimSymlinks: true });
+      for (const t of [a, b]) await execa('mkfifo', [join(t, 'opt/app/pipe')]);
+      await utimes(join(b, 'opt/app/run.sh'), 1, 1);
+      const da = await protoTreeDigest(a);
+      assert.match(da, /^[0-9a-f]{64}$/);
+      assert.equal(await protoTreeDigest(b), da, 'a copy with other times');
+      await writeFile(secret, 'another host secret');
+      assert.equal(await protoTreeDigest(a), da, 'a link is recorded by its target, never read through');
+      await chmod(join(b, 'opt/app/run.sh'), 0o644);
+      assert.notEqual(await protoTreeDigest(b), da, 'mode');
+      await chmod(join(b, 'opt/app/run.sh'), 0o755);
+      await writeFile(join(b, 'opt/app/run.sh'), '#!/bin/sh\n#\n');
+      assert.notEqual(await protoTreeDigest(b), da, 'content');
+      await assert.rejects(protoTreeDigest(a, 3), TreeTooLarge);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
