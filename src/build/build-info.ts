@@ -7,10 +7,10 @@
 import { arch, hostname, platform, release } from 'node:os';
 import { z } from 'zod';
 import { toolVersion } from '../core/package.js';
-import { GitInfoSchema, gitInfo } from '../host/git.js';
+import { GitInfoSchema, gitInfo, type GitInfo } from '../host/git.js';
 import { isSmartOS, unameV } from '../host/platform.js';
 import type { ImageManifest } from '../image/manifest/types.js';
-import { writeAtomic } from '../core/files.js';
+import { sha2File, writeAtomic } from '../core/files.js';
 import { recordedUrl } from '../core/redact.js';
 import { recordedDefinition } from '../settings/definition.js';
 import type { BuildState } from './state.js';
@@ -21,8 +21,11 @@ export const BuildInfoSchema = z.object({
     uuid: z.string(),
     name: z.string(),
     version: z.string(),
-    file: z.object({ sha1: z.string(), size: z.number(), compression: z.string() }),
+    /** sha1 as the manifest has it (IMGAPI); sha256 and sha512 from the same pass as it was written. */
+    file: z.object({ sha1: z.string(), sha256: z.string().optional(), sha512: z.string().optional(), size: z.number(), compression: z.string() }),
   }),
+  /** Every other output seal wrote before this report, by its key in the build's outputs (build/owned). */
+  outputs: z.record(z.object({ sha256: z.string(), sha512: z.string(), size: z.number() })).optional(),
   base: z.object({
     uuid: z.string(),
     name: z.string(),
@@ -61,18 +64,50 @@ export type BuildInfo = z.infer<typeof BuildInfoSchema>;
 
 const CI_VARS = ['BUILD_URL', 'JOB_NAME', 'BUILD_NUMBER', 'BRANCH_NAME', 'GIT_COMMIT', 'GIT_BRANCH', 'NODE_NAME', 'WORKSPACE', 'STAMP'];
 
-export async function buildInfo(state: BuildState, manifest: ImageManifest, env: NodeJS.ProcessEnv = process.env): Promise<BuildInfo> {
+/** What seal knows beyond the state and manifest: the image's other digests, the other outputs', the checkout. */
+export interface SealFacts {
+  image?: { sha256: string; sha512: string };
+  outputs?: Record<string, OutputDigest>;
+  git?: GitInfo;
+}
+export interface OutputDigest {
+  sha256: string;
+  sha512: string;
+  size: number;
+}
+
+/** The checkout the build came from: the proto's, else the working directory's (host/git: no hook of it runs). */
+export async function buildGit(state: BuildState): Promise<GitInfo | undefined> {
+  return (await gitInfo(state.definition.protoDir)) ?? (await gitInfo(process.cwd()));
+}
+
+/** sha256 and sha512 of each file, one read each; a file that is not there is left out. */
+export async function outputDigests(files: Record<string, string | undefined>): Promise<Record<string, OutputDigest>> {
+  const out: Record<string, OutputDigest> = {};
+  for (const [key, path] of Object.entries(files)) {
+    if (!path) continue;
+    const d = await sha2File(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (d) out[key] = d;
+  }
+  return out;
+}
+
+export async function buildInfo(state: BuildState, manifest: ImageManifest, env: NodeJS.ProcessEnv = process.env, facts: SealFacts = {}): Promise<BuildInfo> {
   // Published (Manta, Jenkins archives): every value as recorded, without credentials.
   const def = recordedDefinition(state.definition);
   const base = state.base!;
   const baseFile = (base.manifest as { files?: Array<{ sha1?: string }> }).files?.[0];
-  const git = (await gitInfo(def.protoDir)) ?? (await gitInfo(process.cwd()));
+  const git = 'git' in facts ? facts.git : await buildGit(state);
   const ci = Object.fromEntries(CI_VARS.filter((k) => env[k]).map((k) => [k, recordedUrl(env[k]!)]));
   const timings = Object.fromEntries(Object.entries(state.timings).filter(([k]) => k !== 'seal'));
   const { sha1, size, compression } = manifest.files![0];
   return {
     buildInfoVersion: 1,
-    image: { uuid: manifest.uuid, name: manifest.name, version: manifest.version, file: { sha1, size, compression } },
+    image: { uuid: manifest.uuid, name: manifest.name, version: manifest.version, file: { sha1, ...(facts.image ?? {}), size, compression } },
+    ...(facts.outputs ? { outputs: facts.outputs } : {}),
     base: { uuid: base.uuid, name: base.name, version: base.version, ...(baseFile?.sha1 ? { sha1: baseFile.sha1 } : {}), imported: base.imported },
     proto: { path: def.protoDir, ...(git ? { git } : {}) },
     inputs: {
@@ -100,6 +135,6 @@ export async function buildInfo(state: BuildState, manifest: ImageManifest, env:
 }
 
 /** Writes the report to `path` (seal's temp name; it renames it into place with the rest). */
-export async function writeBuildInfo(path: string, state: BuildState, manifest: ImageManifest): Promise<void> {
-  await writeAtomic(path, JSON.stringify(await buildInfo(state, manifest), null, 2) + '\n');
+export async function writeBuildInfo(path: string, state: BuildState, manifest: ImageManifest, facts: SealFacts = {}): Promise<void> {
+  await writeAtomic(path, JSON.stringify(await buildInfo(state, manifest, process.env, facts), null, 2) + '\n');
 }

@@ -17,6 +17,7 @@ import type { ChrootRecord } from '../host/chroot.js';
 import { checkPrivateDir, resolveInside } from '../host/trusted.js';
 import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { fileSuffix } from '../image/compression.js';
+import { PROVENANCE_SUFFIX } from '../provenance/envelope-file.js';
 import { layoutOf, type BuildDefinition, type BuildState, type Outputs } from './state.js';
 
 /**
@@ -41,6 +42,7 @@ export function outputPaths(def: BuildDefinition): Outputs {
     manifest: `${stem}.imgmanifest`,
     packages: `${stem}.packages.json`,
     buildInfo: `${stem}.build-info.json`,
+    provenance: stem + PROVENANCE_SUFFIX,
     ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }

@@ -28,6 +28,8 @@ const OutputsSchema = z.object({
   /** The audit as JUnit XML, for Jenkins' test view. */
   auditJunit: z.string().optional(),
   buildInfo: z.string().optional(),
+  /** The provenance: a DSSE envelope around an in-toto SLSA v1 statement. */
+  provenance: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;
 
@@ -60,6 +62,8 @@ export const StateSchema = z.object({
   packagesInstalled: z.array(z.object({ name: z.string(), comment: z.string() })).optional(),
   outputs: OutputsSchema.optional(),
   manifestUuid: z.string().optional(),
+  /** sha256 (hex) of the contents listing, when seal wrote one: the provenance's proto content digest. */
+  contentDigest: z.string().optional(),
   timings: z.record(z.number()).default({}),
 });
 export type BuildState = z.infer<typeof StateSchema>;

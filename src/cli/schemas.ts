@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { BuildResult, CleanResult } from '../build/runner.js';
 import { STAGES } from '../build/state.js';
 import type { PublishResult } from '../publish/publish.js';
+import type { VerifyResult } from '../provenance/verify.js';
 import type { DoctorResult } from '../setup/doctor.js';
 import type { InitResult } from '../setup/init.js';
 
@@ -44,6 +45,7 @@ export const BuildResultSchema = z
             audit: z.string().optional(),
             auditJunit: z.string().optional(),
             buildInfo: z.string().optional(),
+            provenance: z.string().optional(),
           })
           .strict(),
       })
@@ -75,7 +77,7 @@ const PublishStep = z.discriminatedUnion('op', [
   z.object({ op: z.literal('upload'), path: z.string(), rel: z.string(), size: z.number(), md5: z.string() }).strict(),
   z.object({ op: z.literal('skip'), path: z.string(), rel: z.string(), reason: z.string() }).strict(),
   z.object({ op: z.literal('conflict'), path: z.string(), rel: z.string(), reason: z.string() }).strict(),
-  z.object({ op: z.literal('put'), path: z.string(), what: z.literal('md5sums') }).strict(),
+  z.object({ op: z.literal('put'), path: z.string(), what: z.enum(['md5sums', 'sha256sums']) }).strict(),
   z.object({ op: z.literal('pointer'), path: z.string(), target: z.string(), unchanged: z.boolean() }).strict(),
   z.object({ op: z.literal('artifacts'), path: z.string() }).strict(),
   z.object({ op: z.literal('import'), uuid: z.string(), path: z.string(), channel: z.string(), action: z.string(), detail: z.string(), calls: z.array(z.string()).optional() }).strict(),
@@ -124,6 +126,20 @@ export const InitResultSchema = z
   })
   .strict();
 
+/** verify: what was checked, against which key. */
+export const VerifyResultSchema = z
+  .object({
+    ok: z.literal(true),
+    image: z.string(),
+    provenance: z.string(),
+    /** SHA256 fingerprint of the public key whose signature verified. */
+    keyid: z.string(),
+    sha256: z.string(),
+    sha1: z.string(),
+    predicateType: z.string(),
+  })
+  .strict();
+
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
   build: BuildResultSchema,
@@ -135,6 +151,7 @@ export const COMMAND_RESULT_SCHEMAS = {
   publish: PublishResultSchema,
   doctor: DoctorResultSchema,
   init: InitResultSchema,
+  verify: VerifyResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -144,4 +161,5 @@ const sameClean: Same<z.infer<typeof CleanResultSchema>, CleanResult> = true;
 const samePublish: Same<z.infer<typeof PublishResultSchema>, PublishResult> = true;
 const sameDoctor: Same<z.infer<typeof DoctorResultSchema>, DoctorResult> = true;
 const sameInit: Same<z.infer<typeof InitResultSchema>, InitResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit;
+const sameVerify: Same<z.infer<typeof VerifyResultSchema>, VerifyResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify;

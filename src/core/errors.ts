@@ -9,6 +9,8 @@ export const ExitCode = {
   BUILD_FAILED: 1,
   USAGE: 2,
   PUBLISH_FAILED: 3,
+  /** `verify`: the image or its provenance does not check out. */
+  VERIFY_FAILED: 4,
   SIGHUP: 129,
   SIGINT: 130,
   SIGTERM: 143,
@@ -43,6 +45,13 @@ export class BuildError extends BuildimageError {
 export class PublishError extends BuildimageError {
   constructor(message: string, opts: { hint?: string; cause?: unknown } = {}) {
     super(message, { exitCode: ExitCode.PUBLISH_FAILED, ...opts });
+  }
+}
+
+/** `verify`: the image does not match its provenance, or the provenance is not signed by the key given. */
+export class VerifyError extends BuildimageError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: ExitCode.VERIFY_FAILED, hint });
   }
 }
 

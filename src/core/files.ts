@@ -70,22 +70,32 @@ export class NotRegularFile extends Error {
 /** Bytes hashed so far, after each chunk (a 1.4 GiB image takes seconds: core/progress shows it). */
 export type HashProgress = (bytes: number) => void;
 
+/** The hashes files are read for: MD5 (Manta, md5sums.txt), SHA-1 (IMGAPI), SHA-256/512 (SHA256SUMS, provenance). */
+export type HashAlgorithm = 'md5' | 'sha1' | 'sha256' | 'sha512';
+
 /**
- * Reads `path` once and returns its digest and size. Only a regular file:
- * opened without following a link or blocking on a FIFO, checked by fstat
- * and hashed from that same descriptor (no window between check and read).
+ * Reads `path` once and returns its digests by every algorithm asked, and
+ * its size: one pass however many (a multi-GB image is read once). Only a
+ * regular file: opened without following a link or blocking on a FIFO,
+ * checked by fstat and hashed from that same descriptor (no window between
+ * check and read).
  */
-export async function digestFile(path: string, algorithm: 'md5' | 'sha1', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
+export async function digestFile<A extends HashAlgorithm>(
+  path: string,
+  algorithms: A | readonly A[],
+  onProgress?: HashProgress,
+): Promise<{ digests: Record<A, Buffer>; size: number }> {
+  const algs = [...new Set(typeof algorithms === 'string' ? [algorithms] : algorithms)];
   const { fh } = await openRegular(path);
   try {
-    const h = createHash(algorithm);
+    const hs = algs.map((a) => createHash(a));
     let size = 0;
     for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
-      h.update(c as Buffer);
+      for (const h of hs) h.update(c as Buffer);
       size += (c as Buffer).length;
       onProgress?.(size);
     }
-    return { digest: h.digest(), size };
+    return { digests: Object.fromEntries(algs.map((a, i) => [a, hs[i].digest()])) as Record<A, Buffer>, size };
   } finally {
     await fh.close();
   }
@@ -117,13 +127,33 @@ export async function readSmallFile(path: string, maxBytes: number): Promise<str
 
 /** MD5 as Manta's Content-MD5 (base64) and as md5sum(1) prints it (hex). */
 export async function md5File(path: string, onProgress?: HashProgress): Promise<{ md5: string; md5hex: string; size: number }> {
-  const { digest, size } = await digestFile(path, 'md5', onProgress);
-  return { md5: digest.toString('base64'), md5hex: digest.toString('hex'), size };
+  const { digests, size } = await digestFile(path, 'md5', onProgress);
+  return { md5: digests.md5.toString('base64'), md5hex: digests.md5.toString('hex'), size };
 }
 
 export async function sha1File(path: string, onProgress?: HashProgress): Promise<{ sha1: string; size: number }> {
-  const { digest, size } = await digestFile(path, 'sha1', onProgress);
-  return { sha1: digest.toString('hex'), size };
+  const { digests, size } = await digestFile(path, 'sha1', onProgress);
+  return { sha1: digests.sha1.toString('hex'), size };
+}
+
+/** What publish needs of every file, in one read: MD5 (base64 and hex), SHA-1 and SHA-256 (hex). */
+export interface FileDigests {
+  md5: string;
+  md5hex: string;
+  sha1: string;
+  sha256: string;
+  size: number;
+}
+
+export async function publishDigests(path: string, onProgress?: HashProgress): Promise<FileDigests> {
+  const { digests: d, size } = await digestFile(path, ['md5', 'sha1', 'sha256'], onProgress);
+  return { md5: d.md5.toString('base64'), md5hex: d.md5.toString('hex'), sha1: d.sha1.toString('hex'), sha256: d.sha256.toString('hex'), size };
+}
+
+/** SHA-256 and SHA-512 (hex) and size of a file, in one read (build-info's digests of every output). */
+export async function sha2File(path: string, onProgress?: HashProgress): Promise<{ sha256: string; sha512: string; size: number }> {
+  const { digests: d, size } = await digestFile(path, ['sha256', 'sha512'], onProgress);
+  return { sha256: d.sha256.toString('hex'), sha512: d.sha512.toString('hex'), size };
 }
 
 /**

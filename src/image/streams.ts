@@ -68,26 +68,41 @@ export interface Digest {
   sha1: string;
   size: number;
   md5?: string;
+  /** hex, when asked for. */
+  sha256?: string;
+  sha512?: string;
 }
 
-/** Pass-through stream that counts bytes and hashes them. */
+/** Pass-through stream that counts bytes and hashes them (sha1 always; md5, sha256, sha512 when asked). */
 export class HashCounter extends Transform {
   private readonly sha1: Hash = createHash('sha1');
   private readonly md5?: Hash;
+  private readonly sha256?: Hash;
+  private readonly sha512?: Hash;
   size = 0;
-  constructor(opts: { md5?: boolean } = {}) {
+  constructor(opts: { md5?: boolean; sha256?: boolean; sha512?: boolean } = {}) {
     super();
     if (opts.md5) this.md5 = createHash('md5');
+    if (opts.sha256) this.sha256 = createHash('sha256');
+    if (opts.sha512) this.sha512 = createHash('sha512');
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.sha1.update(chunk);
     this.md5?.update(chunk);
+    this.sha256?.update(chunk);
+    this.sha512?.update(chunk);
     this.size += chunk.length;
     cb(null, chunk);
   }
   private result?: Digest;
   digest(): Digest {
-    this.result ??= { sha1: this.sha1.digest('hex'), size: this.size, md5: this.md5?.digest('base64') };
+    this.result ??= {
+      sha1: this.sha1.digest('hex'),
+      size: this.size,
+      md5: this.md5?.digest('base64'),
+      ...(this.sha256 ? { sha256: this.sha256.digest('hex') } : {}),
+      ...(this.sha512 ? { sha512: this.sha512.digest('hex') } : {}),
+    };
     return this.result;
   }
 }
@@ -132,11 +147,14 @@ export class VerifyingStream extends Transform {
   }
 }
 
-/**
- * zfs send [-i from] | compress | hash → file, all streaming, one pass.
- * gzip is compressed in-process on every core (or by pigz, see compressor());
- * xz and bzip2 by their tools.
- */
+/** The image file seal wrote: its manifest entry (sha1, size), and the digests people verify with, from the same pass. */
+export interface SentImage {
+  file: ManifestFile;
+  sha256: string;
+  sha512: string;
+}
+
+/** sendImage's manifest entry alone. */
 export async function sendCompressed(
   zfs: Zfs,
   snapshot: string,
@@ -145,6 +163,23 @@ export async function sendCompressed(
   path: string,
   opts: StreamOptions = {},
 ): Promise<ManifestFile> {
+  return (await sendImage(zfs, snapshot, from, compression, path, opts)).file;
+}
+
+/**
+ * zfs send [-i from] | compress | hash → file, all streaming, one pass:
+ * sha1 (the manifest), sha256 and sha512 (build-info, provenance) hashed as
+ * the bytes go to the file, never read back. gzip is compressed in-process
+ * on every core (or by pigz, see compressor()); xz and bzip2 by their tools.
+ */
+export async function sendImage(
+  zfs: Zfs,
+  snapshot: string,
+  from: string | undefined,
+  compression: Compression,
+  path: string,
+  opts: StreamOptions = {},
+): Promise<SentImage> {
   const how = await compressor(compression);
   // Never through a link planted at the name (the output dir may be a shared /tmp).
   const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
@@ -153,7 +188,7 @@ export async function sendCompressed(
   const send = zfs.send(snapshot, from);
   const tool = how?.kind === 'tool' ? how : undefined;
   const comp = tool ? spawn(tool.cmd, tool.args) : undefined;
-  const hash = new HashCounter();
+  const hash = new HashCounter({ sha256: true, sha512: true });
   const out = file.createWriteStream();
   const watch = new StallWatch(opts.stallMs ?? STREAM_STALL_MS, `sending ${snapshot}`, 'zfs send, the compressor or the output disk hung', (err) => {
     sendTap.destroy(err);
@@ -187,8 +222,8 @@ export async function sendCompressed(
     });
   }
   if (sent === 0) throw new BuildError(`zfs send ${snapshot} produced no data`);
-  const { sha1, size } = hash.digest();
-  return { sha1, size, compression };
+  const { sha1, size, sha256, sha512 } = hash.digest();
+  return { file: { sha1, size, compression }, sha256: sha256!, sha512: sha512! };
 }
 
 /**

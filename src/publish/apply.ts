@@ -23,7 +23,7 @@ export type Step =
   | { op: 'upload'; path: string; rel: string; size: number; md5: string }
   | { op: 'skip'; path: string; rel: string; reason: string }
   | { op: 'conflict'; path: string; rel: string; reason: string }
-  | { op: 'put'; path: string; what: 'md5sums' }
+  | { op: 'put'; path: string; what: 'md5sums' | 'sha256sums' }
   | { op: 'pointer'; path: string; target: string; unchanged: boolean }
   | { op: 'artifacts'; path: string }
   | { op: 'import'; uuid: string; path: string; channel: string; action: string; detail: string; calls?: string[] };
@@ -114,14 +114,20 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
     note({ op: 'upload', path: f.remote, rel: f.rel, size: f.size, md5: f.md5 }, `${words.done} ${f.rel}: ${formatBytes(f.size)} in ${secs.toFixed(1)} s, ${formatRate(f.size, secs)}`);
   }
 
-  // md5sums.txt is derived from this run's files, so a different one is replaced, not a conflict.
-  const sums = plan.md5sums;
-  const sumsMd5 = createHash('md5').update(sums.body).digest('base64');
-  const curSums = created.has(posix.dirname(sums.remote)) ? undefined : await store.stat(sums.remote);
-  if (!(curSums?.type === 'object' && curSums.md5 === sumsMd5)) {
-    if (!o.dryRun) await store.putText(sums.remote, sums.body, 'text/plain');
-    note({ op: 'put', path: sums.remote, what: 'md5sums' }, `wrote ${sums.remote}`);
+  // md5sums.txt and SHA256SUMS are derived from this run's files, so a different one is replaced, not a conflict.
+  for (const [what, sums] of [
+    ['md5sums', plan.md5sums],
+    ['sha256sums', plan.sha256sums],
+  ] as const) {
+    throwIfInterrupted();
+    const sumsMd5 = createHash('md5').update(sums.body).digest('base64');
+    const curSums = created.has(posix.dirname(sums.remote)) ? undefined : await store.stat(sums.remote);
+    if (!(curSums?.type === 'object' && curSums.md5 === sumsMd5)) {
+      if (!o.dryRun) await store.putText(sums.remote, sums.body, 'text/plain');
+      note({ op: 'put', path: sums.remote, what }, `wrote ${sums.remote}`);
+    }
   }
+  const sumsFiles = [plan.md5sums.remote, plan.sha256sums.remote];
 
   for (const p of plan.pointers) {
     throwIfInterrupted();
@@ -131,10 +137,10 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
   }
 
   if (!o.dryRun) {
-    const refs = [...plan.files.map((f) => f.remote), sums.remote, ...plan.pointers.map((p) => p.remote)].map((p) => store.artifactRef(p));
+    const refs = [...plan.files.map((f) => f.remote), ...sumsFiles, ...plan.pointers.map((p) => p.remote)].map((p) => store.artifactRef(p));
     await writeAtomic(plan.artifactsFile, refs.map((r) => `${r}\n`).join(''));
   }
-  note({ op: 'artifacts', path: plan.artifactsFile }, `listed ${plan.files.length + 1 + plan.pointers.length} paths in ${plan.artifactsFile}`);
+  note({ op: 'artifacts', path: plan.artifactsFile }, `listed ${plan.files.length + sumsFiles.length + plan.pointers.length} paths in ${plan.artifactsFile}`);
 
   for (const im of plan.imports) {
     throwIfInterrupted();

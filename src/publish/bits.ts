@@ -74,7 +74,8 @@ export function contentTypeFor(name: string): string {
   if (/\.(tgz|gz)$/.test(name)) return 'application/gzip';
   if (/\.(bz2)$/.test(name)) return 'application/x-bzip2';
   if (/\.(xz)$/.test(name)) return 'application/x-xz';
-  if (/\.(txt|log|pkgaudit)$/.test(name) || name === 'latest-build-stamp' || name === 'build-environment') return 'text/plain';
+  if (/\.(txt|log|pkgaudit)$/.test(name) || ['latest-build-stamp', 'build-environment', 'SHA256SUMS'].includes(name)) return 'text/plain';
+  // A DSSE envelope (the provenance) is JSON; DSSE registers no media type of its own.
   if (/\.html$/.test(name)) return 'text/html';
   if (/\.(json|imgmanifest|manifest)$/.test(name)) return 'application/json';
   if (/\.xml$/.test(name)) return 'application/xml';

@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defaultKeyId, findSigner } from '../http/keys.js';
+import { NoKeyIdError, publishKeySigner } from '../provenance/envelope-file.js';
 import type { Signer } from '../http/signature.js';
 import { imgapiSigner } from '../imgapi/auth.js';
 import { MantaClient, type MantaClientOptions } from '../manta/client.js';
@@ -53,13 +53,10 @@ export function mantaClient(m: MantaEnv, signer: Signer, o: Pick<MantaClientOpti
 
 /** The Manta key as node-manta finds it: MANTA_KEY_ID, else ~/.ssh/id_rsa.pub's fingerprint; in ~/.ssh or the agent. */
 export async function mantaSigner(m: MantaEnv, sshDir: string): Promise<Signer> {
-  const keyId = m.keyId || (await defaultKeyId(sshDir));
-  if (!keyId) {
-    throw new PublishError('MANTA_KEY_ID is not set and there is no ~/.ssh/id_rsa.pub to default to', {
-      hint: 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub)',
-    });
-  }
-  return findSigner({ keyId, sshDir, agentSocket: m.agentSocket });
+  return publishKeySigner({ keyId: m.keyId, sshDir, agentSocket: m.agentSocket }).catch((err: unknown) => {
+    if (err instanceof NoKeyIdError) throw new PublishError(err.message, { hint: 'export MANTA_KEY_ID=SHA256:… (ssh-keygen -l -f KEY.pub)' });
+    throw err;
+  });
 }
 
 export interface UpdatesEnv {

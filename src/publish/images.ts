@@ -21,6 +21,8 @@ export interface BitsFile {
   rel: string;
   source: string;
   size: number;
+  /** Its sha1 when the plan already read it (one pass for every digest); else the check reads the image. */
+  sha1?: string;
 }
 
 /** An image manifest with its image file, both checked. */
@@ -97,7 +99,7 @@ export async function checkImages<F extends BitsFile>(files: F[], o: { imports: 
     if (image.size !== want.size) {
       throw new UsageError(`image manifest ${mf.rel}: "files[0].size" is ${want.size}, but ${image.rel} is ${image.size} bytes`, MISMATCH_HINT);
     }
-    const { sha1 } = await hashBits(image.source, 'bits file', `hashing ${image.rel} (SHA-1)`, sha1File, o.progress);
+    const sha1 = image.sha1 ?? (await hashBits(image.source, 'bits file', `hashing ${image.rel} (SHA-1)`, sha1File, o.progress)).sha1;
     if (sha1 !== want.sha1) {
       throw new UsageError(`image manifest ${mf.rel}: "files[0].sha1" is ${want.sha1}, but ${image.rel} has sha1 ${sha1}`, MISMATCH_HINT);
     }

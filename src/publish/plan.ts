@@ -9,7 +9,7 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, join, posix, sep } from 'node:path';
 import { PublishError, UsageError } from '../core/errors.js';
-import { md5File } from '../core/files.js';
+import { publishDigests, type FileDigests } from '../core/files.js';
 import { log } from '../core/log.js';
 import { contentTypeFor, pointerNames } from './bits.js';
 import { hashBits, type HashProgressOptions } from './hash.js';
@@ -28,6 +28,9 @@ export interface PlannedFile {
   /** base64, as Manta's Content-MD5. */
   md5: string;
   md5hex: string;
+  /** hex, from the same read as the MD5. */
+  sha1: string;
+  sha256: string;
   contentType: string;
 }
 
@@ -51,6 +54,8 @@ export interface PublishPlan {
   dirs: string[];
   files: PlannedFile[];
   md5sums: { remote: string; body: string };
+  /** SHA256SUMS, as sha256sum(1) writes it: `sha256sum -c SHA256SUMS` in the stamp directory checks every file. */
+  sha256sums: { remote: string; body: string };
   pointers: { remote: string; target: string }[];
   imports: PlannedImport[];
   /** Local list of what was published (bits-upload.sh's artifacts.txt). */
@@ -73,9 +78,17 @@ export interface PlanInput {
   imports?: boolean;
   /** How hashing progress shows (default: a live line on a TTY, else a log line every 5 s). */
   progress?: HashProgressOptions;
+  /**
+   * Called once every file is hashed, before the images are checked: may
+   * change build outputs (publish signs the build's provenance) and returns
+   * the ones it changed, which are hashed again.
+   */
+  beforeCheck?: (files: PlannedFile[]) => Promise<PlannedFile[]>;
 }
 
 const ARTIFACTS = 'artifacts.txt';
+export const MD5SUMS = 'md5sums.txt';
+export const SHA256SUMS = 'SHA256SUMS';
 const toPosix = (p: string): string => p.split(sep).join('/');
 
 interface Found {
@@ -122,6 +135,21 @@ async function checkSubdir(bitsDir: string, s: string): Promise<string> {
   return rel;
 }
 
+/** One read per file for every digest publish needs (MD5 for Manta and md5sums.txt, SHA-1 for the image check, SHA-256 for SHA256SUMS). */
+function hashFile(rel: string, src: string, output: boolean, progress?: HashProgressOptions): Promise<FileDigests> {
+  return hashBits(src, output ? 'build output' : 'bits file', `hashing ${rel} (MD5, SHA-1, SHA-256)`, publishDigests, progress);
+}
+
+/**
+ * A line of md5sum(1)/sha256sum(1) output: `HEX  NAME`; a name with a
+ * backslash or a newline is escaped as GNU coreutils does (the line starts
+ * with a backslash), so `-c` reads every name back as it is.
+ */
+export function sumsLine(hex: string, name: string): string {
+  if (!/[\\\n\r]/.test(name)) return `${hex}  ${name}\n`;
+  return `\\${hex}  ${name.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}\n`;
+}
+
 export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const st = await stat(i.bitsDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`bits directory ${i.bitsDir} does not exist`, 'check -D, or run the build first');
@@ -158,28 +186,21 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
   const stampDir = posix.join(i.baseDir, i.stamp);
   const files: PlannedFile[] = [];
   for (const [rel, src] of [...found.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const h = await hashBits(src, staged.some((x) => x.from === src) ? 'build output' : 'bits file', `hashing ${rel} (MD5)`, md5File, i.progress);
+    const h = await hashFile(rel, src, staged.some((x) => x.from === src), i.progress);
     const stagedTo = staged.find((s) => s.from === src)?.to;
-    files.push({
-      rel,
-      local: stagedTo ?? src,
-      source: src,
-      remote: posix.join(stampDir, rel),
-      size: h.size,
-      md5: h.md5,
-      md5hex: h.md5hex,
-      contentType: contentTypeFor(basename(rel)),
-    });
+    files.push({ rel, local: stagedTo ?? src, source: src, remote: posix.join(stampDir, rel), ...h, contentType: contentTypeFor(basename(rel)) });
   }
+  for (const f of (await i.beforeCheck?.(files)) ?? []) Object.assign(f, await hashFile(f.rel, f.source, true, i.progress));
   const dirs = [i.baseDir, ...[...new Set(found.dirs)].sort().map((d) => (d ? posix.join(stampDir, d) : stampDir))];
   const uniqueDirs = [...new Set(dirs)];
 
   // Before anything is uploaded or a pointer moved: every image manifest valid, every image its manifest's.
   const images = await checkImages(files, { imports: !!i.imports, progress: i.progress });
 
-  // md5sum(1) lines relative to the stamp directory, so `md5sum -c` works there
-  // (bits-upload.sh wrote the build host's bits path instead).
-  const md5sums = files.map((f) => `${f.md5hex}  ${f.rel}\n`).join('');
+  // md5sum(1) and sha256sum(1) lines relative to the stamp directory, so `md5sum -c`
+  // and `sha256sum -c` work there (bits-upload.sh wrote the build host's bits path instead).
+  const md5sums = files.map((f) => sumsLine(f.md5hex, f.rel)).join('');
+  const sha256sums = files.map((f) => sumsLine(f.sha256, f.rel)).join('');
 
   return {
     name: i.name,
@@ -193,7 +214,8 @@ export async function makePlan(i: PlanInput): Promise<PublishPlan> {
     staged,
     dirs: uniqueDirs,
     files,
-    md5sums: { remote: posix.join(stampDir, 'md5sums.txt'), body: md5sums },
+    md5sums: { remote: posix.join(stampDir, MD5SUMS), body: md5sums },
+    sha256sums: { remote: posix.join(stampDir, SHA256SUMS), body: sha256sums },
     pointers: pointerNames(i.branch, i.tryBranch).map((n) => ({ remote: posix.join(i.baseDir, n), target: stampDir })),
     imports: i.imports ? images : [],
     artifactsFile: join(i.bitsDir, ARTIFACTS),

@@ -21,6 +21,9 @@ import type { ImgapiImporter } from './importer.js';
 import { LocalStore } from './local-store.js';
 import { MantaStore } from './manta-store.js';
 import { makePlan, type PublishPlan } from './plan.js';
+import { signBuildProvenance } from './provenance.js';
+import type { Signer } from '../http/signature.js';
+import { publishKeySigner } from '../provenance/envelope-file.js';
 import type { Store } from './store.js';
 import { updatesImporterFromEnv } from './updates.js';
 
@@ -157,11 +160,20 @@ function baseDirOf(o: PublishOptions): string {
   return mantaBaseDir(mantaEnv(o.env).user, o.uploadDir!);
 }
 
-async function openStore(o: PublishOptions, baseDir: string): Promise<Store> {
-  if (o.local) return new LocalStore(baseDir);
+/**
+ * The key publish signs with: Manta's (required there); with -L the same
+ * key when this machine has one (for the build's provenance), else none.
+ */
+async function publishSigner(o: PublishOptions): Promise<Signer | undefined> {
   const m = mantaEnv(o.env);
-  const signer = await mantaSigner(m, o.sshDir ?? sshDirOf(o.env));
-  return new MantaStore(mantaClient(m, signer, { retry: o.retry, stallMs: o.stallMs }));
+  const sshDir = o.sshDir ?? sshDirOf(o.env);
+  if (!o.local) return mantaSigner(m, sshDir);
+  return publishKeySigner({ keyId: m.keyId, sshDir, agentSocket: m.agentSocket }).catch(() => undefined);
+}
+
+function openStore(o: PublishOptions, baseDir: string, signer: Signer | undefined): Store {
+  if (o.local) return new LocalStore(baseDir);
+  return new MantaStore(mantaClient(mantaEnv(o.env), signer!, { retry: o.retry, stallMs: o.stallMs }));
 }
 
 /** One line for any failure; the hint says what to check. */
@@ -187,6 +199,8 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
     const baseDir = baseDirOf(o);
     // The IMGAPI key is found before anything is hashed; key and server are checked before anything is uploaded.
     const importer = o.updates ? (o.importer ?? (await updatesImporterFromEnv({ env: o.env, channel: r.channel, uploadFile: o.uploadFile, sshDir: o.sshDir, retry: o.retry }))) : undefined;
+    // Manta's key is found before anything is hashed; with --state it also signs the build's provenance if seal could not.
+    const signer = !o.local || r.outputs.length ? await publishSigner(o) : undefined;
     const plan: PublishPlan = await makePlan({
       name: r.name,
       branch: o.branch!,
@@ -199,8 +213,9 @@ export async function publish(o: PublishOptions): Promise<PublishResult> {
       outputs: r.outputs,
       imports: o.updates,
       progress: o.progress,
+      beforeCheck: (files) => signBuildProvenance(files, r.outputs, signer, o.dryRun),
     });
-    store = await openStore(o, baseDir);
+    store = openStore(o, baseDir, signer);
     log.info(
       `${o.dryRun ? 'dry run: ' : ''}publishing ${plan.files.length} files of ${r.name} ${r.stamp} (branch ${o.branch}${o.tryBranch ? `, try ${o.tryBranch}` : ''}) to ${plan.stampDir} on ${store.description}`,
     );

@@ -31,7 +31,7 @@ import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 
-export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init'] as const;
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify'] as const;
 export type CommandId = (typeof COMMANDS)[number];
 
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
@@ -653,6 +653,21 @@ export const SETTINGS = {
   }),
   pi: setting({ type: 'string', help: 'Jenkins agent platform image label', default: DEFAULT_PI, parse: text, commands: ['init'] }),
   force: setting({ type: 'boolean', char: 'f', help: 'replace existing buildimage.json and Jenkinsfile', commands: ['init'] }),
+
+  // ---- verify
+  key: setting({
+    type: 'string',
+    help: "the signer's OpenSSH public key file (KEY.pub: RSA, ECDSA or Ed25519)",
+    required: { what: 'the public key to check the signature with', example: 'KEY.pub' },
+    parse: text,
+    commands: ['verify'],
+  }),
+  provenance: setting({
+    type: 'string',
+    help: "the image's provenance envelope (default: beside the image, <stem>.provenance.dsse.json)",
+    parse: text,
+    commands: ['verify'],
+  }),
 } as const;
 
 export type Settings = typeof SETTINGS;

@@ -121,6 +121,7 @@ describe('hostile bits directories (publish)', function () {
     assert.match(r.stderr, /not publishing 1 special file\(s\) \(FIFO, socket, device\) in .*: svc\/pipe/);
     const objects = await assertCleanUploads();
     assert.deepEqual(objects.filter((p) => p.startsWith(`${DEST}/`)).map((p) => p.slice(DEST.length + 1)).sort(), [
+      'SHA256SUMS',
       'md5sums.txt',
       'svc/latest-build-stamp',
       'svc/real/ok.txt',

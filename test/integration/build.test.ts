@@ -54,7 +54,7 @@ describe('build on real ZFS', function () {
     const last = r.stdout.trim().split('\n').pop()!;
     const stem = join(out, 'svc-zfs-1.2.3');
     assert.match(last, /^built image [0-9a-f-]{36}: /);
-    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json']) {
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json', '.provenance.dsse.json']) {
       assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
       assert.ok((await stat(stem + suffix)).isFile());
     }
@@ -64,6 +64,7 @@ describe('build on real ZFS', function () {
       'svc-zfs-1.2.3.imgmanifest',
       'svc-zfs-1.2.3.packages.json',
       'svc-zfs-1.2.3.pkgaudit',
+      'svc-zfs-1.2.3.provenance.dsse.json',
       'svc-zfs-1.2.3.zfs.gz',
     ]);
 

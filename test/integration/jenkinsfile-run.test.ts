@@ -172,8 +172,9 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       'sample/latest-build-stamp',
       'sample/build-environment',
       'sample/npm-ls.json',
-      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
+      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'provenance.dsse.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
       'md5sums.txt',
+      'SHA256SUMS',
     ].map((p) => `${dest}/${p}`);
     assert.deepEqual(objects, want.sort());
     assert.equal((await manta.read(`${dest}/sample/latest-build-stamp`)).toString(), `${stamp}\n`);

@@ -149,6 +149,10 @@ describe('publish (integration)', function () {
       assert.equal((f.srv.entry(`${DEST}/demo/demo-zfs-1.0.imgmanifest`) as { contentType: string }).contentType, 'application/json');
       const sums = (await f.srv.read(`${DEST}/md5sums.txt`)).toString();
       assert.equal(sums, Object.keys(f.files).sort().map((rel) => `${md5hex(f.files[rel])}  ${rel}\n`).join(''));
+      // SHA256SUMS beside it, as sha256sum(1) writes it.
+      const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      assert.equal((await f.srv.read(`${DEST}/SHA256SUMS`)).toString(), Object.keys(f.files).sort().map((rel) => `${sha256(f.files[rel])}  ${rel}\n`).join(''));
+      assert.equal((f.srv.entry(`${DEST}/SHA256SUMS`) as { contentType: string }).contentType, 'text/plain');
       assert.equal((await f.srv.read(`${BASE}/master-latest`)).toString(), `${DEST}\n`);
       assert.equal((f.srv.entry(`${BASE}/master-latest`) as { contentType: string }).contentType, 'text/plain');
       assert.equal(f.srv.entry(`${BASE}/latest-release`), undefined);
@@ -161,6 +165,7 @@ describe('publish (integration)', function () {
       assert.deepEqual(artifacts, [
         ...Object.keys(f.files).sort().map((rel) => `${f.srv.url}${DEST}/${rel}`),
         `${f.srv.url}${DEST}/md5sums.txt`,
+        `${f.srv.url}${DEST}/SHA256SUMS`,
         `${f.srv.url}${BASE}/master-latest`,
       ]);
       // The default key id is bits-upload.sh's: MD5 of ~/.ssh/id_rsa.pub.
@@ -272,7 +277,7 @@ describe('publish (integration)', function () {
     });
 
     it('reruns after a failure at every write step finish the job, never storing anything twice', async () => {
-      // The clean run's writes, in order: mkdirs, objects, md5sums.txt, pointer.
+      // The clean run's writes, in order: mkdirs, objects, md5sums.txt, SHA256SUMS, pointer.
       const clean = await fixture();
       let writes: string[];
       let want: Record<string, string>;
@@ -283,7 +288,7 @@ describe('publish (integration)', function () {
       } finally {
         await dispose(clean);
       }
-      assert.equal(writes.length, 9);
+      assert.equal(writes.length, 10);
       for (const [i, path] of writes.entries()) {
         for (const kind of ['reset', 'commit-then-reset'] as const) {
           const g = await fixture();
@@ -437,6 +442,7 @@ describe('publish (integration)', function () {
           `mkdir ${DEST}/demo`,
           ...Object.keys(f.files).sort().map((rel) => `upload ${DEST}/${rel}`),
           `put ${DEST}/md5sums.txt`,
+          `put ${DEST}/SHA256SUMS`,
           `pointer ${BASE}/master-latest`,
           `artifacts ${join(f.bits, 'artifacts.txt')}`,
         ],

@@ -1,8 +1,9 @@
 /**
  * seal: snapshot the analog as @final, send it incrementally against the
- * base's @final, compress, and hash (sha1, size) in the same pass; write
- * the v2 manifest; move every output into place by rename (temp names
- * until all is well); destroy the analog.
+ * base's @final, compress, and hash (sha1, sha256, sha512, size) in the
+ * same pass; write the v2 manifest, the provenance (build/provenance) and
+ * build-info; move every output into place by rename (temp names until all
+ * is well, the manifest last); destroy the analog.
  */
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
@@ -13,11 +14,12 @@ import { isSmartOS, unameV } from '../../host/platform.js';
 import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
 import type { ImageManifest } from '../../image/manifest/types.js';
 import { assertValidManifest } from '../../image/manifest/validate.js';
-import { sendCompressed } from '../../image/streams.js';
+import { sendImage } from '../../image/streams.js';
 import type { StageContext } from '../context.js';
 import type { BuildDefinition } from '../state.js';
 import { destroyAnalog } from '../cleanup.js';
-import { writeBuildInfo } from '../build-info.js';
+import { buildGit, outputDigests, writeBuildInfo } from '../build-info.js';
+import { provenanceStatement, writeProvenance } from '../provenance.js';
 import { outputPaths, sealTempPath } from '../owned.js';
 
 /** `published_at`: SOURCE_DATE_EPOCH for reproducible builds, else now. */
@@ -45,8 +47,13 @@ export async function seal(ctx: StageContext): Promise<void> {
   const base = state.base!;
   const outputs = outputPaths(def);
   await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
-  const temps = { image: sealTempPath(outputs.image, state.buildId), manifest: sealTempPath(outputs.manifest, state.buildId), buildInfo: sealTempPath(outputs.buildInfo!, state.buildId) };
-  state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
+  const temps = {
+    image: sealTempPath(outputs.image, state.buildId),
+    manifest: sealTempPath(outputs.manifest, state.buildId),
+    buildInfo: sealTempPath(outputs.buildInfo!, state.buildId),
+    provenance: sealTempPath(outputs.provenance!, state.buildId),
+  };
+  state.tempFiles.push(...Object.values(temps));
   await sf.save();
 
   try {
@@ -55,7 +62,7 @@ export async function seal(ctx: StageContext): Promise<void> {
     if (!(await zfs.exists(`${analog}@final`))) await zfs.snapshot(`${analog}@final`);
     log.info(`sending ${analog}@final (incremental from ${base.dataset}@final), ${def.compression}`);
     const t0 = Date.now();
-    const file = await sendCompressed(zfs, `${analog}@final`, `${base.dataset}@final`, def.compression, temps.image);
+    const { file, sha256, sha512 } = await sendImage(zfs, `${analog}@final`, `${base.dataset}@final`, def.compression, temps.image);
     const secs = (Date.now() - t0) / 1000;
     log.info(`image file: ${file.size} bytes, sha1 ${file.sha1} (${formatRate(file.size, Math.max(secs, 0.001))})`);
 
@@ -70,10 +77,15 @@ export async function seal(ctx: StageContext): Promise<void> {
     });
     assertValidManifest(manifest, 'new image manifest', 'created');
     await writeAtomic(temps.manifest, JSON.stringify(manifest, null, 2) + '\n');
-    await writeBuildInfo(temps.buildInfo, state, manifest);
+    const reports = ctx.layout.reports(state.buildId);
+    const git = await buildGit(state);
+    const statement = await provenanceStatement(state, ctx.layout, { imageFile: outputs.image, image: { sha256, sha1: file.sha1 }, git, contentDigest: state.contentDigest, finishedOn: new Date().toISOString() });
+    await writeProvenance(temps.provenance, statement);
+    // The provenance is not among them: publish may sign it later, which changes its bytes.
+    const digests = await outputDigests({ manifest: temps.manifest, packages: reports.packages, audit: outputs.audit && reports.audit, auditJunit: outputs.auditJunit && reports.auditJunit });
+    await writeBuildInfo(temps.buildInfo, state, manifest, { image: { sha256, sha512 }, outputs: digests, git });
 
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
-    const reports = ctx.layout.reports(state.buildId);
     await rename(temps.image, outputs.image);
     // Reports come from the work dir, which may be another filesystem.
     await moveInto(reports.packages, outputs.packages!);
@@ -84,15 +96,14 @@ export async function seal(ctx: StageContext): Promise<void> {
       else delete outputs.auditJunit;
     }
     await rename(temps.buildInfo, outputs.buildInfo!);
+    await rename(temps.provenance, outputs.provenance!);
     await rename(temps.manifest, outputs.manifest);
     state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
     state.outputs = outputs;
     state.manifestUuid = manifest.uuid;
     await sf.save();
   } catch (err) {
-    await rm(temps.image, { force: true });
-    await rm(temps.manifest, { force: true });
-    await rm(temps.buildInfo, { force: true });
+    for (const t of Object.values(temps)) await rm(t, { force: true });
     if (err instanceof BuildimageError) throw err;
     throw new BuildError(`seal failed: ${oneLine(err)}`, { cause: err });
   }
