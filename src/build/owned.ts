@@ -41,6 +41,7 @@ export function outputPaths(def: BuildDefinition): Outputs {
     manifest: `${stem}.imgmanifest`,
     packages: `${stem}.packages.json`,
     buildInfo: `${stem}.build-info.json`,
+    contents: `${stem}.contents.json.gz`,
     ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }
@@ -120,6 +121,11 @@ export async function checkOwned(zfs: Zfs, state: BuildState): Promise<Owned> {
       if (zfsMountpoint !== mountpoint) throw notOurs(state, 'analog mountpoint', mountpoint, `ZFS mounts ${dataset} at ${zfsMountpoint}`);
       analog = { dataset, mountpoint: zfsMountpoint };
     }
+  }
+  if (state.originView) {
+    const want = layout.originView(id);
+    if (state.originView.dataset !== want.dataset) throw notOurs(state, 'origin clone', state.originView.dataset, `its origin clone is ${want.dataset}`);
+    if (state.originView.mountpoint !== want.mountpoint) throw notOurs(state, 'origin clone mountpoint', state.originView.mountpoint, `its origin clone is mounted at ${want.mountpoint}`);
   }
   const root = zoneRoot(mountpoint);
   const inRoot = async (what: string, paths: string[]) => {

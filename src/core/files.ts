@@ -75,7 +75,7 @@ export type HashProgress = (bytes: number) => void;
  * opened without following a link or blocking on a FIFO, checked by fstat
  * and hashed from that same descriptor (no window between check and read).
  */
-export async function digestFile(path: string, algorithm: 'md5' | 'sha1', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
+export async function digestFile(path: string | Buffer, algorithm: 'md5' | 'sha1' | 'sha256' | 'sha512', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
   const { fh } = await openRegular(path);
   try {
     const h = createHash(algorithm);
@@ -92,14 +92,14 @@ export async function digestFile(path: string, algorithm: 'md5' | 'sha1', onProg
 }
 
 /** Opens a regular file for reading, never through a link and never blocking on a FIFO. */
-async function openRegular(path: string) {
+async function openRegular(path: string | Buffer) {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'ELOOP' ? new NotRegularFile(path, 'is a symlink') : err;
+    throw err.code === 'ELOOP' ? new NotRegularFile(String(path), 'is a symlink') : err;
   });
   const st = await fh.stat();
   if (!st.isFile()) {
     await fh.close();
-    throw new NotRegularFile(path, 'is not a regular file');
+    throw new NotRegularFile(String(path), 'is not a regular file');
   }
   return { fh, size: st.size };
 }
