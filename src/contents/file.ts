@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
+import type { ZodIssue } from 'zod';
 import { UsageError } from '../core/errors.js';
 import { NEW_FILE_FLAGS } from '../core/files.js';
 import { comparePaths, contentDigest, displayText, ListingSchema, type Listing } from './listing.js';
@@ -35,6 +36,27 @@ export async function writeListing(path: string, l: Listing): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** What is wrong with a field, in words that never quote the file's values (zod's own messages may). */
+function issueText(issue: ZodIssue | undefined): string {
+  switch (issue?.code) {
+    case 'invalid_type':
+      return issue.received === 'undefined' ? 'missing' : `expected ${issue.expected}, got ${issue.received}`;
+    case 'invalid_literal':
+      return `must be ${JSON.stringify(issue.expected)}`;
+    case 'invalid_enum_value':
+      return `not one of ${issue.options.join(', ')}`;
+    case 'unrecognized_keys':
+      return `${issue.keys.length} unknown field(s)`;
+    case 'too_big':
+    case 'too_small':
+      return issue.message;
+    case 'invalid_string':
+      return 'not in the expected form';
+    default:
+      return 'invalid';
   }
 }
 
@@ -92,9 +114,7 @@ export async function readListing(path: string, what = `contents listing ${path}
     const issue = parsed.error.issues[0];
     // The field's path and zod's message, never the value.
     const at = issue?.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('') || 'top';
-    // zod may quote the value it got: shown escaped and cut short.
-    const msg = displayText(issue?.message ?? 'invalid').slice(0, 160);
-    throw bad(what, `not a contents listing (${at.replace(/^\./, '').slice(0, 80)}: ${msg})`);
+    throw bad(what, `not a contents listing (${displayText(at.replace(/^\./, '')).slice(0, 80)}: ${issueText(issue)})`);
   }
   const l = parsed.data as Listing;
   for (let i = 1; i < l.entries.length; i++) {
