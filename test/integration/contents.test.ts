@@ -11,6 +11,8 @@ import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { BuildResultSchema, DiffResultSchema } from '../../src/cli/schemas.js';
 import { readListing } from '../../src/contents/file.js';
+import { Layout } from '../../src/core/layout.js';
+import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../src/host/zfs.js';
 import type { Entry, Listing } from '../../src/contents/listing.js';
 import { cli, errorLines } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
@@ -172,5 +174,37 @@ describe('contents listing on real ZFS', function () {
     const missing = await cli(['diff', A, join(c.out, 'nope.contents.json.gz')]);
     assert.equal(missing.code, 2);
     assert.deepEqual(errorLines(missing), [`buildimage: error: listing B (${join(c.out, 'nope.contents.json.gz')}): no such file (give the .contents.json.gz file a build wrote beside its image)`]);
+  });
+
+  it("a seal killed while the origin clone exists: clean (by the state file, or --all) destroys it with the analog", async () => {
+    const proto = join(w.dir, 'proto-contents-kill');
+    await makeProto(proto);
+    const out = await w.outDir();
+    const mf = JSON.stringify({ name: 'svc', version: '9.9.9' });
+    for (const [i, all] of [false, true].entries()) {
+      const state = join(w.dir, `contents-kill-${i}.json`);
+      const p = await cli(['prepare', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--state', state, '--output-dir', out], { env: w.env });
+      assert.equal(p.code, 0, p.stderr);
+      const s = JSON.parse(await readFile(state, 'utf8'));
+      // As seal leaves it when killed mid-listing: recorded, then made.
+      const view = new Layout(w.datasetRoot, w.workDir).originView(s.buildId);
+      if (!all) {
+        // A state file naming another dataset as the origin clone is refused before anything is done.
+        await writeFile(state, JSON.stringify({ ...s, originView: { ...view, dataset: `${w.datasetRoot}/${w.origin.uuid}` } }), { mode: 0o600 });
+        const bad = await cli(['clean', '--state', state], { env: w.env });
+        assert.equal(bad.code, 2, bad.stderr);
+        assert.match(errorLines(bad)[0], /names origin clone .* which this build does not own \(its origin clone is .*\/origin\); nothing was done/);
+        assert.ok(await w.zfs.exists(`${w.datasetRoot}/${w.origin.uuid}@final`));
+      }
+      s.originView = view;
+      await writeFile(state, JSON.stringify(s), { mode: 0o600 });
+      await mkdir(view.mountpoint, { recursive: true });
+      await w.zfs.clone(`${w.datasetRoot}/${w.origin.uuid}@final`, view.dataset, { mountpoint: view.mountpoint, readonly: 'on', [OWNER_PROPERTY]: 'origin-view', [BUILD_PROPERTY]: s.buildId });
+      assert.ok(await w.zfs.exists(view.dataset));
+      const c = all ? await cli(['clean', '--all', '--include-kept', '--dataset-root', w.datasetRoot, '--work-dir', w.workDir]) : await cli(['clean', '--state', state], { env: w.env });
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(await w.zfs.exists(view.dataset), false, 'the origin clone is gone');
+      await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, context: c.stderr });
+    }
   });
 });
