@@ -11,6 +11,7 @@ import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { BuildResultSchema, DiffResultSchema } from '../../src/cli/schemas.js';
 import { readListing } from '../../src/contents/file.js';
+import { contentTypeFor } from '../../src/publish/bits.js';
 import { Layout } from '../../src/core/layout.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../src/host/zfs.js';
 import type { Entry, Listing } from '../../src/contents/listing.js';
@@ -170,6 +171,15 @@ describe('contents listing on real ZFS', function () {
     const same = await cli(['diff', A, `${built.b.stem}.contents.json.gz`]);
     assert.equal(same.code, 0, same.stderr);
     assert.match(same.stdout, new RegExp(`diff: same contents \\(${a.listing.contentDigest}\\)$`));
+
+    // Publish takes the listing with the image's other files; `diff` reads the published copy.
+    const dest = join(w.dir, 'pub-contents');
+    const pub = await cli(['publish', '-L', '-d', dest, '-b', 'master', '-n', 'svc', '-t', 'master-1', '-D', c.out, '--json'], { cwd: w.dir, timeoutMs: 60_000 });
+    assert.equal(pub.code, 0, pub.stderr);
+    const up = (JSON.parse(pub.stdout) as { steps: Array<{ op: string; path: string }> }).steps.filter((s) => s.op === 'upload' && s.path.endsWith('/svc-zfs-1.0.0.contents.json.gz'));
+    assert.equal(up.length, 1, pub.stdout);
+    assert.equal((await cli(['diff', up[0].path, C])).code, 0);
+    assert.equal(contentTypeFor('svc-zfs-1.0.0.contents.json.gz'), 'application/gzip');
 
     const missing = await cli(['diff', A, join(c.out, 'nope.contents.json.gz')]);
     assert.equal(missing.code, 2);

@@ -172,7 +172,7 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       'sample/latest-build-stamp',
       'sample/build-environment',
       'sample/npm-ls.json',
-      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
+      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'contents.json.gz'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
       'md5sums.txt',
     ].map((p) => `${dest}/${p}`);
     assert.deepEqual(objects, want.sort());
