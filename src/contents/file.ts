@@ -116,7 +116,7 @@ export async function readListing(path: string, what = `contents listing ${path}
     const at = issue?.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('') || 'top';
     throw bad(what, `not a contents listing (${displayText(at.replace(/^\./, '')).slice(0, 80)}: ${issueText(issue)})`);
   }
-  const l = parsed.data as Listing;
+  const l: Listing = parsed.data;
   for (let i = 1; i < l.entries.length; i++) {
     if (comparePaths(l.entries[i - 1].path, l.entries[i].path) >= 0) throw bad(what, `entries out of order or repeated at [${i}]`);
   }

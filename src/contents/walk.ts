@@ -98,16 +98,17 @@ class Walker {
     const orgNames = org ? await readdir(org, { encoding: 'buffer' }) : [];
     const inOrigin = new Set(orgNames.map((n) => n.toString('latin1')));
     const sts = await Promise.all(names.map((n) => lstatMaybe(child(img, n))));
-    const osts = await Promise.all(names.map((n) => (org && inOrigin.has(n.toString('latin1')) ? lstatMaybe(child(org, n)) : undefined)));
+    const osts = await Promise.all(names.map((n) => (org && inOrigin.has(n.toString('latin1')) ? lstatMaybe(child(org, n)) : Promise.resolve(undefined))));
     for (const [i, name] of names.entries()) {
       const st = sts[i];
       if (!st) continue;
       this.stats.walked++;
       const p = child(img, name);
       this.sameFs(st, this.imgDev, p);
-      const o = osts[i] && org ? child(org, name) : undefined;
-      if (osts[i] && o) this.sameFs(osts[i]!, this.orgDev, o);
-      await this.entry(p, o, st, osts[i], `${rel}/${encodeBytes(name)}`);
+      const ost = osts[i];
+      const o = ost && org ? child(org, name) : undefined;
+      if (ost && o) this.sameFs(ost, this.orgDev, o);
+      await this.entry(p, o, st, ost, `${rel}/${encodeBytes(name)}`);
     }
     const here = new Set(names.map((n) => n.toString('latin1')));
     for (const name of orgNames) if (!here.has(name.toString('latin1'))) await this.deleted(child(org!, name), `${rel}/${encodeBytes(name)}`);
