@@ -46,6 +46,8 @@ export const BuildInfoSchema = z.object({
     channel: z.string().optional(),
     minPlatform: z.record(z.string()).optional(),
   }),
+  /** The contents listing beside the image: its content digest (over what the image adds, changes and deletes) and counts. */
+  contents: z.object({ digest: z.string(), added: z.number(), changed: z.number(), deleted: z.number() }).optional(),
   /** What pkg_info -a listed in the image. */
   packages: z.array(z.object({ name: z.string(), comment: z.string() })),
   tool: z.object({ name: z.literal('buildimage'), version: z.string(), node: z.string() }),
@@ -120,6 +122,7 @@ export async function buildInfo(state: BuildState, manifest: ImageManifest, env:
       ...(def.channel ? { channel: def.channel } : {}),
       ...(def.minPlatform ? { minPlatform: def.minPlatform } : {}),
     },
+    ...(state.contents ? { contents: state.contents } : {}),
     packages: state.packagesInstalled ?? [],
     tool: { name: 'buildimage', version: toolVersion(), node: process.version },
     host: {

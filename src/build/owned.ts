@@ -43,6 +43,7 @@ export function outputPaths(def: BuildDefinition): Outputs {
     packages: `${stem}.packages.json`,
     buildInfo: `${stem}.build-info.json`,
     provenance: stem + PROVENANCE_SUFFIX,
+    contents: `${stem}.contents.json.gz`,
     ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }
@@ -122,6 +123,11 @@ export async function checkOwned(zfs: Zfs, state: BuildState): Promise<Owned> {
       if (zfsMountpoint !== mountpoint) throw notOurs(state, 'analog mountpoint', mountpoint, `ZFS mounts ${dataset} at ${zfsMountpoint}`);
       analog = { dataset, mountpoint: zfsMountpoint };
     }
+  }
+  if (state.originView) {
+    const want = layout.originView(id);
+    if (state.originView.dataset !== want.dataset) throw notOurs(state, 'origin clone', state.originView.dataset, `its origin clone is ${want.dataset}`);
+    if (state.originView.mountpoint !== want.mountpoint) throw notOurs(state, 'origin clone mountpoint', state.originView.mountpoint, `its origin clone is mounted at ${want.mountpoint}`);
   }
   const root = zoneRoot(mountpoint);
   const inRoot = async (what: string, paths: string[]) => {

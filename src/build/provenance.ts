@@ -50,8 +50,8 @@ export function splitPackage(full: string): { name: string; version?: string } {
 }
 
 /**
- * The proto as resources: the contents listing's digest when seal has one
- * (`contentDigest`); else the proto directory's tree digest
+ * The proto as resources: the contents listing's content digest (what the
+ * image adds, changes and deletes; contents/listing); else the proto directory's tree digest
  * (provenance/proto-digest) or an archive's sha256; each --add archive's sha256.
  */
 async function protoResources(state: BuildState, contentDigest?: string): Promise<Resource[]> {

@@ -30,6 +30,8 @@ const OutputsSchema = z.object({
   buildInfo: z.string().optional(),
   /** The provenance: a DSSE envelope around an in-toto SLSA v1 statement. */
   provenance: z.string().optional(),
+  /** What the image adds, changes and deletes against its origin (contents/listing). */
+  contents: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;
 
@@ -57,13 +59,15 @@ export const StateSchema = z.object({
     })
     .optional(),
   analog: z.object({ dataset: z.string(), mountpoint: z.string() }).optional(),
+  /** Seal's read-only clone of the origin, while it lists the image's contents (core/layout originView). */
+  originView: z.object({ dataset: z.string(), mountpoint: z.string() }).optional(),
+  /** The contents listing's digest and counts, once seal made it (build-info has them too). */
+  contents: z.object({ digest: z.string(), added: z.number(), changed: z.number(), deleted: z.number() }).optional(),
   chroot: z.object({ mounts: z.array(z.string()), createdDirs: z.array(z.string()) }).default({ mounts: [], createdDirs: [] }),
   tempFiles: z.array(z.string()).default([]),
   packagesInstalled: z.array(z.object({ name: z.string(), comment: z.string() })).optional(),
   outputs: OutputsSchema.optional(),
   manifestUuid: z.string().optional(),
-  /** sha256 (hex) of the contents listing, when seal wrote one: the provenance's proto content digest. */
-  contentDigest: z.string().optional(),
   timings: z.record(z.number()).default({}),
 });
 export type BuildState = z.infer<typeof StateSchema>;

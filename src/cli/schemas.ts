@@ -7,6 +7,8 @@
 import { z } from 'zod';
 import type { BuildResult, CleanResult } from '../build/runner.js';
 import { STAGES } from '../build/state.js';
+import { ASPECTS, type DiffResult } from '../contents/diff.js';
+import { EntrySchema } from '../contents/listing.js';
 import type { PublishResult } from '../publish/publish.js';
 import type { VerifyResult } from '../provenance/verify.js';
 import type { DoctorResult } from '../setup/doctor.js';
@@ -46,6 +48,8 @@ export const BuildResultSchema = z
             auditJunit: z.string().optional(),
             buildInfo: z.string().optional(),
             provenance: z.string().optional(),
+            /** The contents listing (.contents.json.gz). */
+            contents: z.string().optional(),
           })
           .strict(),
       })
@@ -140,6 +144,23 @@ export const VerifyResultSchema = z
   })
   .strict();
 
+const ImageRef = z.object({ uuid: z.string(), name: z.string(), version: z.string() }).strict();
+const ListingSummary = z.object({ file: z.string(), image: ImageRef, origin: ImageRef, contentDigest: z.string(), entries: z.number().int() }).strict();
+const DiffItem = z.object({ path: z.string(), what: z.array(z.enum(ASPECTS)).optional(), a: EntrySchema.optional(), b: EntrySchema.optional() }).strict();
+
+/** diff: exit 0 when `same`, 1 when not. */
+export const DiffResultSchema = z
+  .object({
+    ok: z.literal(true),
+    same: z.boolean(),
+    sameOrigin: z.boolean(),
+    a: ListingSummary,
+    b: ListingSummary,
+    counts: z.object({ added: z.number().int(), removed: z.number().int(), changed: z.number().int() }).strict(),
+    groups: z.array(z.object({ top: z.string(), added: z.array(DiffItem), removed: z.array(DiffItem), changed: z.array(DiffItem) }).strict()),
+  })
+  .strict();
+
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
   build: BuildResultSchema,
@@ -152,6 +173,7 @@ export const COMMAND_RESULT_SCHEMAS = {
   doctor: DoctorResultSchema,
   init: InitResultSchema,
   verify: VerifyResultSchema,
+  diff: DiffResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -162,4 +184,6 @@ const samePublish: Same<z.infer<typeof PublishResultSchema>, PublishResult> = tr
 const sameDoctor: Same<z.infer<typeof DoctorResultSchema>, DoctorResult> = true;
 const sameInit: Same<z.infer<typeof InitResultSchema>, InitResult> = true;
 const sameVerify: Same<z.infer<typeof VerifyResultSchema>, VerifyResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify;
+
+const sameDiff: Same<z.infer<typeof DiffResultSchema>, DiffResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff;

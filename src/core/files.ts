@@ -81,7 +81,7 @@ export type HashAlgorithm = 'md5' | 'sha1' | 'sha256' | 'sha512';
  * check and read).
  */
 export async function digestFile<A extends HashAlgorithm>(
-  path: string,
+  path: string | Buffer,
   algorithms: A | readonly A[],
   onProgress?: HashProgress,
 ): Promise<{ digests: Record<A, Buffer>; size: number }> {
@@ -102,14 +102,14 @@ export async function digestFile<A extends HashAlgorithm>(
 }
 
 /** Opens a regular file for reading, never through a link and never blocking on a FIFO. */
-async function openRegular(path: string) {
+async function openRegular(path: string | Buffer) {
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
-    throw err.code === 'ELOOP' ? new NotRegularFile(path, 'is a symlink') : err;
+    throw err.code === 'ELOOP' ? new NotRegularFile(String(path), 'is a symlink') : err;
   });
   const st = await fh.stat();
   if (!st.isFile()) {
     await fh.close();
-    throw new NotRegularFile(path, 'is not a regular file');
+    throw new NotRegularFile(String(path), 'is not a regular file');
   }
   return { fh, size: st.size };
 }

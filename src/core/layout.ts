@@ -7,12 +7,15 @@
  *   <root>/<uuid>-partial                  an image being received
  *   <root>/<build id>                      a build's zone analog
  *   <root>/<build id>@before-<stage>       with --keep-on-failure: the analog before that stage
+ *   <root>/<build id>/origin               seal's read-only clone of the origin's @final, to list
+ *                                          what the image changed (destroyed with the analog)
  *   <work>/locks/img.<uuid>.import.lock    one image's install lock
  *   <work>/locks/img.<uuid>.receiving      journal: that -partial is ours
  *   <work>/images/<uuid>.imgmanifest       an installed image's manifest, kept so a
  *                                          build from it needs no source
  *   <work>/builds/<build id>/              one build's own directory:
- *       lock, zone/ (the analog's mountpoint), packages.json, pkgaudit.txt, pkgaudit.junit.xml
+ *       lock, zone/ (the analog's mountpoint), origin/ (the origin clone's), packages.json,
+ *       pkgaudit.txt, pkgaudit.junit.xml
  *   <work>/states/<build id>.json          the state of a build run without --state
  */
 import { join, resolve } from 'node:path';
@@ -54,6 +57,11 @@ export class Layout {
   /** The analog as a stage found it, taken with --keep-on-failure: a rerun of that stage starts from here. */
   stageSnapshot(buildId: string, stage: string): string {
     return `${this.analogDataset(buildId)}@before-${stage}`;
+  }
+
+  /** Seal's read-only clone of the origin's @final: a child of the analog, so whatever destroys the analog takes it too. */
+  originView(buildId: string): { dataset: string; mountpoint: string } {
+    return { dataset: `${this.analogDataset(buildId)}/origin`, mountpoint: join(this.buildDir(buildId), 'origin') };
   }
 
   // ---- image installs

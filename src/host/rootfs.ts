@@ -4,7 +4,7 @@
  * them on the host could escape into the build machine's own files. Every
  * write into the image goes through these helpers.
  */
-import { lstat, mkdir, open, readlink, rm } from 'node:fs/promises';
+import { lstat, lutimes, mkdir, open, readdir, readlink, rm } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { BuildError } from '../core/errors.js';
 import { zoneRoot } from '../core/layout.js';
@@ -142,4 +142,33 @@ export async function removeInRoot(root: string, relPath: string): Promise<boole
   if (!st) return false;
   await rm(target, { recursive: true, force: true });
   return true;
+}
+
+/**
+ * SOURCE_DATE_EPOCH: every entry of the image root (the root itself
+ * included) whose access or modification time is later than `epochSeconds`
+ * gets that time instead. lutimes, so a link's own times are set and its
+ * target is never touched; no directory on another file system (a mount) is
+ * entered or changed. Returns how many entries were clamped.
+ */
+export async function clampTimes(root: string, epochSeconds: number): Promise<number> {
+  await realDirIn(root);
+  const limitMs = epochSeconds * 1000;
+  const epoch = new Date(limitMs);
+  const top = Buffer.from(root);
+  const dev = (await lstat(top)).dev;
+  let clamped = 0;
+  const visit = async (p: Buffer): Promise<void> => {
+    const st = await lstat(p);
+    if (st.dev !== dev) throw new BuildError(`${p.toString()} is on another file system than the image root (a mount?): not clamping times through it`);
+    // A directory after its entries: reading it moves its access time.
+    if (st.isDirectory()) for (const name of await readdir(p, { encoding: 'buffer' })) await visit(Buffer.concat([p, Buffer.from('/'), name]));
+    const now = st.isDirectory() ? await lstat(p) : st;
+    if (now.mtimeMs > limitMs || now.atimeMs > limitMs) {
+      await lutimes(p, now.atimeMs > limitMs ? epoch : now.atime, now.mtimeMs > limitMs ? epoch : now.mtime);
+      clamped++;
+    }
+  };
+  await visit(top);
+  return clamped;
 }

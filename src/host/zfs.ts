@@ -15,7 +15,7 @@ export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';
 /** On zone analogs: the id of the build that owns it. */
 export const BUILD_PROPERTY = 'com.tritondatacenter.buildimage:build';
 /** Values of OWNER_PROPERTY. */
-export type OwnerRole = 'image' | 'analog';
+export type OwnerRole = 'image' | 'analog' | 'origin-view';
 
 /** zfs-fuse (and sometimes the kernel) says "busy" for a moment after a dataset was used. */
 const BUSY = /dataset is busy|pool or dataset is busy|device busy|resource busy|umount failed/i;

@@ -31,7 +31,7 @@ import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 
-export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify'] as const;
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff'] as const;
 export type CommandId = (typeof COMMANDS)[number];
 
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */

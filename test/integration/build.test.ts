@@ -54,13 +54,14 @@ describe('build on real ZFS', function () {
     const last = r.stdout.trim().split('\n').pop()!;
     const stem = join(out, 'svc-zfs-1.2.3');
     assert.match(last, /^built image [0-9a-f-]{36}: /);
-    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json', '.provenance.dsse.json']) {
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json', '.provenance.dsse.json', '.contents.json.gz']) {
       assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
       assert.ok((await stat(stem + suffix)).isFile());
     }
     assert.deepEqual((await readdir(out)).sort(), [
       'svc-zfs-1.2.3.audit.junit.xml',
       'svc-zfs-1.2.3.build-info.json',
+      'svc-zfs-1.2.3.contents.json.gz',
       'svc-zfs-1.2.3.imgmanifest',
       'svc-zfs-1.2.3.packages.json',
       'svc-zfs-1.2.3.pkgaudit',

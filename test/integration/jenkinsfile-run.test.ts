@@ -172,7 +172,7 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       'sample/latest-build-stamp',
       'sample/build-environment',
       'sample/npm-ls.json',
-      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'provenance.dsse.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
+      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'provenance.dsse.json', 'contents.json.gz'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
       'md5sums.txt',
       'SHA256SUMS',
     ].map((p) => `${dest}/${p}`);
