@@ -5,7 +5,7 @@
  * field added in one place and not the other fails the build.
  */
 import { z } from 'zod';
-import type { BuildResult, CleanResult } from '../build/runner.js';
+import type { BuildResult, CleanResult, LockResult } from '../build/runner.js';
 import { STAGES } from '../build/state.js';
 import type { PublishResult } from '../publish/publish.js';
 import type { DoctorResult } from '../setup/doctor.js';
@@ -51,6 +51,8 @@ export const BuildResultSchema = z
       .optional(),
     /** Packages in the image (after pkgadd). */
     packages: z.number().int().optional(),
+    /** build --write-lock: the lockfile written. */
+    lockfile: z.string().optional(),
     /** Seconds per finished stage. */
     timings: z.record(z.number()),
   })
@@ -124,6 +126,10 @@ export const InitResultSchema = z
   })
   .strict();
 
+export const LockResultSchema = z
+  .object({ ok: z.literal(true), lockfile: z.string(), buildId: z.string().uuid(), packages: z.array(z.string()) })
+  .strict();
+
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
   build: BuildResultSchema,
@@ -135,6 +141,7 @@ export const COMMAND_RESULT_SCHEMAS = {
   publish: PublishResultSchema,
   doctor: DoctorResultSchema,
   init: InitResultSchema,
+  lock: LockResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -144,4 +151,5 @@ const sameClean: Same<z.infer<typeof CleanResultSchema>, CleanResult> = true;
 const samePublish: Same<z.infer<typeof PublishResultSchema>, PublishResult> = true;
 const sameDoctor: Same<z.infer<typeof DoctorResultSchema>, DoctorResult> = true;
 const sameInit: Same<z.infer<typeof InitResultSchema>, InitResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit;
+const sameLock: Same<z.infer<typeof LockResultSchema>, LockResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameLock;
