@@ -149,6 +149,7 @@ export async function startBuild(
   // The directories a user named, made (or refused, in one line) before anything else is: not after three stages.
   await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
   await ensureDir(dirname(statePath), opts.statePath ? { what: "state file's directory", flag: '--state' } : { what: 'work directory', flag: '--work-dir' });
+  if (opts.writeLock) await ensureDir(dirname(opts.writeLock), { what: "lockfile's directory", flag: '--lock-file' });
   return withStateLock(statePath, async () => {
     await checkStateFree(statePath, opts.zfs ?? new Zfs());
     const sf = new StateFile(statePath, newState(def, buildId));
