@@ -121,6 +121,20 @@ describe('package lock (build --write-lock, --locked, buildimage lock)', functio
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out });
   });
 
+  it('a build without packages locks none, and --locked builds it again', async () => {
+    const bare = join(comp, 'bare.json');
+    await writeFile(bare, JSON.stringify({ image: w.origin.uuid, dir: 'proto', manifest: { name: 'bare', version: '1' } }));
+    const out = await w.outDir();
+    const r = await cli(['build', '--config', bare, '--output-dir', out, '--write-lock'], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    const lock = parseLock(JSON.parse(await readFile(join(comp, 'bare.lock.json'), 'utf8')), 'lockfile');
+    assert.deepEqual([lock.requested, lock.packages], [[], []]);
+    const again = await w.outDir();
+    const locked = await cli(['build', '--config', bare, '--output-dir', again, '--locked'], { env: w.env });
+    assert.equal(locked.code, 0, locked.stderr);
+    assert.deepEqual(await imagePackages(again, 'bare-zfs-1'), await imagePackages(out, 'bare-zfs-1'));
+  });
+
   it('`buildimage lock --state` writes what a discrete build resolved (with -u: the upgrades too), and --locked reproduces it', async () => {
     writeRepository(w.repoDir, SAMPLE_PACKAGES);
     const state = join(comp, '.buildimage/state.json');

@@ -60,7 +60,7 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
     await sf.save();
     // From the state file: its names are checked as a lockfile's before they reach pkg_add.
     const lock = def.packageLock && checkLock(def.packageLock, 'the package lock in the state file');
-    const changes = def.upgrade || def.packages.length > 0 || !!lock?.packages.length;
+    const changes = def.upgrade || def.packages.length > 0 || !!lock;
     const before = changes ? (await pkgsrc.installed()).map((p) => p.name) : [];
     const repository = changes ? await pkgsrc.configVar('PKG_PATH').then((p) => p && recordedPath(p)) : undefined;
     if (lock) {
