@@ -8,7 +8,7 @@
  * produce byte-identical repositories.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
@@ -505,7 +505,10 @@ function prepareSpecs(specs: PackageSpec[]): Array<{ spec: PackageSpec; sizeAll:
 
 /**
  * Write a repository: `<dir>/<subdir>/*.tgz`, `<dir>/<subdir>/pkg_summary.gz`
- * and `<dir>/pkg-vulnerabilities.gz`.
+ * and `<dir>/pkg-vulnerabilities.gz`. Written again over a served
+ * directory, it is the repository the next request sees: packages added
+ * (a newer version released) or gone (a version withdrawn), as the
+ * directory index and pkg_summary list them.
  */
 export function writeRepository(dir: string, specs: PackageSpec[], opts: RepositoryOptions = {}): Repository {
   const subdir = opts.subdir ?? 'All';
@@ -517,6 +520,9 @@ export function writeRepository(dir: string, specs: PackageSpec[], opts: Reposit
     names.add(pkgname(s));
   }
   const packages = prepareSpecs(specs).map(({ spec, sizeAll }) => createPackage(packagesDir, spec, { sizeAll }));
+  // Packages of an earlier writing that this one does not have are withdrawn.
+  const files = new Set(packages.map((p) => p.fileName));
+  for (const f of readdirSync(packagesDir)) if (/\.(tgz|tbz)$/.test(f) && !files.has(f)) rmSync(join(packagesDir, f), { force: true });
   const summary = [...packages]
     .sort((a, b) => (a.pkgname < b.pkgname ? -1 : a.pkgname > b.pkgname ? 1 : 0))
     .map(summaryBlock)
@@ -594,9 +600,9 @@ function webfetch(version: string): PackageSpec {
   };
 }
 
-const daemonkit: PackageSpec = {
+const daemonkit = (version: string): PackageSpec => ({
   name: 'daemonkit',
-  version: '2.3',
+  version,
   comment: 'Helpers for writing service daemons',
   description: 'daemonkit sets up its spool directory from an @exec line at install time.',
   categories: 'sysutils',
@@ -609,7 +615,7 @@ const daemonkit: PackageSpec = {
   display: '===========================================================================\n' +
     'daemonkit: copy /opt/local/etc/daemonkit.conf.example to daemonkit.conf\n' +
     '===========================================================================\n',
-};
+});
 
 const libsigcxx: PackageSpec = {
   name: 'libsigc++',
@@ -659,11 +665,24 @@ export const SAMPLE_PACKAGES: PackageSpec[] = [
   greeter('1.1', 'hello, world'),
   webfetch('7.64.0'),
   webfetch('7.65.1'),
-  daemonkit,
+  daemonkit('2.3'),
   libsigcxx,
   gsed('4.8'),
   gsed('4.9'),
   sudo,
+];
+
+/**
+ * Releases the sample repository gains later (a test writes the repository
+ * again with these added): newer than every version in SAMPLE_PACKAGES, so
+ * a build that resolves anew picks them and a --locked one must not.
+ * - greeter-1.2 (depends on libgreet>=1.1), libgreet-1.1: a new dependency version
+ * - daemonkit-2.4
+ */
+export const SAMPLE_NEWER_PACKAGES: PackageSpec[] = [
+  { ...greeter('1.2', 'hello, world!'), depends: ['libgreet>=1.1'] },
+  { ...libgreet10, version: '1.1', files: libgreet10.files.map((f) => (f.path === 'lib/libgreet.so.1' ? { ...f, content: 'ELF-stand-in libgreet 1.1\n' } : f)) },
+  daemonkit('2.4'),
 ];
 
 export const SAMPLE_VULNERABILITIES: Vulnerability[] = [

@@ -6,7 +6,11 @@
  * fetch-pkg-vulnerabilities -u` rely on it. Loopback only.
  *
  * As a script: node build/testbed/repo-server.js --dir D [--port P]
- * [--host H] [--write-sample] prints the URL and serves until SIGTERM/SIGINT.
+ * [--host H] [--write-sample [--with-newer]] prints the URL and serves until
+ * SIGTERM/SIGINT. `--with-newer` adds the releases SAMPLE_NEWER_PACKAGES
+ * stands for (try a `--locked` build against it). Packages are added or
+ * withdrawn while it serves by writing the repository again
+ * (testbed/packages `writeRepository`): every request reads the directory.
  */
 import { createReadStream, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -190,16 +194,16 @@ async function cli(argv: string[]): Promise<void> {
   const args: Record<string, string | boolean> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--write-sample') args['write-sample'] = true;
+    if (a === '--write-sample' || a === '--with-newer') args[a.slice(2)] = true;
     else if (a.startsWith('--') && i + 1 < argv.length) args[a.slice(2)] = argv[++i]!;
     else throw new Error(`unexpected argument: ${a}`);
   }
   if (typeof args.dir !== 'string') {
-    throw new Error('usage: repo-server --dir DIR [--port PORT] [--host 127.0.0.1] [--write-sample]');
+    throw new Error('usage: repo-server --dir DIR [--port PORT] [--host 127.0.0.1] [--write-sample [--with-newer]]');
   }
   if (args['write-sample']) {
-    const { writeRepository, SAMPLE_PACKAGES } = await import('./packages.js');
-    writeRepository(args.dir, SAMPLE_PACKAGES);
+    const { writeRepository, SAMPLE_PACKAGES, SAMPLE_NEWER_PACKAGES } = await import('./packages.js');
+    writeRepository(args.dir, args['with-newer'] ? [...SAMPLE_PACKAGES, ...SAMPLE_NEWER_PACKAGES] : SAMPLE_PACKAGES);
   }
   const server = await startRepoServer({
     dir: args.dir,

@@ -16,6 +16,8 @@ import { interruptedBy } from '../core/interrupt.js';
 import { lockHeld, tryLock } from '../host/lock.js';
 import { log, setLogBuildId } from '../core/log.js';
 import { makeWorkDir } from './owned.js';
+import { checkLock, pkgnameOf } from '../pkgsrc/lock.js';
+import { writeLockfile } from '../settings/lockfile.js';
 import { runStages } from './pipeline.js';
 import { layoutOf, newState, StateFile, stateLockPath, type BuildDefinition, type BuildState, type StageName } from './state.js';
 
@@ -28,6 +30,8 @@ export interface BuildResult {
   analog?: { dataset: string; mountpoint: string };
   image?: { uuid: string; outputs: NonNullable<BuildState['outputs']> };
   packages?: number;
+  /** --write-lock: the lockfile written. */
+  lockfile?: string;
   timings: Record<string, number>;
 }
 
@@ -136,7 +140,7 @@ async function runTimed(
 
 export async function startBuild(
   def: BuildDefinition,
-  opts: RunOptions & { statePath?: string; stages: StageName[] },
+  opts: RunOptions & { statePath?: string; stages: StageName[]; writeLock?: string },
 ): Promise<BuildResult> {
   const buildId = randomUUID();
   setLogBuildId(buildId);
@@ -145,13 +149,43 @@ export async function startBuild(
   // The directories a user named, made (or refused, in one line) before anything else is: not after three stages.
   await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
   await ensureDir(dirname(statePath), opts.statePath ? { what: "state file's directory", flag: '--state' } : { what: 'work directory', flag: '--work-dir' });
+  if (opts.writeLock) await ensureDir(dirname(opts.writeLock), { what: "lockfile's directory", flag: '--lock-file' });
   return withStateLock(statePath, async () => {
     await checkStateFree(statePath, opts.zfs ?? new Zfs());
     const sf = new StateFile(statePath, newState(def, buildId));
     await sf.save();
     await runTimed(sf, opts.stages, { ...opts, discardState: !opts.statePath });
+    if (opts.writeLock && sf.state.packagesResolved) {
+      await writeLockfile(opts.writeLock, sf.state.packagesResolved);
+      log.info(`wrote the package lock (${sf.state.packagesResolved.packages.length} packages) to ${opts.writeLock}`);
+      return { ...resultOf(sf, !!opts.statePath), lockfile: opts.writeLock };
+    }
     return resultOf(sf, !!opts.statePath);
   });
+}
+
+export interface LockResult {
+  ok: true;
+  lockfile: string;
+  buildId: string;
+  /** name-version of every locked package. */
+  packages: string[];
+}
+
+/**
+ * `buildimage lock`: the versions a build's pkgadd resolved, from its state
+ * file (untrusted: checked as a lockfile is), written to the lockfile the
+ * command line names (never a path from the state file).
+ */
+export async function writeLockFromState(statePath: string, lockfile: string): Promise<LockResult> {
+  const sf = await StateFile.load(statePath);
+  const s = sf.state;
+  if (!s.completed.includes('pkgadd') || !s.packagesResolved) {
+    throw new StateError(`build ${s.buildId} has not run pkgadd: no resolved package versions to lock`, `run \`buildimage pkgadd --state ${statePath}\` first`);
+  }
+  const lock = checkLock(s.packagesResolved, `the package lock in state file ${statePath}`);
+  await writeLockfile(lockfile, lock);
+  return { ok: true, lockfile, buildId: s.buildId, packages: lock.packages.map(pkgnameOf).sort() };
 }
 
 export async function continueBuild(

@@ -5,7 +5,7 @@
  * field added in one place and not the other fails the build.
  */
 import { z } from 'zod';
-import type { BuildResult, CleanResult } from '../build/runner.js';
+import type { BuildResult, CleanResult, LockResult } from '../build/runner.js';
 import { STAGES } from '../build/state.js';
 import { ASPECTS, type DiffResult } from '../contents/diff.js';
 import { EntrySchema } from '../contents/listing.js';
@@ -57,6 +57,8 @@ export const BuildResultSchema = z
       .optional(),
     /** Packages in the image (after pkgadd). */
     packages: z.number().int().optional(),
+    /** build --write-lock: the lockfile written. */
+    lockfile: z.string().optional(),
     /** Seconds per finished stage. */
     timings: z.record(z.number()),
   })
@@ -161,6 +163,10 @@ export const DiffResultSchema = z
   })
   .strict();
 
+export const LockResultSchema = z
+  .object({ ok: z.literal(true), lockfile: z.string(), buildId: z.string().uuid(), packages: z.array(z.string()) })
+  .strict();
+
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
   build: BuildResultSchema,
@@ -174,6 +180,7 @@ export const COMMAND_RESULT_SCHEMAS = {
   init: InitResultSchema,
   verify: VerifyResultSchema,
   diff: DiffResultSchema,
+  lock: LockResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -186,4 +193,5 @@ const sameInit: Same<z.infer<typeof InitResultSchema>, InitResult> = true;
 const sameVerify: Same<z.infer<typeof VerifyResultSchema>, VerifyResult> = true;
 
 const sameDiff: Same<z.infer<typeof DiffResultSchema>, DiffResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff;
+const sameLock: Same<z.infer<typeof LockResultSchema>, LockResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff && sameLock;

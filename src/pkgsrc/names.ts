@@ -18,26 +18,27 @@ export function parsePackageList(flag: string): string[] {
   if (items.length > MAX_PACKAGES) {
     throw new UsageError(`too many packages in -p: ${items.length} (max ${MAX_PACKAGES})`);
   }
-  items.forEach(checkPackageName);
+  items.forEach((name) => checkPackageName(name));
   return [...new Set(items)];
 }
 
-function checkPackageName(name: string): void {
+/** The -p rules for one name; `where` says where it was written ("-p", "lockfile X"). */
+export function checkPackageName(name: string, where = '-p'): void {
   if (name === '') {
-    throw new UsageError('empty package name in -p (check for ",," or a leading/trailing ",")');
+    throw new UsageError(`empty package name in ${where}${where === '-p' ? ' (check for ",," or a leading/trailing ",")' : ''}`);
   }
   if (name.length > MAX_PACKAGE_NAME_LENGTH) {
-    throw new UsageError(`package name "${name.slice(0, 40)}…" in -p is too long: ${name.length} characters (max ${MAX_PACKAGE_NAME_LENGTH})`);
+    throw new UsageError(`package name "${name.slice(0, 40)}…" in ${where} is too long: ${name.length} characters (max ${MAX_PACKAGE_NAME_LENGTH})`);
   }
   if (!NAME_CHARS_RE.test(name)) {
-    throw new UsageError(`invalid package name ${JSON.stringify(name)} in -p: only letters, digits and - _ . + are allowed`);
+    throw new UsageError(`invalid package name ${JSON.stringify(name.slice(0, 80))} in ${where}: only letters, digits and - _ . + are allowed`);
   }
   // pkg_add would take it as an option.
   if (name.startsWith('-')) {
-    throw new UsageError(`invalid package name "${name}" in -p: it must not start with "-"`);
+    throw new UsageError(`invalid package name "${name}" in ${where}: it must not start with "-"`);
   }
   // pkg_add treats these as paths to the current/parent directory.
   if (name === '.' || name === '..') {
-    throw new UsageError(`invalid package name "${name}" in -p`);
+    throw new UsageError(`invalid package name "${name}" in ${where}`);
   }
 }

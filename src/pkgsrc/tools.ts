@@ -32,6 +32,21 @@ export function parsePkgInfo(stdout: string): InstalledPackage[] {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** pkg_summary(5) text: each block's PKGNAME and its DEPENDS lines. */
+export function parseSummaryDepends(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const block of text.split(/\n\s*\n/)) {
+    let name: string | undefined;
+    const deps: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('PKGNAME=')) name = line.slice(8).trim();
+      else if (line.startsWith('DEPENDS=')) deps.push(line.slice(8).trim());
+    }
+    if (name) out.set(name, deps);
+  }
+  return out;
+}
+
 export interface AuditFinding {
   /** The package as pkg_admin names it (name-version). */
   pkg: string;
@@ -149,13 +164,37 @@ export class Pkgsrc {
     await this.run([PKGIN, '-y', 'full-upgrade'], [0], 'pkgin full-upgrade');
   }
 
-  async pkgAdd(pkgs: string[]): Promise<void> {
-    log.info(`pkg_add -U ${pkgs.join(' ')}`);
-    await this.run([PKG_ADD, '-U', ...pkgs], [0], 'pkg_add');
+  /** `automatic`: -A, recorded as installed as a dependency (a locked install keeps what the lock says). */
+  async pkgAdd(pkgs: string[], o: { automatic?: boolean } = {}): Promise<void> {
+    const argv = [PKG_ADD, '-U', ...(o.automatic ? ['-A'] : []), ...pkgs];
+    log.info(`pkg_add ${argv.slice(1).join(' ')}`);
+    await this.run(argv, [0], 'pkg_add');
+  }
+
+  /** `pkg_add -n -U`: looks every package up as the install will, changing nothing; its stderr (exit 1 when some failed). */
+  async pkgAddDryRun(pkgs: string[]): Promise<string> {
+    log.info(`pkg_add -n -U (${pkgs.length} locked packages)`);
+    return (await this.run([PKG_ADD, '-n', '-U', ...pkgs], [0, 1])).stderr;
   }
 
   async installed(): Promise<InstalledPackage[]> {
     return parsePkgInfo((await this.run([PKG_INFO, '-a'])).stdout);
+  }
+
+  /** Installed by request, not as a dependency: `pkg_info -u` names. */
+  async userInstalled(): Promise<string[]> {
+    return parsePkgInfo((await this.run([PKG_INFO, '-u'])).stdout).map((p) => p.name);
+  }
+
+  /** DEPENDS patterns of every installed package, by PKGNAME (`pkg_info -Xa`, pkg_summary(5) blocks). */
+  async dependsOfInstalled(): Promise<Map<string, string[]>> {
+    return parseSummaryDepends((await this.run([PKG_INFO, '-Xa'])).stdout);
+  }
+
+  /** A pkg_install.conf variable as pkg_add sees it (`pkg_admin config-var`); undefined when unset. */
+  async configVar(name: string): Promise<string | undefined> {
+    const v = (await this.run([PKG_ADMIN, 'config-var', name], [0, 1])).stdout.trim();
+    return v || undefined;
   }
 
   /** The audit report; findings (exit 1) are a report, not a failure. */

@@ -6,6 +6,8 @@
  */
 import { z } from 'zod';
 import { checkManifestInput } from '../image/manifest/input.js';
+import { PackageLockSchema } from '../pkgsrc/lock.js';
+import { lockfilePath, readLockfile } from './lockfile.js';
 import type { ManifestInput } from '../image/manifest/types.js';
 import { fileLabel, originOf, required, type Resolved } from './resolve.js';
 import { UsageError } from '../core/errors.js';
@@ -27,9 +29,10 @@ type FieldShape = {
 
 const fieldIds = (Object.keys(SETTINGS) as SettingId[]).filter((id) => (SETTINGS[id] as Setting).field);
 
-export const DefinitionSchema = z.object(
-  Object.fromEntries(fieldIds.map((id) => [(SETTINGS[id] as Setting).field!, (SETTINGS[id] as Setting).stored!])) as FieldShape,
-);
+export const DefinitionSchema = z
+  .object(Object.fromEntries(fieldIds.map((id) => [(SETTINGS[id] as Setting).field!, (SETTINGS[id] as Setting).stored!])) as FieldShape)
+  // --locked: the lockfile's packages, read and checked once, when the build is defined.
+  .extend({ packageLock: PackageLockSchema.optional() });
 export type BuildDefinition = z.infer<typeof DefinitionSchema>;
 
 /** build's and prepare's settings, as resolved. */
@@ -85,6 +88,7 @@ export async function buildDefinition(s: DefiningSettings): Promise<BuildDefinit
     const v = values[id];
     def[setting.field!] = setting.type === 'string' && setting.check && v !== undefined ? await setting.check(v, originOf(s, id).label) : v;
   }
+  if (s.locked) def.packageLock = readLockfile(lockfilePath(s['lock-file'], s.config), def as { packages: string[]; upgrade: boolean });
   return DefinitionSchema.parse(def);
 }
 

@@ -8,14 +8,19 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { UsageError } from '../core/errors.js';
 
-/** The file's text; `what` names it in messages ("-m file manifest.json", "--config buildimage.json"). */
-export function readInputFile(path: string, maxBytes: number, what: string, hint?: string): string {
+/**
+ * The file's text; `what` names it in messages ("-m file manifest.json",
+ * "--config buildimage.json"). `noFollow`: a symbolic link is refused too
+ * (a file buildimage itself writes, such as the lockfile, is never a link).
+ */
+export function readInputFile(path: string, maxBytes: number, what: string, hint?: string, o: { noFollow?: boolean } = {}): string {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (o.noFollow ? constants.O_NOFOLLOW : 0));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read ${what}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? 'error')}`, hint);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'ELOOP' && o.noFollow ? 'it is a symbolic link' : (code ?? 'error');
+    throw new UsageError(`cannot read ${what}: ${why}`, hint);
   }
   try {
     const st = fstatSync(fd);

@@ -31,7 +31,7 @@ import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 
-export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff'] as const;
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock'] as const;
 export type CommandId = (typeof COMMANDS)[number];
 
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
@@ -267,7 +267,8 @@ export const SETTINGS = {
     default: () => Promise.resolve(lstatSync(DEFAULT_DEFINITION_PATH, { throwIfNoEntry: false }) ? DEFAULT_DEFINITION_PATH : undefined),
     shownDefault: `${DEFAULT_DEFINITION_PATH} when there is one here`,
     parse: text,
-    commands: DEFINING,
+    commands: [...DEFINING, 'lock'],
+    per: { lock: { help: 'build definition file: the lockfile is written beside it (and its "lock-file" key is read)' } },
   }),
   image: setting({
     type: 'string',
@@ -404,6 +405,26 @@ export const SETTINGS = {
     stored: z.boolean(),
     commands: DEFINING,
   }),
+  locked: setting({
+    type: 'boolean',
+    help: 'install exactly the package versions of the lockfile (--lock-file): `pkg_add -U NAME-VERSION` for each, dependencies first, nothing resolved anew; with -u the locked upgrades are installed instead of running pkgin; fails naming each locked version the repository no longer has',
+    config: configBoolean,
+    commands: DEFINING,
+  }),
+  'write-lock': setting({
+    type: 'boolean',
+    help: 'after the build, write the package versions it resolved to the lockfile (--lock-file), for later builds with --locked',
+    commands: ['build'],
+  }),
+  'lock-file': setting({
+    type: 'string',
+    help: 'the package lockfile that --locked reads and --write-lock writes',
+    shownDefault: 'buildimage.lock.json beside --config (NAME.lock.json beside NAME.json), else in the current directory',
+    parse: (v: string) => resolve(v),
+    config: configPath,
+    commands: [...DEFINING, 'lock'],
+    per: { lock: { help: 'where to write the lockfile' } },
+  }),
   source: setting({
     type: 'string',
     help: 'where base images come from: a directory of *.imgmanifest files with their image files beside them, or an IMGAPI URL',
@@ -514,9 +535,10 @@ export const SETTINGS = {
     env: 'BUILDIMAGE_STATE',
     default: DEFAULT_STATE_PATH,
     parse: text,
-    commands: [...RUNNING, 'clean', 'publish'],
+    commands: [...RUNNING, 'clean', 'publish', 'lock'],
     per: {
       build: { default: null, help: 'keep the build state in this file (default: a file in the work dir, removed at the end)' },
+      lock: { help: 'state file of a build whose pkgadd stage has run: its resolved package versions are written' },
       clean: { help: 'state file of the build to clean' },
       // Publishing a build's outputs is asked for on the command line, never by a variable a Jenkinsfile sets for its stages.
       publish: { default: null, env: null, help: 'state file of a finished build: its outputs are put into <bits>/<name>/ and published' },

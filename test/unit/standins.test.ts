@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
   createPackage,
+  SAMPLE_NEWER_PACKAGES,
   SAMPLE_PACKAGES,
   SAMPLE_VULNERABILITIES,
   vulnerabilitiesFile,
@@ -219,6 +220,54 @@ describe('pkgsrc stand-ins', function () {
       assert.ok(r.stdout.startsWith(`Executing 'mkdir -p ${spool}'\nExecuting 'touch ${spool}/.installed'\n====`), r.stdout);
       assert.match(r.stdout, /daemonkit: copy/);
       assert.ok(existsSync(join(spool, '.installed')));
+    });
+
+    describe('NAME-VERSION (a locked install)', () => {
+      let newer: RepoServer;
+      let newerTemplate: string;
+      let repo: string;
+      before(async () => {
+        // The sample repository after newer releases: greeter-1.2 (needs libgreet>=1.1), libgreet-1.1, daemonkit-2.4.
+        repo = join(tmp, 'repo-newer');
+        writeRepository(repo, [...SAMPLE_PACKAGES, ...SAMPLE_NEWER_PACKAGES]);
+        newer = await startRepoServer({ dir: repo });
+        newerTemplate = join(tmp, 'empty-newer');
+        mkdirSync(newerTemplate);
+        await writeZoneDataset(newerTemplate, { repoUrl: newer.url, preinstalled: [] });
+      });
+      after(() => newer?.close());
+
+      it('installs exactly that version though a newer one is in the repository, and downgrades with -U', async () => {
+        const root = zone(newerTemplate);
+        const latest = await tool(root, 'pkg_add', ['-U', 'greeter']);
+        assert.equal(latest.code, 0, latest.stderr);
+        assert.deepEqual(installed(root), ['greeter-1.2', 'libgreet-1.1']);
+        const back = zone(newerTemplate);
+        // Dependencies first with -A, as a locked build installs them: greeter-1.1's libgreet>=1.0 is then met by 1.0.
+        assert.deepEqual(await tool(back, 'pkg_add', ['-U', '-A', 'libgreet-1.0']), { code: 0, stdout: '', stderr: '' });
+        const locked = await tool(back, 'pkg_add', ['-U', 'greeter-1.1', 'daemonkit-2.3']);
+        assert.deepEqual([locked.code, locked.stderr], [0, '']);
+        assert.deepEqual(installed(back), ['daemonkit-2.3', 'greeter-1.1', 'libgreet-1.0']);
+        assert.equal(readFileSync(join(pkgdb(back), 'libgreet-1.0', '+INSTALLED_INFO'), 'utf8'), 'automatic=yes\n');
+        assert.ok(!existsSync(join(pkgdb(back), 'greeter-1.1', '+INSTALLED_INFO')));
+        // An older exact version replaces a newer one under -U.
+        assert.equal((await tool(back, 'pkg_add', ['-U', 'daemonkit-2.4'])).code, 0);
+        assert.deepEqual(installed(back), ['daemonkit-2.4', 'greeter-1.1', 'libgreet-1.0']);
+        assert.equal((await tool(back, 'pkg_add', ['-U', 'daemonkit-2.3'])).code, 0);
+        assert.deepEqual(installed(back), ['daemonkit-2.3', 'greeter-1.1', 'libgreet-1.0']);
+      });
+
+      it('finds no other version for NAME-VERSION, and -n looks up without installing', async () => {
+        const root = zone(newerTemplate);
+        // greeter-1.1 is not a prefix pattern: greeter-1.10 or greeter-1.1nb1 would not do, and 1.3 is not there.
+        const gone = await tool(root, 'pkg_add', ['-U', 'greeter-1.3']);
+        assert.deepEqual(gone, { code: 1, stdout: '', stderr: "pkg_add: no pkg found for 'greeter-1.3', sorry.\npkg_add: 1 package addition failed\n" });
+        const dry = await tool(root, 'pkg_add', ['-n', '-U', 'daemonkit-2.3', 'webfetch-7.0', 'libgreet-1.0']);
+        assert.equal(dry.code, 1);
+        assert.deepEqual(dry.stderr.split('\n').filter((l) => l.includes('no pkg found')), ["pkg_add: no pkg found for 'webfetch-7.0', sorry."]);
+        assert.deepEqual(installed(root), [], '-n installs nothing');
+        assert.ok(!existsSync(join(root, 'opt/local/sbin/daemonkitd')));
+      });
     });
 
     describe('refuses broken or foreign packages', () => {

@@ -2,7 +2,10 @@
  * pkgadd: pkgsrc work in a chroot of the image root, with the host's
  * platform dirs mounted read-only; always unmounted, on failure too. Then
  * the cruft a service image must not carry: /var/db/pkgin and the zone's
- * config/ directory.
+ * config/ directory. Every build records the versions it resolved
+ * (state.packagesResolved, a lock); a --locked build installs the lock's
+ * versions instead of resolving (pkgsrc/lock), after checking that the
+ * repository still has each of them.
  */
 import { rm } from 'node:fs/promises';
 import { zoneConfig } from '../../core/layout.js';
@@ -12,6 +15,35 @@ import { checkImageRoot, removeInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { Pkgsrc, auditJunit, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
 import { writeAtomic } from '../../core/files.js';
+import { BuildError } from '../../core/errors.js';
+import {
+  LOCKFILE_VERSION,
+  checkLock,
+  goneFromRepository,
+  installSteps,
+  lockDifferences,
+  pkgnameOf,
+  recordedPath,
+  resolvedLock,
+  type PackageLock,
+} from '../../pkgsrc/lock.js';
+
+/** `pkg_add -U NAME-VERSION` of every locked package, dependencies first, once the repository is known to have them all. */
+async function installLocked(pkgsrc: Pkgsrc, lock: PackageLock, repository: string | undefined): Promise<void> {
+  if (lock.repository && repository !== lock.repository) {
+    log.warn(`the lock was made with packages from ${lock.repository}; this image's pkg_add uses ${repository ?? '(no PKG_PATH)'}`);
+  }
+  const all = lock.packages.map(pkgnameOf);
+  if (!all.length) return;
+  // Looked up as pkg_add will, changing nothing: a version gone fails the build before the image changes.
+  const gone = goneFromRepository(lock, await pkgsrc.pkgAddDryRun(all));
+  if (gone.length) {
+    throw new BuildError(`locked package version${gone.length === 1 ? ' is' : 's are'} gone from the repository${repository ? ` ${repository}` : ''}: ${gone.join(', ')}`, {
+      hint: 'put them back in the repository, or build without --locked and write a new lock with --write-lock',
+    });
+  }
+  for (const step of installSteps(lock)) await pkgsrc.pkgAdd(step.pkgnames, { automatic: step.automatic });
+}
 
 export async function pkgadd(ctx: StageContext): Promise<void> {
   const { sf } = ctx;
@@ -26,14 +58,40 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
   try {
     await setupChroot(root, sf.state.chroot, () => sf.save());
     await sf.save();
-    if (def.upgrade) {
-      await pkgsrc.pkginUpdate();
-      await pkgsrc.pkginFullUpgrade();
+    // From the state file: its names are checked as a lockfile's before they reach pkg_add.
+    const lock = def.packageLock && checkLock(def.packageLock, 'the package lock in the state file');
+    const changes = def.upgrade || def.packages.length > 0 || !!lock;
+    const before = changes ? (await pkgsrc.installed()).map((p) => p.name) : [];
+    const repository = changes ? await pkgsrc.configVar('PKG_PATH').then((p) => p && recordedPath(p)) : undefined;
+    if (lock) {
+      await installLocked(pkgsrc, lock, repository);
+    } else {
+      if (def.upgrade) {
+        await pkgsrc.pkginUpdate();
+        await pkgsrc.pkginFullUpgrade();
+      }
+      if (def.packages.length) await pkgsrc.pkgAdd(def.packages);
     }
-    if (def.packages.length) await pkgsrc.pkgAdd(def.packages);
     const installed = await pkgsrc.installed();
     sf.state.packagesInstalled = installed;
     log.info(`${installed.length} packages installed in the image`);
+    const after = installed.map((p) => p.name);
+    if (lock) {
+      const diffs = lockDifferences(lock, before, after);
+      if (diffs.length) throw new BuildError(`the image's packages differ from the lock: ${diffs.join(', ')}`, { hint: 'the repository may have changed the packages behind the locked versions; build without --locked and write a new lock' });
+    }
+    sf.state.packagesResolved = changes
+      ? resolvedLock({
+          before,
+          after,
+          user: await pkgsrc.userInstalled(),
+          requested: def.packages,
+          depends: await pkgsrc.dependsOfInstalled(),
+          repository,
+          origin: def.imageUuid,
+          upgrade: def.upgrade,
+        })
+      : { lockfileVersion: LOCKFILE_VERSION, origin: def.imageUuid, upgrade: false, requested: [], packages: [] };
     await writeAtomic(reports.packages, JSON.stringify({ packages: installed }, null, 2) + '\n');
     if (def.audit) {
       const audit = await pkgsrc.audit();
