@@ -17,6 +17,7 @@ import type { ChrootRecord } from '../host/chroot.js';
 import { checkPrivateDir, resolveInside } from '../host/trusted.js';
 import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { fileSuffix } from '../image/compression.js';
+import { SBOM_SUFFIXES } from '../sbom/sbom.js';
 import { layoutOf, type BuildDefinition, type BuildState, type Outputs } from './state.js';
 
 /**
@@ -41,6 +42,8 @@ export function outputPaths(def: BuildDefinition): Outputs {
     manifest: `${stem}.imgmanifest`,
     packages: `${stem}.packages.json`,
     buildInfo: `${stem}.build-info.json`,
+    sbomCyclonedx: stem + SBOM_SUFFIXES.cyclonedx,
+    sbomSpdx: stem + SBOM_SUFFIXES.spdx,
     ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }

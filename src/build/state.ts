@@ -28,6 +28,9 @@ const OutputsSchema = z.object({
   /** The audit as JUnit XML, for Jenkins' test view. */
   auditJunit: z.string().optional(),
   buildInfo: z.string().optional(),
+  /** The SBOM as CycloneDX 1.6 JSON and as SPDX 2.3 JSON. */
+  sbomCyclonedx: z.string().optional(),
+  sbomSpdx: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;
 

@@ -44,6 +44,9 @@ export const BuildResultSchema = z
             audit: z.string().optional(),
             auditJunit: z.string().optional(),
             buildInfo: z.string().optional(),
+            /** The SBOM: CycloneDX 1.6 JSON, SPDX 2.3 JSON. */
+            sbomCyclonedx: z.string().optional(),
+            sbomSpdx: z.string().optional(),
           })
           .strict(),
       })

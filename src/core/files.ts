@@ -75,7 +75,7 @@ export type HashProgress = (bytes: number) => void;
  * opened without following a link or blocking on a FIFO, checked by fstat
  * and hashed from that same descriptor (no window between check and read).
  */
-export async function digestFile(path: string, algorithm: 'md5' | 'sha1', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
+export async function digestFile(path: string, algorithm: 'md5' | 'sha1' | 'sha256', onProgress?: HashProgress): Promise<{ digest: Buffer; size: number }> {
   const { fh } = await openRegular(path);
   try {
     const h = createHash(algorithm);

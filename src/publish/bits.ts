@@ -76,6 +76,9 @@ export function contentTypeFor(name: string): string {
   if (/\.(xz)$/.test(name)) return 'application/x-xz';
   if (/\.(txt|log|pkgaudit)$/.test(name) || name === 'latest-build-stamp' || name === 'build-environment') return 'text/plain';
   if (/\.html$/.test(name)) return 'text/html';
+  // The SBOMs' registered media types (CycloneDX, SPDX 2.3 annex).
+  if (name.endsWith('.cdx.json')) return 'application/vnd.cyclonedx+json';
+  if (name.endsWith('.spdx.json')) return 'application/spdx+json';
   if (/\.(json|imgmanifest|manifest)$/.test(name)) return 'application/json';
   if (/\.xml$/.test(name)) return 'application/xml';
   return 'application/octet-stream';

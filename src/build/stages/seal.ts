@@ -6,10 +6,13 @@
  */
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { BuildError, BuildimageError, oneLine } from '../../core/errors.js';
-import { ensureDir, moveInto, NEW_FILE_FLAGS, writeAtomic } from '../../core/files.js';
+import { digestFile, ensureDir, moveInto, NEW_FILE_FLAGS, writeAtomic } from '../../core/files.js';
 import { log } from '../../core/log.js';
 import { formatRate } from '../../core/progress.js';
 import { isSmartOS, unameV } from '../../host/platform.js';
+import { checkImageRoot } from '../../host/rootfs.js';
+import { defaultImgadmDir, knownManifest } from '../../base/known.js';
+import { writeSboms } from '../../sbom/sbom.js';
 import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
 import type { ImageManifest } from '../../image/manifest/types.js';
 import { assertValidManifest } from '../../image/manifest/validate.js';
@@ -45,8 +48,14 @@ export async function seal(ctx: StageContext): Promise<void> {
   const base = state.base!;
   const outputs = outputPaths(def);
   await ensureDir(def.outputDir, { what: 'output directory', flag: '--output-dir' });
-  const temps = { image: sealTempPath(outputs.image, state.buildId), manifest: sealTempPath(outputs.manifest, state.buildId), buildInfo: sealTempPath(outputs.buildInfo!, state.buildId) };
-  state.tempFiles.push(temps.image, temps.manifest, temps.buildInfo);
+  const temps = {
+    image: sealTempPath(outputs.image, state.buildId),
+    manifest: sealTempPath(outputs.manifest, state.buildId),
+    buildInfo: sealTempPath(outputs.buildInfo!, state.buildId),
+    sbomCyclonedx: sealTempPath(outputs.sbomCyclonedx!, state.buildId),
+    sbomSpdx: sealTempPath(outputs.sbomSpdx!, state.buildId),
+  };
+  state.tempFiles.push(...Object.values(temps));
   await sf.save();
 
   try {
@@ -71,9 +80,19 @@ export async function seal(ctx: StageContext): Promise<void> {
     assertValidManifest(manifest, 'new image manifest', 'created');
     await writeAtomic(temps.manifest, JSON.stringify(manifest, null, 2) + '\n');
     await writeBuildInfo(temps.buildInfo, state, manifest);
+    const reports = ctx.layout.reports(state.buildId);
+    await writeSboms({
+      root: await checkImageRoot(state.analog!.mountpoint),
+      manifest,
+      fileName: outputs.image,
+      sha256: (await digestFile(temps.image, 'sha256')).digest.toString('hex'),
+      origin,
+      lookup: async (uuid) => (await knownManifest(ctx.layout, uuid, { imgadmDir: defaultImgadmDir() }))?.manifest,
+      auditReport: def.audit ? reports.audit : undefined,
+      paths: { cyclonedx: temps.sbomCyclonedx, spdx: temps.sbomSpdx },
+    });
 
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
-    const reports = ctx.layout.reports(state.buildId);
     await rename(temps.image, outputs.image);
     // Reports come from the work dir, which may be another filesystem.
     await moveInto(reports.packages, outputs.packages!);
@@ -84,15 +103,15 @@ export async function seal(ctx: StageContext): Promise<void> {
       else delete outputs.auditJunit;
     }
     await rename(temps.buildInfo, outputs.buildInfo!);
+    await rename(temps.sbomCyclonedx, outputs.sbomCyclonedx!);
+    await rename(temps.sbomSpdx, outputs.sbomSpdx!);
     await rename(temps.manifest, outputs.manifest);
     state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
     state.outputs = outputs;
     state.manifestUuid = manifest.uuid;
     await sf.save();
   } catch (err) {
-    await rm(temps.image, { force: true });
-    await rm(temps.manifest, { force: true });
-    await rm(temps.buildInfo, { force: true });
+    for (const t of Object.values(temps)) await rm(t, { force: true });
     if (err instanceof BuildimageError) throw err;
     throw new BuildError(`seal failed: ${oneLine(err)}`, { cause: err });
   }
