@@ -86,9 +86,10 @@ export interface Inventory {
 }
 
 const PKGNAME_RE = /^([A-Za-z0-9\-_.+]+)-([A-Za-z0-9._+~]+)$/;
-/** npm's own rules are looser than this (old packages have capitals), but no control character or space gets in. */
-const NPM_NAME_RE = /^(?:@[^\s/@\0-\x1f\x7f]{1,214}\/)?[^\s/@\0-\x1f\x7f][^\s/\0-\x1f\x7f]{0,213}$/;
-const NPM_VERSION_RE = /^[^\s\0-\x1f\x7f]{1,256}$/;
+/** npm's own rules are looser than this (old packages have capitals), but no space, control character or stray slash gets in. */
+const NPM_NAME_RE = /^(?:@[^\s/@]{1,214}\/)?[^\s/@][^\s/]{0,213}$/;
+const NPM_VERSION_RE = /^\S{1,256}$/;
+const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 const LOCKFILES = ['npm-shrinkwrap.json', 'package-lock.json'];
 const HIDDEN_LOCKFILE = '.package-lock.json';
 
@@ -238,70 +239,103 @@ function isPackageDir(rel: string): boolean {
   return n >= 3 && parts[n - 3] === 'node_modules' && parts[n - 2].startsWith('@') && !parts[n - 1].startsWith('.');
 }
 
+/** Directories read at once, and files: the walk waits on the disk, not on one syscall after another. */
+const WALKERS = 8;
+const READERS = 16;
+
+/** Runs `fn` over `items`, `n` at a time. */
+async function inPool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
 async function walkRoot(root: string, limits: Limits, w: Warnings, incomplete: string[]): Promise<Walked> {
   const out: Walked = { packages: new Map(), lockfiles: new Map(), nodeBins: [], nodeVersions: new Map() };
   const rootDev = (await lstat(root)).dev;
-  const stack: string[] = [''];
+  const manifests: string[] = [];
+  const headers: string[] = [];
   let entries = 0;
-  let npmCount = 0;
-  let npmFull = false;
+  let stopped = false;
   let tooDeep = false;
   const addLock = (project: string, file: string) => out.lockfiles.set(project, [...(out.lockfiles.get(project) ?? []), file]);
-  walk: while (stack.length) {
-    const rel = stack.pop()!;
+
+  const visit = async (rel: string, push: (child: string) => void) => {
     const abs = rel ? join(root, rel) : root;
     let dir;
     try {
-      if (rel && (await lstat(abs)).dev !== rootDev) continue; // a mount inside the root is not the image's
+      if (rel && (await lstat(abs)).dev !== rootDev) return; // a mount inside the root is not the image's
       dir = await opendir(abs, { bufferSize: 256 });
     } catch (err) {
       w.warn(`${shown(rel)} ${why(err)}: not looked into`);
-      continue;
+      return;
     }
     const base = posix.basename(rel);
     for await (const e of dir) {
+      if (stopped) break;
       if (++entries > limits.maxEntries) {
+        stopped = true;
         w.warn(`more than ${limits.maxEntries} entries in the image: the rest is not looked into for npm packages and node binaries`);
         incomplete.push(`more than ${limits.maxEntries} entries in the image root`);
-        break walk;
+        break;
       }
       const child = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
-        if (child.split('/').length > limits.maxDepth) {
-          if (!tooDeep) {
-            tooDeep = true;
-            w.warn(`${shown(child)} is more than ${limits.maxDepth} levels deep: not looked into (nor anything as deep)`);
-            incomplete.push(`directories deeper than ${limits.maxDepth} levels`);
-          }
-          continue;
+        if (child.split('/').length <= limits.maxDepth) push(child);
+        else if (!tooDeep) {
+          tooDeep = true;
+          w.warn(`${shown(child)} is more than ${limits.maxDepth} levels deep: not looked into (nor anything as deep)`);
+          incomplete.push(`directories deeper than ${limits.maxDepth} levels`);
         }
-        stack.push(child);
-        continue;
-      }
-      if (e.name === 'package.json' && isPackageDir(rel)) {
-        if (npmFull) continue;
-        if (npmCount >= limits.maxNpmPackages) {
-          npmFull = true;
-          w.warn(`more than ${limits.maxNpmPackages} npm packages in the image: the rest are not listed`);
-          incomplete.push(`more than ${limits.maxNpmPackages} npm packages`);
-          continue;
-        }
-        npmCount++;
-        const pkg = await readPackageJson(root, child, limits, w);
-        if (pkg) {
-          const key = `${pkg.name}@${pkg.version}`;
-          const have = out.packages.get(key);
-          if (have) have.paths.push(rel);
-          else out.packages.set(key, { ...pkg, paths: [rel] });
-        }
-      } else if (LOCKFILES.includes(e.name)) addLock(rel, child);
+      } else if (e.name === 'package.json' && isPackageDir(rel)) manifests.push(child);
+      else if (LOCKFILES.includes(e.name)) addLock(rel, child);
       else if (e.name === HIDDEN_LOCKFILE && base === 'node_modules') addLock(parentOf(rel), child);
       else if (e.name === 'node' && base === 'bin' && e.isFile()) out.nodeBins.push(child);
-      else if (e.name === 'node_version.h' && (rel === 'include/node' || rel.endsWith('/include/node')) && e.isFile()) {
-        const version = await readNodeVersion(root, child, limits, w);
-        if (version) out.nodeVersions.set(parentOf(parentOf(rel)), version);
-      }
+      else if (e.name === 'node_version.h' && (rel === 'include/node' || rel.endsWith('/include/node')) && e.isFile()) headers.push(child);
     }
+  };
+
+  // Depth first, WALKERS directories at a time; the stack holds no more than the entries counted.
+  const stack: string[] = [''];
+  let active = 0;
+  await new Promise<void>((resolve, reject) => {
+    const pump = () => {
+      while (!stopped && active < WALKERS && stack.length) {
+        active++;
+        visit(stack.pop()!, (c) => stack.push(c)).then(() => {
+          active--;
+          pump();
+        }, reject);
+      }
+      if (active === 0 && (stopped || !stack.length)) resolve();
+    };
+    pump();
+  });
+
+  // Sorted before the bound: the same tree lists the same packages.
+  manifests.sort(cmp);
+  if (manifests.length > limits.maxNpmPackages) {
+    w.warn(`more than ${limits.maxNpmPackages} npm packages in the image (${manifests.length}): the rest are not listed`);
+    incomplete.push(`more than ${limits.maxNpmPackages} npm packages`);
+    manifests.length = limits.maxNpmPackages;
+  }
+  const read = new Map<string, Omit<Found, 'paths'> | undefined>();
+  await inPool(manifests, READERS, async (rel) => void read.set(rel, await readPackageJson(root, rel, limits, w)));
+  for (const rel of manifests) {
+    const pkg = read.get(rel);
+    if (!pkg) continue;
+    const key = `${pkg.name}@${pkg.version}`;
+    const dir = parentOf(rel);
+    const have = out.packages.get(key);
+    if (have) have.paths.push(dir);
+    else out.packages.set(key, { ...pkg, paths: [dir] });
+  }
+  for (const rel of headers.sort(cmp)) {
+    const version = await readNodeVersion(root, rel, limits, w);
+    if (version) out.nodeVersions.set(parentOf(parentOf(parentOf(rel))), version);
   }
   return out;
 }
@@ -317,7 +351,7 @@ async function readPackageJson(root: string, rel: string, limits: Limits, w: War
   const o = (json && typeof json === 'object' ? json : {}) as Record<string, unknown>;
   const name = str(o.name, 214 + 215);
   const version = str(o.version, 256);
-  if (!name || !NPM_NAME_RE.test(name) || !version || !NPM_VERSION_RE.test(version)) {
+  if (!name || !NPM_NAME_RE.test(name) || !version || !NPM_VERSION_RE.test(version) || hasControl(name + version)) {
     w.warn(`${shown(rel)} has no usable name and version: that npm package is not listed`);
     return undefined;
   }
