@@ -294,7 +294,7 @@ async function walkRoot(root: string, limits: Limits, w: Warnings, incomplete: s
       else if (LOCKFILES.includes(e.name)) addLock(rel, child);
       else if (e.name === HIDDEN_LOCKFILE && base === 'node_modules') addLock(parentOf(rel), child);
       else if (e.name === 'node' && base === 'bin' && e.isFile()) out.nodeBins.push(child);
-      else if (e.name === 'node_version.h' && (rel === 'include/node' || rel.endsWith('/include/node')) && e.isFile()) headers.push(child);
+      else if (e.name === 'node_version.h' && (rel === 'include/node' || rel.endsWith('/include/node'))) headers.push(child);
     }
   };
 

@@ -15,6 +15,10 @@ import { originChain, sbomInput } from '../../src/sbom/sbom.js';
 import { spdx } from '../../src/sbom/spdx.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { buildInfoText, sampleSpec } from '../../testbed/packages.js';
+import { outputPaths } from '../../src/build/owned.js';
+import { contentTypeFor } from '../../src/publish/bits.js';
+import { BuildResultSchema } from '../../src/cli/schemas.js';
+import { renderResult } from '../../src/cli/render.js';
 import { assertValidSboms, cyclonedxProblems, spdxProblems } from '../helpers/sbom.js';
 
 const UUID = '0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b';
@@ -216,6 +220,18 @@ describe('SBOM', () => {
     assert.deepEqual(await originChain(a, async () => undefined), [{ uuid: BASE, name: 'a', version: '1', sha1: a.files![0].sha1 }, { uuid: ORIGIN }]);
     const b = manifestOf(ORIGIN, 'b', '1', BASE);
     assert.deepEqual((await originChain(a, async () => b)).map((o) => o.uuid), [BASE, ORIGIN]);
+  });
+
+  it('both SBOMs are outputs of every build: beside the image, published with their media types, in --json and the last line', () => {
+    const outputs = outputPaths({ outputDir: '/out', prefix: 'svc-zfs', manifest: { name: 'svc', version: '1.2.3' }, compression: 'gzip', audit: false } as Parameters<typeof outputPaths>[0]);
+    assert.equal(outputs.sbomCyclonedx, '/out/svc-zfs-1.2.3.cdx.json');
+    assert.equal(outputs.sbomSpdx, '/out/svc-zfs-1.2.3.spdx.json');
+    assert.equal(contentTypeFor('svc-zfs-1.2.3.cdx.json'), 'application/vnd.cyclonedx+json');
+    assert.equal(contentTypeFor('svc-zfs-1.2.3.spdx.json'), 'application/spdx+json');
+    assert.equal(contentTypeFor('svc-zfs-1.2.3.build-info.json'), 'application/json');
+    const result = { ok: true as const, buildId: UUID, completed: [], timings: {}, image: { uuid: UUID, outputs } };
+    assert.ok(BuildResultSchema.safeParse(result).success, '--json names them');
+    assert.match(renderResult(result), /svc-zfs-1\.2\.3\.cdx\.json \/out\/svc-zfs-1\.2\.3\.spdx\.json$/);
   });
 
   it('purls, licenses and integrity by their specs', () => {
