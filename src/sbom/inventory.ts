@@ -11,6 +11,7 @@
  * bound reached stops that part with one warning and says so in the
  * inventory (`incomplete`), so the SBOM does not pass for whole.
  */
+import type { Dirent } from 'node:fs';
 import { opendir, lstat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { oneLine } from '../core/errors.js';
@@ -135,7 +136,7 @@ export async function takeInventory(root: string, limits: Limits = LIMITS): Prom
       })
       .sort((a, b) => cmp(a.path, b.path));
     for (const n of node) if (!n.version) log.info(`SBOM: node binary ${JSON.stringify(n.path)} has no include/node/node_version.h beside it: listed without a version`);
-    return { pkgsrc, npm, node, incomplete };
+    return { pkgsrc, npm, node, incomplete: [...new Set(incomplete)].sort(cmp) };
   } finally {
     w.done();
   }
@@ -165,7 +166,17 @@ async function readPkgdb(root: string, limits: Limits, w: Warnings, incomplete: 
     return [];
   }
   const out: PkgsrcPackage[] = [];
-  for await (const e of await opendir(dir.path)) {
+  try {
+    await listPkgdb(dir.path, rel, out, limits, w, incomplete);
+  } catch (err) {
+    w.warn(`the pkgdb ${PKG_DBDIR} ${why(err)}: the pkgsrc packages listed may be incomplete`);
+    incomplete.push(`pkgdb ${PKG_DBDIR} not read whole`);
+  }
+  return out.sort((a, b) => cmp(a.name, b.name) || cmp(a.version, b.version));
+}
+
+async function listPkgdb(path: string, rel: string, out: PkgsrcPackage[], limits: Limits, w: Warnings, incomplete: string[]): Promise<void> {
+  for await (const e of await opendir(path)) {
     // The pkgdb's own files (pkgdb.byfile.db, pkg-vulnerabilities) are not directories; links are not followed.
     if (!e.isDirectory()) continue;
     if (out.length >= limits.maxPkgsrcPackages) {
@@ -178,7 +189,7 @@ async function readPkgdb(root: string, limits: Limits, w: Warnings, incomplete: 
       w.warn(`${shown(`${rel}/${e.name}`)} is not named as a package (name-version): skipped`);
       continue;
     }
-    const pdir = join(dir.path, e.name);
+    const pdir = join(path, e.name);
     const contents = await lstat(join(pdir, '+CONTENTS')).catch(() => undefined);
     // Half installed or half removed: pkg_info does not list it either.
     if (!contents?.isFile()) continue;
@@ -196,7 +207,6 @@ async function readPkgdb(root: string, limits: Limits, w: Warnings, incomplete: 
     if (first) pkg.comment = first;
     out.push(pkg);
   }
-  return out.sort((a, b) => cmp(a.name, b.name) || cmp(a.version, b.version));
 }
 
 /** +BUILD_INFO's KEY=VALUE lines: the first value of each key, bounded. */
@@ -273,6 +283,13 @@ async function walkRoot(root: string, limits: Limits, w: Warnings, incomplete: s
       w.warn(`${shown(rel)} ${why(err)}: not looked into`);
       return;
     }
+    try {
+      await entriesOf(dir, rel, push);
+    } catch (err) {
+      w.warn(`${shown(rel)} ${why(err)}: not looked into whole`);
+    }
+  };
+  const entriesOf = async (dir: AsyncIterable<Dirent>, rel: string, push: (child: string) => void) => {
     const base = posix.basename(rel);
     for await (const e of dir) {
       if (stopped) break;

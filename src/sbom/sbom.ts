@@ -9,9 +9,10 @@
  * npm packages), seal has the manifest (uuid, published_at, digests) the
  * documents are about, and nothing needs to travel in the state file.
  */
+import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { oneLine } from '../core/errors.js';
-import { NotRegularFile, readSmallFile, writeAtomic } from '../core/files.js';
+import { NEW_FILE_FLAGS, NotRegularFile, readSmallFile } from '../core/files.js';
 import { log } from '../core/log.js';
 import { toolVersion } from '../core/package.js';
 import type { ImageManifest } from '../image/manifest/types.js';
@@ -102,8 +103,9 @@ export async function sbomInput(r: Omit<SbomRequest, 'paths'>): Promise<SbomInpu
 /** Takes the inventory and writes both documents; returns what they list, for the log. */
 export async function writeSboms(r: SbomRequest): Promise<SbomInput> {
   const input = await sbomInput(r);
-  await writeAtomic(r.paths.cyclonedx, JSON.stringify(cyclonedx(input), null, 2) + '\n');
-  await writeAtomic(r.paths.spdx, JSON.stringify(spdx(input), null, 2) + '\n');
+  // Seal's temp names are new, random and recorded for cleanup: created here, exclusively, never through a link.
+  await writeFile(r.paths.cyclonedx, JSON.stringify(cyclonedx(input), null, 2) + '\n', { mode: 0o644, flag: NEW_FILE_FLAGS });
+  await writeFile(r.paths.spdx, JSON.stringify(spdx(input), null, 2) + '\n', { mode: 0o644, flag: NEW_FILE_FLAGS });
   const inv = input.inventory;
   log.info(
     `SBOM: ${inv.pkgsrc.length} pkgsrc packages, ${inv.npm.length} npm packages, ${inv.node.length} node binar${inv.node.length === 1 ? 'y' : 'ies'}, ` +
