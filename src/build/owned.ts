@@ -18,6 +18,7 @@ import { checkPrivateDir, resolveInside } from '../host/trusted.js';
 import { BUILD_PROPERTY, type Zfs } from '../host/zfs.js';
 import { fileSuffix } from '../image/compression.js';
 import { PROVENANCE_SUFFIX } from '../provenance/envelope-file.js';
+import { SBOM_SUFFIXES } from '../sbom/sbom.js';
 import { layoutOf, type BuildDefinition, type BuildState, type Outputs } from './state.js';
 
 /**
@@ -44,6 +45,8 @@ export function outputPaths(def: BuildDefinition): Outputs {
     buildInfo: `${stem}.build-info.json`,
     provenance: stem + PROVENANCE_SUFFIX,
     contents: `${stem}.contents.json.gz`,
+    sbomCyclonedx: stem + SBOM_SUFFIXES.cyclonedx,
+    sbomSpdx: stem + SBOM_SUFFIXES.spdx,
     ...(def.audit ? { audit: `${stem}.pkgaudit`, auditJunit: `${stem}.audit.junit.xml` } : {}),
   };
 }

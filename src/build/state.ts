@@ -33,6 +33,9 @@ const OutputsSchema = z.object({
   provenance: z.string().optional(),
   /** What the image adds, changes and deletes against its origin (contents/listing). */
   contents: z.string().optional(),
+  /** The SBOM as CycloneDX 1.6 JSON and as SPDX 2.3 JSON. */
+  sbomCyclonedx: z.string().optional(),
+  sbomSpdx: z.string().optional(),
 });
 export type Outputs = z.infer<typeof OutputsSchema>;
 

@@ -7,7 +7,7 @@ import { log } from '../core/log.js';
 export function renderResult(r: BuildResult): string {
   if (r.image) {
     const o = r.image.outputs;
-    return `built image ${r.image.uuid}: ${[o.image, o.manifest, o.packages, o.audit, o.auditJunit, o.buildInfo, o.provenance, o.contents].filter(Boolean).join(' ')}${r.lockfile ? `; package lock: ${r.lockfile}` : ''}`;
+    return `built image ${r.image.uuid}: ${[o.image, o.manifest, o.packages, o.audit, o.auditJunit, o.buildInfo, o.provenance, o.contents, o.sbomCyclonedx, o.sbomSpdx].filter(Boolean).join(' ')}${r.lockfile ? `; package lock: ${r.lockfile}` : ''}`;
   }
   const last = r.completed[r.completed.length - 1];
   return `${last} done for build ${r.buildId}${r.stateFile ? ` (state: ${r.stateFile})` : ''}`;

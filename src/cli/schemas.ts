@@ -50,6 +50,9 @@ export const BuildResultSchema = z
             provenance: z.string().optional(),
             /** The contents listing (.contents.json.gz). */
             contents: z.string().optional(),
+            /** The SBOM: CycloneDX 1.6 JSON, SPDX 2.3 JSON. */
+            sbomCyclonedx: z.string().optional(),
+            sbomSpdx: z.string().optional(),
           })
           .strict(),
       })

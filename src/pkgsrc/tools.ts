@@ -14,6 +14,8 @@ export const PKGIN = '/opt/local/bin/pkgin';
 export const PKG_ADD = '/opt/local/sbin/pkg_add';
 export const PKG_INFO = '/opt/local/sbin/pkg_info';
 export const PKG_ADMIN = '/opt/local/sbin/pkg_admin';
+/** The package database in the image (pkgsrc's PKG_DBDIR on SmartOS): one directory per installed package. */
+export const PKG_DBDIR = '/opt/local/pkg';
 
 export interface InstalledPackage {
   name: string;
@@ -70,6 +72,12 @@ export function parseAudit(stdout: string): AuditFinding[] {
     by.set(pkg, [...(by.get(pkg) ?? []), line]);
   }
   return [...by].map(([pkg, advisories]) => ({ pkg, advisories }));
+}
+
+/** One advisory line's kind (`remote-code-execution`, `eol`, ...) and its URL; undefined for a line in no known form. */
+export function parseAdvisory(line: string): { type: string; url: string } | undefined {
+  const m = /^Package \S+ (?:has an? (?:ignored )?(\S+) vulnerability|has reached end-of-life \((\S+)\)), see (\S+)$/.exec(line.trim());
+  return m ? { type: m[1] ?? m[2], url: m[3] } : undefined;
 }
 
 /**

@@ -77,6 +77,9 @@ export function contentTypeFor(name: string): string {
   if (/\.(txt|log|pkgaudit)$/.test(name) || ['latest-build-stamp', 'build-environment', 'SHA256SUMS'].includes(name)) return 'text/plain';
   // A DSSE envelope (the provenance) is JSON; DSSE registers no media type of its own.
   if (/\.html$/.test(name)) return 'text/html';
+  // The SBOMs' registered media types (CycloneDX, SPDX 2.3 annex).
+  if (name.endsWith('.cdx.json')) return 'application/vnd.cyclonedx+json';
+  if (name.endsWith('.spdx.json')) return 'application/spdx+json';
   if (/\.(json|imgmanifest|manifest)$/.test(name)) return 'application/json';
   if (/\.xml$/.test(name)) return 'application/xml';
   return 'application/octet-stream';

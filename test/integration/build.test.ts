@@ -10,6 +10,7 @@ import { lstat, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'n
 import { join } from 'node:path';
 import { cli, errorLines } from '../helpers/cli.js';
 import { findAll, parseXml } from '../helpers/xml.js';
+import { assertValidSboms } from '../helpers/sbom.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { verifyPoolWithChain, world, type World } from '../helpers/world.js';
 
@@ -20,14 +21,22 @@ async function makeProto(dir: string): Promise<void> {
   await mkdir(join(dir, 'opt/smartdc/svc/empty'), { recursive: true });
   await writeFile(join(dir, 'opt/smartdc/svc/server.js'), 'require("http").createServer().listen(80)\n');
   await writeFile(join(dir, 'opt/smartdc/svc/node_modules/dep/index.js'), 'module.exports = 1\n');
+  await writeFile(join(dir, 'opt/smartdc/svc/node_modules/dep/package.json'), JSON.stringify({ name: 'dep', version: '1.0.0', license: 'MIT' }));
+  await writeFile(join(dir, 'opt/smartdc/svc/package-lock.json'), JSON.stringify({ lockfileVersion: 3, packages: { 'node_modules/dep': { version: '1.0.0', integrity: DEP_INTEGRITY } } }));
   await writeFile(join(dir, 'opt/smartdc/svc/bin.sh'), '#!/bin/sh\nexec node server.js\n', { mode: 0o755 });
   await symlink('server.js', join(dir, 'opt/smartdc/svc/main.js'));
   await mkdir(join(dir, 'opt/smartdc/boot'), { recursive: true });
   await writeFile(join(dir, 'opt/smartdc/boot/setup.sh'), '#!/bin/bash\n', { mode: 0o700 });
 }
 
+const DEP_INTEGRITY = `sha512-${createHash('sha512').update('dep').digest('base64')}`;
+
 async function sha1(path: string): Promise<string> {
   return createHash('sha1').update(await readFile(path)).digest('hex');
+}
+
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
 }
 
 describe('build on real ZFS', function () {
@@ -54,18 +63,20 @@ describe('build on real ZFS', function () {
     const last = r.stdout.trim().split('\n').pop()!;
     const stem = join(out, 'svc-zfs-1.2.3');
     assert.match(last, /^built image [0-9a-f-]{36}: /);
-    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json', '.provenance.dsse.json', '.contents.json.gz']) {
+    for (const suffix of ['.zfs.gz', '.imgmanifest', '.pkgaudit', '.audit.junit.xml', '.packages.json', '.build-info.json', '.provenance.dsse.json', '.contents.json.gz', '.cdx.json', '.spdx.json']) {
       assert.ok(last.includes(stem + suffix), `last line names ${suffix}: ${last}`);
       assert.ok((await stat(stem + suffix)).isFile());
     }
     assert.deepEqual((await readdir(out)).sort(), [
       'svc-zfs-1.2.3.audit.junit.xml',
       'svc-zfs-1.2.3.build-info.json',
+      'svc-zfs-1.2.3.cdx.json',
       'svc-zfs-1.2.3.contents.json.gz',
       'svc-zfs-1.2.3.imgmanifest',
       'svc-zfs-1.2.3.packages.json',
       'svc-zfs-1.2.3.pkgaudit',
       'svc-zfs-1.2.3.provenance.dsse.json',
+      'svc-zfs-1.2.3.spdx.json',
       'svc-zfs-1.2.3.zfs.gz',
     ]);
 
@@ -96,6 +107,38 @@ describe('build on real ZFS', function () {
     // -u upgraded gsed 4.8 (from the origin) to 4.9; -p added the rest with dependencies.
     for (const p of ['greeter-1.1', 'libgreet-1.0', 'webfetch-7.64.0', 'daemonkit-2.3', 'gsed-4.9', 'sudo-1.9.15p5']) assert.ok(pkgs.includes(p), `${p} in ${pkgs}`);
     assert.ok(!pkgs.includes('gsed-4.8'));
+
+    // Issue 15, item 1: the SBOMs beside the image pass both official validators and say what is in it.
+    const cdx = JSON.parse(await readFile(`${stem}.cdx.json`, 'utf8'));
+    const spdx = JSON.parse(await readFile(`${stem}.spdx.json`, 'utf8'));
+    await assertValidSboms(cdx, spdx);
+    const byRef = new Map<string, Record<string, any>>(cdx.components.map((c: Record<string, any>) => [c['bom-ref'], c]));
+    const purls = cdx.components.map((c: { purl?: string }) => c.purl).filter(Boolean);
+    for (const p of ['greeter@1.1', 'libgreet@1.0', 'webfetch@7.64.0', 'daemonkit@2.3', 'gsed@4.9', 'sudo@1.9.15p5']) assert.ok(purls.includes(`pkg:pkgsrc/${p}`), `pkg:pkgsrc/${p} in ${purls}`);
+    assert.ok(!purls.includes('pkg:pkgsrc/gsed@4.8') && !purls.includes('pkg:pkgsrc/greeter@1.0'), 'what the build replaced is not listed');
+    assert.deepEqual(byRef.get('pkg:pkgsrc/greeter@1.1')!.externalReferences, [{ type: 'website', url: 'https://example.org/greeter' }]);
+    assert.deepEqual(byRef.get('pkg:npm/dep@1.0.0')!.hashes, [{ alg: 'SHA-512', content: createHash('sha512').update('dep').digest('hex') }]);
+    assert.deepEqual(byRef.get('pkg:npm/dep@1.0.0')!.licenses, [{ expression: 'MIT' }]);
+    // The origin chain: the origin (triton-origin) on its base, both with their sha1.
+    assert.equal(byRef.get(`image:${w.origin.uuid}`)!.name, w.origin.name);
+    assert.deepEqual(byRef.get(`image:${w.origin.uuid}`)!.hashes, [{ alg: 'SHA-1', content: w.origin.files![0].sha1 }]);
+    assert.deepEqual(byRef.get(`image:${w.base.uuid}`)!.hashes, [{ alg: 'SHA-1', content: w.base.files![0].sha1 }]);
+    const deps = new Map(cdx.dependencies.map((d: { ref: string; dependsOn: string[] }) => [d.ref, d.dependsOn]));
+    assert.ok((deps.get(`image:${manifest.uuid}`) as string[]).includes(`image:${w.origin.uuid}`));
+    assert.deepEqual(deps.get(`image:${w.origin.uuid}`), [`image:${w.base.uuid}`]);
+    // The image itself, with its file's digests; the time is published_at.
+    assert.deepEqual(cdx.metadata.component.hashes, [{ alg: 'SHA-1', content: manifest.files[0].sha1 }, { alg: 'SHA-256', content: await sha256(`${stem}.zfs.gz`) }]);
+    assert.equal(cdx.metadata.timestamp, manifest.published_at);
+    // The audit's finding for webfetch, as a vulnerability of that component.
+    const vuln = cdx.vulnerabilities.find((v: { affects: Array<{ ref: string }> }) => v.affects[0].ref === 'pkg:pkgsrc/webfetch@7.64.0');
+    assert.match(vuln.description, /^Package webfetch-7\.64\.0 has a remote-code-execution vulnerability/);
+    assert.equal(vuln.advisories[0].url, 'https://security.example.org/advisories/webfetch-2019-5436');
+    const image = spdx.packages.find((p: { SPDXID: string }) => p.SPDXID === 'SPDXRef-Image');
+    assert.equal(image.packageFileName, 'svc-zfs-1.2.3.zfs.gz');
+    assert.deepEqual(image.checksums, [{ algorithm: 'SHA1', checksumValue: manifest.files[0].sha1 }, { algorithm: 'SHA256', checksumValue: await sha256(`${stem}.zfs.gz`) }]);
+    const greeter = spdx.packages.find((p: { name: string }) => p.name === 'greeter');
+    assert.deepEqual(greeter.externalRefs[0], { referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: 'pkg:pkgsrc/greeter@1.1' });
+    assert.ok(spdx.relationships.some((r: Record<string, string>) => r.spdxElementId === `SPDXRef-Image-${w.origin.uuid}` && r.relationshipType === 'DEPENDS_ON' && r.relatedSpdxElement === `SPDXRef-Image-${w.base.uuid}`));
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, images: [w.base.uuid, w.origin.uuid] });
 
     const mnt = join(w.dir, 'rx-mnt');
@@ -157,6 +200,9 @@ describe('build on real ZFS', function () {
     assert.deepEqual(sealed.completed, ['prepare', 'assemble', 'pkgadd', 'seal']);
     assert.equal(sealed.image.outputs.image, join(out, 'staged-zfs-2.0.0.zfs.gz'));
     assert.ok((await stat(sealed.image.outputs.manifest)).isFile());
+    assert.equal(sealed.image.outputs.sbomCyclonedx, join(out, 'staged-zfs-2.0.0.cdx.json'));
+    assert.equal(sealed.image.outputs.sbomSpdx, join(out, 'staged-zfs-2.0.0.spdx.json'));
+    assert.ok((await stat(sealed.image.outputs.sbomSpdx)).isFile());
     assert.equal(await w.zfs.exists(prepared.analog.dataset), false);
     const saved = JSON.parse(await readFile(state, 'utf8'));
     assert.deepEqual(saved.outputs, sealed.image.outputs);

@@ -172,11 +172,14 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
       'sample/latest-build-stamp',
       'sample/build-environment',
       'sample/npm-ls.json',
-      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'provenance.dsse.json', 'contents.json.gz'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
+      ...['zfs.gz', 'imgmanifest', 'pkgaudit', 'audit.junit.xml', 'packages.json', 'build-info.json', 'provenance.dsse.json', 'contents.json.gz', 'cdx.json', 'spdx.json'].map((s) => `sample/sample-zfs-${stamp}.${s}`),
       'md5sums.txt',
       'SHA256SUMS',
     ].map((p) => `${dest}/${p}`);
     assert.deepEqual(objects, want.sort());
+    // Issue 15, item 6: the SBOMs go up beside the image, with their media types.
+    assert.equal((manta.entry(`${dest}/sample/sample-zfs-${stamp}.cdx.json`) as { contentType?: string } | undefined)?.contentType, 'application/vnd.cyclonedx+json');
+    assert.equal((manta.entry(`${dest}/sample/sample-zfs-${stamp}.spdx.json`) as { contentType?: string } | undefined)?.contentType, 'application/spdx+json');
     assert.equal((await manta.read(`${dest}/sample/latest-build-stamp`)).toString(), `${stamp}\n`);
     const tarball = await readFile(join(r.ws, `sample-pkg-${stamp}.tar.gz`));
     assert.equal(md5(await manta.read(`${dest}/sample/sample-pkg-${stamp}.tar.gz`)), md5(tarball), 'the release tarball as make release made it');

@@ -19,6 +19,8 @@ import { BUILD_PROPERTY, OWNER_PROPERTY, type Zfs } from '../../host/zfs.js';
 import { writeListing } from '../../contents/file.js';
 import { makeListing } from '../../contents/listing.js';
 import { listChanges } from '../../contents/walk.js';
+import { defaultImgadmDir, knownManifest } from '../../base/known.js';
+import { writeSboms } from '../../sbom/sbom.js';
 import { buildImageManifest, parseMinPlatformFromUname } from '../../image/manifest/create.js';
 import type { ImageManifest } from '../../image/manifest/types.js';
 import { assertValidManifest } from '../../image/manifest/validate.js';
@@ -118,6 +120,8 @@ export async function seal(ctx: StageContext): Promise<void> {
     buildInfo: sealTempPath(outputs.buildInfo!, state.buildId),
     provenance: sealTempPath(outputs.provenance!, state.buildId),
     contents: sealTempPath(outputs.contents!, state.buildId),
+    sbomCyclonedx: sealTempPath(outputs.sbomCyclonedx!, state.buildId),
+    sbomSpdx: sealTempPath(outputs.sbomSpdx!, state.buildId),
   };
   state.tempFiles.push(...Object.values(temps));
   await sf.save();
@@ -158,6 +162,16 @@ export async function seal(ctx: StageContext): Promise<void> {
     // The provenance is not among them: publish may sign it later, which changes its bytes.
     const digests = await outputDigests({ manifest: temps.manifest, packages: reports.packages, audit: outputs.audit && reports.audit, auditJunit: outputs.auditJunit && reports.auditJunit });
     await writeBuildInfo(temps.buildInfo, state, manifest, { image: { sha256, sha512 }, outputs: digests, git });
+    await writeSboms({
+      root: imageRoot,
+      manifest,
+      fileName: outputs.image,
+      sha256,
+      origin,
+      lookup: async (uuid) => (await knownManifest(ctx.layout, uuid, { imgadmDir: defaultImgadmDir() }))?.manifest,
+      auditReport: def.audit ? reports.audit : undefined,
+      paths: { cyclonedx: temps.sbomCyclonedx, spdx: temps.sbomSpdx },
+    });
 
     // Reports first, the manifest last: a manifest beside an image means the set is whole.
     await rename(temps.image, outputs.image);
@@ -172,6 +186,8 @@ export async function seal(ctx: StageContext): Promise<void> {
     await rename(temps.contents, outputs.contents!);
     await rename(temps.buildInfo, outputs.buildInfo!);
     await rename(temps.provenance, outputs.provenance!);
+    await rename(temps.sbomCyclonedx, outputs.sbomCyclonedx!);
+    await rename(temps.sbomSpdx, outputs.sbomSpdx!);
     await rename(temps.manifest, outputs.manifest);
     state.tempFiles = state.tempFiles.filter((t) => !Object.values(temps).includes(t));
     state.outputs = outputs;
