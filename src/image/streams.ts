@@ -213,14 +213,12 @@ export async function sendImage(
   });
   const [sendResult, compResult] = await Promise.all([send, comp]).finally(() => watch.stop());
   if (watch.stalled) throw watch.stalled;
+  // A full disk is the cause whatever the writers did after it: zfs send (zfs-fuse's aborts) or the
+  // compressor may die of the closed pipe before our kill reaches them.
+  if (streamErr && isNoSpace(streamErr)) throw new BuildError(`no space left writing ${path}`, { hint: 'free space in the output directory, or pass another --output-dir' });
   checkExit('zfs', from ? ['send', '-i', from, snapshot] : ['send', snapshot], sendResult);
   if (compResult) checkExit(tool!.cmd, tool!.args, compResult);
-  if (streamErr) {
-    const full = isNoSpace(streamErr);
-    throw new BuildError(full ? `no space left writing ${path}` : `writing ${path} failed: ${oneLine(streamErr)}`, {
-      hint: full ? 'free space in the output directory, or pass another --output-dir' : undefined,
-    });
-  }
+  if (streamErr) throw new BuildError(`writing ${path} failed: ${oneLine(streamErr)}`);
   if (sent === 0) throw new BuildError(`zfs send ${snapshot} produced no data`);
   const { sha1, size, sha256, sha512 } = hash.digest();
   return { file: { sha1, size, compression }, sha256: sha256!, sha512: sha512! };

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { execa } from 'execa';
 import winston from 'winston';
 import { InterruptedError, UsageError } from '../../src/core/errors.js';
 import { ensureDir } from '../../src/core/files.js';
@@ -162,7 +163,9 @@ describe('send and receive streams: a stall limit, not a total timeout', () => {
       [
         '#!/bin/sh',
         'case "$1" in',
-        `send) for i in 0 1 2 3 4 5; do dd if=${join(dir, 'payload')} bs=65536 skip=$i count=1 2>/dev/null; sleep 0.15;`,
+        // abort: as zfs-fuse's zfs when its reader goes away: send until the pipe breaks, then die by SIGABRT.
+        `send) if [ "$ZFS_SEND_MODE" = abort ]; then trap '' PIPE TERM; while dd if=${join(dir, 'payload')} bs=65536 2>/dev/null; do :; done; kill -ABRT $$; fi`,
+        `      for i in 0 1 2 3 4 5; do dd if=${join(dir, 'payload')} bs=65536 skip=$i count=1 2>/dev/null; sleep 0.15;`,
         '      if [ "$ZFS_SEND_MODE" = stall ]; then exec sleep 60; fi; done ;;',
         'receive) exec cat > "$ZFS_RECEIVED" ;;',
         'esac',
@@ -194,6 +197,21 @@ describe('send and receive streams: a stall limit, not a total timeout', () => {
       assert.match(err.message, /^sending pool\/x@final stalled: no data for 0\.3s$/);
       return true;
     });
+  });
+
+  it('a full output disk is named as the cause, not the zfs send that died of the closed pipe after it', async () => {
+    process.env.ZFS_SEND_MODE = 'abort';
+    const full = join(dir, 'full');
+    await mkdir(full);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', full]);
+    try {
+      await assert.rejects(sendCompressed(zfs, 'pool/x@final', undefined, 'none', join(full, 'img.zfs')), (err: Error) => {
+        assert.equal(err.message, `no space left writing ${join(full, 'img.zfs')}`);
+        return true;
+      });
+    } finally {
+      await execa('umount', [full]);
+    }
   });
 
   /** A source that gives `chunks` one by one, `gapMs` apart, then ends (or, with `hang`, never does). */
