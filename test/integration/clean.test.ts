@@ -85,7 +85,8 @@ describe('clean', function () {
     assert.equal(await w.zfs.exists(partialNotOurs), true);
     for (const img of [w.base.uuid, w.origin.uuid]) assert.ok(await w.zfs.exists(`${w.datasetRoot}/${img}@final`), 'cached images stay');
     assert.deepEqual(await mountsUnder(w.workDir), []);
-    await w.zfs.destroyOwned(lookalike).catch((e: Error) => assert.match(e.message, /not created by buildimage/));
+    await assert.rejects(w.zfs.destroyOwned(lookalike), /not created by buildimage/);
+    assert.equal(await w.zfs.exists(lookalike), true, 'destroyOwned refused it');
     // The look-alikes are the test's own: remove them with plain zfs.
     for (const ds of [lookalike, partialNotOurs]) {
       await withRetry(() => run('zfs', ['destroy', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });

@@ -66,9 +66,16 @@ describe('parsePackageList (-p)', () => {
     assert.match(usageError(Array(MAX_PACKAGES + 1).fill('curl').join(',')).message, /too many packages/);
   });
 
-  it('keeps the original character rule: every accepted flag matches ^[A-Za-z0-9\\-_.+,]*$', () => {
-    const original = /^[A-Za-z0-9\-_.+,]*$/;
-    for (const [flag] of good) assert.match(flag, original);
+  it('keeps the original character rule: every printable ASCII character outside [A-Za-z0-9-_.+] is refused, every one inside accepted', () => {
+    const allowed = /^[A-Za-z0-9\-_.+]$/;
+    for (let code = 0x20; code < 0x7f; code++) {
+      const c = String.fromCharCode(code);
+      if (c === ',') continue; // the separator
+      const name = `a${c}b`;
+      if (allowed.test(c)) assert.deepEqual(parsePackageList(name), [name], JSON.stringify(c));
+      else assert.match(usageError(name).message, /^invalid package name /, JSON.stringify(c));
+    }
+    for (const [flag] of good) assert.match(flag, /^[A-Za-z0-9\-_.+,]*$/, 'the accepted table itself stays inside the rule');
   });
 
   it('keeps a long name at the limit', () => {
