@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import type { ZodIssue } from 'zod';
 import { UsageError } from '../core/errors.js';
-import { NEW_FILE_FLAGS } from '../core/files.js';
+import { NEW_FILE_FLAGS, readAtMost } from '../core/files.js';
 import { comparePaths, contentDigest, displayText, ListingSchema, type Listing } from './listing.js';
 
 /** A listing file's bounds: compressed, and decompressed JSON. */
@@ -76,11 +76,9 @@ async function readBounded(path: string, what: string): Promise<Buffer> {
     const st = await fh.stat();
     if (!st.isFile()) throw bad(what, 'not a regular file');
     if (st.size > FILE_LIMITS.fileBytes) throw bad(what, `larger than ${FILE_LIMITS.fileBytes} bytes`);
-    const buf = Buffer.alloc(FILE_LIMITS.fileBytes + 1);
-    let n = 0;
-    for (let got = -1; got !== 0 && n < buf.length; n += got) got = (await fh.read(buf, n, buf.length - n, null)).bytesRead;
-    if (n > FILE_LIMITS.fileBytes) throw bad(what, `larger than ${FILE_LIMITS.fileBytes} bytes`);
-    return buf.subarray(0, n);
+    const bytes = await readAtMost(fh, FILE_LIMITS.fileBytes);
+    if (bytes.length > FILE_LIMITS.fileBytes) throw bad(what, `larger than ${FILE_LIMITS.fileBytes} bytes`);
+    return bytes;
   } finally {
     await fh.close();
   }

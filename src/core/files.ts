@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, lstat, mkdir, open, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readlink, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { dirname, join, resolve } from 'node:path';
 import { oneLine, UsageError } from './errors.js';
@@ -114,12 +114,36 @@ async function openRegular(path: string | Buffer) {
   return { fh, size: st.size };
 }
 
+const READ_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Up to `maxBytes` + 1 bytes of an open file, from where it stands: one
+ * byte more than the bound tells a file that grew past it since its fstat,
+ * and no more is ever read or allocated.
+ */
+export async function readAtMost(fh: FileHandle, maxBytes: number): Promise<Buffer> {
+  // In chunks: memory follows what the file holds, not the bound (a 1 KiB package.json under a 32 MiB bound).
+  const chunks: Buffer[] = [];
+  let n = 0;
+  while (n <= maxBytes) {
+    const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, maxBytes + 1 - n));
+    const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) break;
+    chunks.push(chunk.subarray(0, bytesRead));
+    n += bytesRead;
+  }
+  return Buffer.concat(chunks, n);
+}
+
 /** A small regular file's text (a stamp, a pointer), refused when it is larger than `maxBytes`. */
 export async function readSmallFile(path: string, maxBytes: number): Promise<string> {
   const { fh, size } = await openRegular(path);
   try {
-    if (size > maxBytes) throw new NotRegularFile(path, `is larger than ${maxBytes} bytes`);
-    return await fh.readFile('utf8');
+    const tooBig = new NotRegularFile(path, `is larger than ${maxBytes} bytes`);
+    if (size > maxBytes) throw tooBig;
+    const bytes = await readAtMost(fh, maxBytes);
+    if (bytes.length > maxBytes) throw tooBig;
+    return bytes.toString('utf8');
   } finally {
     await fh.close();
   }

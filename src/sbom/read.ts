@@ -10,6 +10,7 @@
 import { constants } from 'node:fs';
 import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readAtMost } from '../core/files.js';
 
 /** Why a file was not read: one phrase for a warning (it never quotes the file). */
 export class Unreadable extends Error {}
@@ -27,15 +28,9 @@ export async function readBounded(path: string, maxBytes: number): Promise<strin
     const fst = await fh.stat();
     if (!fst.isFile() || fst.ino !== st.ino || fst.dev !== st.dev) throw new Unreadable('changed while it was read');
     // Never more than the bound, even if it grew since.
-    const buf = Buffer.alloc(Math.min(fst.size, maxBytes) + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
-      if (!bytesRead) break;
-      n += bytesRead;
-    }
-    if (n > maxBytes) throw new Unreadable(`is larger than ${maxBytes} bytes`);
-    return buf.subarray(0, n).toString('utf8');
+    const bytes = await readAtMost(fh, maxBytes);
+    if (bytes.length > maxBytes) throw new Unreadable(`is larger than ${maxBytes} bytes`);
+    return bytes.toString('utf8');
   } finally {
     await fh.close();
   }

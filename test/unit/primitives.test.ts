@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -13,6 +13,7 @@ import { renderMotd } from '../../src/build/stages/assemble.js';
 import { parseMinPlatform } from '../../src/settings/table.js';
 import winston from 'winston';
 import { InterruptedError } from '../../src/core/errors.js';
+import { readAtMost, readSmallFile } from '../../src/core/files.js';
 import { interrupt, interruptedBy, interruptSignal, onInterruptSignals, resetInterrupt } from '../../src/core/interrupt.js';
 import { log } from '../../src/core/log.js';
 import { Backoff, retryLine, withRetry } from '../../src/core/retry.js';
@@ -214,5 +215,34 @@ describe('onInterruptSignals', () => {
     assert.ok(interruptSignal().aborted);
     assert.ok(logs.lines.some((l) => /WARN: SIGTERM received: stopping for the test$/m.test(l)), logs.lines.join(''));
     assert.equal(process.listenerCount('SIGTERM'), before);
+  });
+});
+
+describe('readAtMost / readSmallFile: bounded reads', () => {
+  let dir: string;
+  before(async () => (dir = await mkdtemp(join(tmpdir(), 'bi-bounded-'))));
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('reads a file whole below the bound, and one byte past the bound at most (across chunks)', async () => {
+    const big = Buffer.alloc(200 * 1024, 7);
+    await writeFile(join(dir, 'big'), big);
+    const fh = await open(join(dir, 'big'), 'r');
+    try {
+      assert.equal((await readAtMost(fh, 150 * 1024)).length, 150 * 1024 + 1);
+    } finally {
+      await fh.close();
+    }
+    const fh2 = await open(join(dir, 'big'), 'r');
+    try {
+      assert.deepEqual(await readAtMost(fh2, 1024 * 1024), big);
+    } finally {
+      await fh2.close();
+    }
+  });
+
+  it('readSmallFile gives the text below its bound and refuses a larger file, naming the bound', async () => {
+    await writeFile(join(dir, 'stamp'), 'master-20250101T000000Z\n');
+    assert.equal(await readSmallFile(join(dir, 'stamp'), 64), 'master-20250101T000000Z\n');
+    await assert.rejects(readSmallFile(join(dir, 'stamp'), 8), /is larger than 8 bytes/);
   });
 });
