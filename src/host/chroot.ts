@@ -183,6 +183,32 @@ const SCRIPT_DEV_LINKS: ReadonlyArray<readonly [name: string, target: string]> =
   ['stderr', '/proc/self/fd/2'],
 ];
 
+/**
+ * Taken from a script's capability bounding set (Linux): no mount or
+ * remount (a read-only host mount made writable), no device nodes, no
+ * modules, raw I/O, reboot, clock, tracing, kernel log or network setup.
+ * What a build step needs (chown, file modes, users) stays.
+ */
+export const SCRIPT_DROPPED_CAPS = [
+  'sys_admin',
+  'sys_module',
+  'sys_rawio',
+  'sys_boot',
+  'sys_time',
+  'mknod',
+  'sys_ptrace',
+  'net_admin',
+  'syslog',
+  'audit_control',
+  'mac_admin',
+  'mac_override',
+  'sys_pacct',
+  'bpf',
+  'perfmon',
+  'wake_alarm',
+  'block_suspend',
+] as const;
+
 export interface ScriptRunOptions {
   env: Record<string, string>;
   timeoutMs: number;
@@ -231,6 +257,7 @@ function eachLine(stream: NodeJS.ReadableStream | null | undefined, onLine: (lin
  * /dev is a small tmpfs (null, zero, full, random, urandom; no host device)
  * and /proc is that PID namespace's, read-only (no sysctl, no
  * sysrq-trigger). Both go away with the namespace: nothing to unmount.
+ * It starts without SCRIPT_DROPPED_CAPS (no remount, no mknod).
  * Elsewhere, as runInChroot runs pkgadd's commands. Either way every
  * process left in the image root is stopped when the script has exited.
  */
@@ -238,7 +265,7 @@ export async function runScriptInChroot(root: string, pathInRoot: string, o: Scr
   const p = platform();
   const ns = p.scriptNamespaces;
   if (!ns) return runScriptChild(root, p.commands.chroot, [root, pathInRoot], o, () => killProcessesIn(root));
-  const { unshare, nsenter, mknod, waiter } = ns;
+  const { unshare, nsenter, mknod, waiter, setpriv } = ns;
   // pid 1: a program of the host's read-only /usr, chrooted; --kill-child: it dies with unshare, and the namespace with it.
   const init = spawn(unshare, ['--mount', '--propagation', 'slave', '--pid', '--fork', '--kill-child', '--', p.commands.chroot, root, ...waiter], {
     env: {},
@@ -276,7 +303,8 @@ export async function runScriptInChroot(root: string, pathInRoot: string, o: Scr
     for (const [name, major, minor] of SCRIPT_DEV_NODES) await inNs([mknod, '-m', '0666', join(root, 'dev', name), 'c', String(major), String(minor)]);
     // Through the namespace's root (pid 1's /proc link): /dev there is the tmpfs just mounted.
     for (const [name, target] of SCRIPT_DEV_LINKS) await symlink(target, `/proc/${w}/root/dev/${name}`);
-    return await runScriptChild(root, nsenter, ['-t', w, '-m', '-p', '-r', '-w', '--', pathInRoot], o, stopNamespace);
+    const dropCaps = SCRIPT_DROPPED_CAPS.map((c) => `-${c}`).join(',');
+    return await runScriptChild(root, nsenter, ['-t', w, '-m', '-p', '-r', '-w', '--', setpriv, '--bounding-set', dropCaps, '--', pathInRoot], o, stopNamespace);
   } finally {
     await stopNamespace();
   }

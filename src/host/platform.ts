@@ -54,8 +54,10 @@ export interface Platform {
    * namespace (Linux: `unshare`, `nsenter`; `waiter` is the namespace's
    * pid 1, a program of the read-only host /usr as the chroot sees it), or,
    * without them (illumos), as pkgadd's commands run (host/chroot).
+   * `setpriv` (also the host's /usr, in the chroot) starts the script
+   * without the capabilities host/chroot SCRIPT_DROPPED_CAPS names.
    */
-  scriptNamespaces?: { unshare: string; nsenter: string; mknod: string; waiter: readonly string[] };
+  scriptNamespaces?: { unshare: string; nsenter: string; mknod: string; waiter: readonly string[]; setpriv: string };
 }
 
 /**
@@ -108,7 +110,7 @@ const LINUX: Platform = {
   optionalHostDirs: ['/lib64'],
   proc: { dir: '/proc', links: ['root', 'cwd'] },
   freeSpace: 'statfs',
-  scriptNamespaces: { unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', mknod: 'mknod', waiter: ['/usr/bin/sleep', 'infinity'] },
+  scriptNamespaces: { unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', mknod: 'mknod', waiter: ['/usr/bin/sleep', 'infinity'], setpriv: '/usr/bin/setpriv' },
 };
 
 const ILLUMOS: Platform = {
