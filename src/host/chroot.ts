@@ -7,6 +7,7 @@
 import { readFile, readdir, readlink, realpath, lstat, mkdir, rmdir, symlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { checkExit, run, spawn, type RunOptions } from './exec.js';
@@ -238,12 +239,15 @@ async function namespaceInit(u: number, root: string, exited: () => boolean): Pr
 /** Calls onLine for each line of a stream; the last one even without a newline. */
 function eachLine(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
   let pending = '';
+  // A character split between two chunks stays whole.
+  const decoder = new StringDecoder('utf8');
   stream?.on('data', (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split('\n');
+    const lines = (pending + decoder.write(chunk)).split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) onLine(line);
   });
   stream?.on('end', () => {
+    pending += decoder.end();
     if (pending) onLine(pending);
     pending = '';
   });
@@ -293,7 +297,7 @@ export async function runScriptInChroot(root: string, pathInRoot: string, o: Scr
         if (!initExited) throw err;
         const r = await init;
         throw new BuildError(`cannot start the script's namespaces: ${String(r.stderr ?? '').trim().split('\n').pop() || `${unshare} exited ${r.exitCode}`}`, {
-          hint: 'scripts need unshare(1) and nsenter(1) (util-linux) and a kernel with PID and mount namespaces',
+          hint: 'scripts need unshare(1), nsenter(1) and setpriv(1) (util-linux) and a kernel with PID and mount namespaces',
         });
       }),
     );
@@ -314,15 +318,8 @@ async function runScriptChild(root: string, cmd: string, args: string[], o: Scri
   const child = spawn(cmd, args, { env: o.env, cleanEnv: true, stdin: 'ignore', timeoutMs: o.timeoutMs });
   // Its background children hold its output open: stop them when it has exited, so that the output ends.
   const afterExit = new Promise<void>((resolve) => {
-    child.on('exit', () => resolve(
-        onExit().then(
-          () => undefined,
-          (err: unknown) => {
-            log.warn(`after the script in ${root}: ${(err as Error).message}`);
-          },
-        ),
-      ),
-    );
+    const warn = (err: unknown) => log.warn(`after the script in ${root}: ${(err as Error).message}`);
+    child.on('exit', () => resolve(onExit().then(() => undefined, (err: unknown) => void warn(err))));
   });
   eachLine(child.stdout, o.onLine);
   eachLine(child.stderr, o.onLine);
