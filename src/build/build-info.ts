@@ -45,6 +45,8 @@ export const BuildInfoSchema = z.object({
     source: z.string(),
     channel: z.string().optional(),
     minPlatform: z.record(z.string()).optional(),
+    /** The scripts run in the image (--run), in order: file name, path and sha256 of what ran. */
+    scripts: z.array(z.object({ name: z.string(), path: z.string(), sha256: z.string() })).optional(),
   }),
   /** The contents listing beside the image: its content digest (over what the image adds, changes and deletes) and counts. */
   contents: z.object({ digest: z.string(), added: z.number(), changed: z.number(), deleted: z.number() }).optional(),
@@ -121,6 +123,7 @@ export async function buildInfo(state: BuildState, manifest: ImageManifest, env:
       source: def.source,
       ...(def.channel ? { channel: def.channel } : {}),
       ...(def.minPlatform ? { minPlatform: def.minPlatform } : {}),
+      ...(def.scripts?.length ? { scripts: def.scripts.map((x) => ({ name: x.name, path: x.path, sha256: x.sha256 })) } : {}),
     },
     ...(state.contents ? { contents: state.contents } : {}),
     packages: state.packagesInstalled ?? [],

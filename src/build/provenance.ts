@@ -74,6 +74,8 @@ async function protoResources(state: BuildState, contentDigest?: string): Promis
     const d = await digestOf(a.path);
     out.push({ uri: `file://${a.path}`, name: basename(a.path), ...(d.digest ? { digest: d.digest } : {}), annotations: { role: 'added archive', ...(a.dir ? { dir: a.dir } : {}) } });
   }
+  // What ran in the image as root, by the digest of exactly what ran.
+  for (const s of def.scripts ?? []) out.push({ uri: `file://${s.path}`, name: s.name, digest: { sha256: s.sha256 }, annotations: { role: 'script' } });
   return out;
 }
 

@@ -4,12 +4,13 @@
  * chroot(8), and teardown that always unmounts and removes only the
  * mountpoint directories it had to create.
  */
-import { readFile, readdir, readlink, realpath, lstat, mkdir, rmdir } from 'node:fs/promises';
+import { readFile, readdir, readlink, realpath, lstat, mkdir, rmdir, symlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { BuildError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { run, type RunOptions } from './exec.js';
+import { checkExit, run, spawn, type RunOptions } from './exec.js';
 import { busyUnmountArgv, parseMountTable, platform, readOnlyMountSteps, unmountArgv, type Platform } from './platform.js';
 import { retryLine, withRetry } from '../core/retry.js';
 import { realDirIn } from './rootfs.js';
@@ -166,4 +167,165 @@ export function runInChroot(root: string, argv: string[], opts: ChrootRunOptions
   // Absolute: the clean environment has no PATH to search.
   // Nothing may keep running in the image once its step is over.
   return run(platform().commands.chroot, [root, ...argv], { ...opts, env: opts.env, cleanEnv: true, onChildExit: () => killProcessesIn(root) });
+}
+
+/** The private /dev a script gets (platform scriptNamespaces): these character devices, and links to /proc/self/fd. */
+export const SCRIPT_DEV_NODES: ReadonlyArray<readonly [name: string, major: number, minor: number]> = [
+  ['null', 1, 3],
+  ['zero', 1, 5],
+  ['full', 1, 7],
+  ['random', 1, 8],
+  ['urandom', 1, 9],
+];
+const SCRIPT_DEV_LINKS: ReadonlyArray<readonly [name: string, target: string]> = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+];
+
+/**
+ * Taken from a script's capability bounding set (Linux): no mount or
+ * remount (a read-only host mount made writable), no device nodes, no
+ * modules, raw I/O, reboot, clock, tracing, kernel log or network setup.
+ * What a build step needs (chown, file modes, users) stays.
+ */
+export const SCRIPT_DROPPED_CAPS = [
+  'sys_admin',
+  'sys_module',
+  'sys_rawio',
+  'sys_boot',
+  'sys_time',
+  'mknod',
+  'sys_ptrace',
+  'net_admin',
+  'syslog',
+  'audit_control',
+  'mac_admin',
+  'mac_override',
+  'sys_pacct',
+  'bpf',
+  'perfmon',
+  'wake_alarm',
+  'block_suspend',
+] as const;
+
+export interface ScriptRunOptions {
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Each line the script writes, on stdout or stderr, as it comes. */
+  onLine: (line: string) => void;
+}
+
+export interface ScriptResult {
+  exitCode?: number;
+  signal?: string;
+  timedOut: boolean;
+}
+
+/** The pid 1 of the namespaces `unshare` (pid `u`) made, once it has entered the chroot. */
+async function namespaceInit(u: number, root: string, exited: () => boolean): Promise<number> {
+  const realRoot = await realpath(root);
+  for (let i = 0; i < 200 && !exited(); i++) {
+    const kids = (await readFile(`/proc/${u}/task/${u}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(Boolean);
+    for (const k of kids) {
+      if ((await readlink(`/proc/${k}/root`).catch(() => '')) === realRoot) return Number(k);
+    }
+    await sleep(25);
+  }
+  throw new BuildError(`the script's namespaces did not start in ${root}`);
+}
+
+/** Calls onLine for each line of a stream; the last one even without a newline. */
+function eachLine(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  let pending = '';
+  // A character split between two chunks stays whole.
+  const decoder = new StringDecoder('utf8');
+  stream?.on('data', (chunk: Buffer) => {
+    const lines = (pending + decoder.write(chunk)).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  stream?.on('end', () => {
+    pending += decoder.end();
+    if (pending) onLine(pending);
+    pending = '';
+  });
+}
+
+/**
+ * Runs `pathInRoot` (a file in the image) in the chroot that setupChroot
+ * made. On Linux in namespaces of its own: a PID namespace, so that
+ * /proc/1/root is the image root and everything the script starts (its
+ * background children too) is killed with it; a mount namespace in which
+ * /dev is a small tmpfs (null, zero, full, random, urandom; no host device)
+ * and /proc is that PID namespace's, read-only (no sysctl, no
+ * sysrq-trigger). Both go away with the namespace: nothing to unmount.
+ * It starts without SCRIPT_DROPPED_CAPS (no remount, no mknod).
+ * Elsewhere, as runInChroot runs pkgadd's commands. Either way every
+ * process left in the image root is stopped when the script has exited.
+ */
+export async function runScriptInChroot(root: string, pathInRoot: string, o: ScriptRunOptions): Promise<ScriptResult> {
+  const p = platform();
+  const ns = p.scriptNamespaces;
+  if (!ns) return runScriptChild(root, p.commands.chroot, [root, pathInRoot], o, () => killProcessesIn(root));
+  const { unshare, nsenter, mknod, waiter, setpriv } = ns;
+  // pid 1: a program of the host's read-only /usr, chrooted; --kill-child: it dies with unshare, and the namespace with it.
+  const init = spawn(unshare, ['--mount', '--propagation', 'slave', '--pid', '--fork', '--kill-child', '--', p.commands.chroot, root, ...waiter], {
+    env: {},
+    cleanEnv: true,
+    stdin: 'ignore',
+    stdout: 'ignore',
+  });
+  let initExited = false;
+  const initDone = init.then(() => {
+    initExited = true;
+  });
+  const stopNamespace = async () => {
+    try {
+      init.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await initDone;
+    // The kernel kills the rest of the namespace with its pid 1; wait until they are gone.
+    await killProcessesIn(root);
+  };
+  try {
+    const w = String(
+      await namespaceInit(init.pid!, root, () => initExited).catch(async (err: unknown) => {
+        if (!initExited) throw err;
+        const r = await init;
+        throw new BuildError(`cannot start the script's namespaces: ${String(r.stderr ?? '').trim().split('\n').pop() || `${unshare} exited ${r.exitCode}`}`, {
+          hint: 'scripts need unshare(1), nsenter(1) and setpriv(1) (util-linux) and a kernel with PID and mount namespaces',
+        });
+      }),
+    );
+    const inNs = (argv: string[], pid = false) => run(nsenter, ['-t', w, '-m', ...(pid ? ['-p'] : []), '--', ...argv]);
+    await inNs([p.commands.mount, '-t', 'proc', '-o', 'ro,nosuid,nodev,noexec', 'proc', join(root, 'proc')], true);
+    await inNs([p.commands.mount, '-t', 'tmpfs', '-o', 'nosuid,noexec,mode=0755,size=1m', 'tmpfs', join(root, 'dev')]);
+    for (const [name, major, minor] of SCRIPT_DEV_NODES) await inNs([mknod, '-m', '0666', join(root, 'dev', name), 'c', String(major), String(minor)]);
+    // Through the namespace's root (pid 1's /proc link): /dev there is the tmpfs just mounted.
+    for (const [name, target] of SCRIPT_DEV_LINKS) await symlink(target, `/proc/${w}/root/dev/${name}`);
+    const dropCaps = SCRIPT_DROPPED_CAPS.map((c) => `-${c}`).join(',');
+    return await runScriptChild(root, nsenter, ['-t', w, '-m', '-p', '-r', '-w', '--', setpriv, '--bounding-set', dropCaps, '--', pathInRoot], o, stopNamespace);
+  } finally {
+    await stopNamespace();
+  }
+}
+
+async function runScriptChild(root: string, cmd: string, args: string[], o: ScriptRunOptions, onExit: () => Promise<unknown>): Promise<ScriptResult> {
+  const child = spawn(cmd, args, { env: o.env, cleanEnv: true, stdin: 'ignore', timeoutMs: o.timeoutMs });
+  // Its background children hold its output open: stop them when it has exited, so that the output ends.
+  const afterExit = new Promise<void>((resolve) => {
+    const warn = (err: unknown) => log.warn(`after the script in ${root}: ${(err as Error).message}`);
+    child.on('exit', () => resolve(onExit().then(() => undefined, (err: unknown) => void warn(err))));
+  });
+  eachLine(child.stdout, o.onLine);
+  eachLine(child.stderr, o.onLine);
+  const r = await child;
+  await afterExit;
+  // An interruption (SIGINT, SIGTERM) is reported as such; everything else is the caller's to say.
+  if (r.isCanceled) checkExit(cmd, args, r);
+  return { exitCode: r.exitCode, signal: r.signal ?? undefined, timedOut: !!r.timedOut };
 }

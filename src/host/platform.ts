@@ -48,6 +48,16 @@ export interface Platform {
   proc: { dir: string; links: readonly string[] };
   /** How free space is measured: statfs(2), or `df -k` where Node's statfs is wrong (illumos). */
   freeSpace: 'statfs' | 'df';
+  /**
+   * How a script (--run) runs in the chroot: in PID and mount namespaces of
+   * its own, with a private minimal /dev and a read-only /proc of that PID
+   * namespace (Linux: `unshare`, `nsenter`; `waiter` is the namespace's
+   * pid 1, a program of the read-only host /usr as the chroot sees it), or,
+   * without them (illumos), as pkgadd's commands run (host/chroot).
+   * `setpriv` (also the host's /usr, in the chroot) starts the script
+   * without the capabilities host/chroot SCRIPT_DROPPED_CAPS names.
+   */
+  scriptNamespaces?: { unshare: string; nsenter: string; mknod: string; waiter: readonly string[]; setpriv: string };
 }
 
 /**
@@ -100,6 +110,7 @@ const LINUX: Platform = {
   optionalHostDirs: ['/lib64'],
   proc: { dir: '/proc', links: ['root', 'cwd'] },
   freeSpace: 'statfs',
+  scriptNamespaces: { unshare: '/usr/bin/unshare', nsenter: '/usr/bin/nsenter', mknod: 'mknod', waiter: ['/usr/bin/sleep', 'infinity'], setpriv: '/usr/bin/setpriv' },
 };
 
 const ILLUMOS: Platform = {

@@ -132,9 +132,12 @@ export async function chrootProxyEnv(env: NodeJS.ProcessEnv = process.env): Prom
   return out;
 }
 
+/** PATH in the chroot: pkgsrc's tools first, then the platform's. */
+export const CHROOT_PATH = '/opt/local/bin:/opt/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin';
+
 export function chrootEnv(proxy: Record<string, string>): Record<string, string> {
   return {
-    PATH: '/opt/local/bin:/opt/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin',
+    PATH: CHROOT_PATH,
     HOME: '/root',
     LC_ALL: 'C',
     LANG: 'C',

@@ -30,6 +30,7 @@ import { LIMITS } from '../image/manifest/validate.js';
 import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
 import { parseInputJson, readInputFile } from './input-file.js';
+import { ScriptConfigSchema, ScriptSchema, checkScripts, parseScriptArg, scriptConfigToText } from './scripts.js';
 
 export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock'] as const;
 export type CommandId = (typeof COMMANDS)[number];
@@ -403,6 +404,18 @@ export const SETTINGS = {
     config: configBoolean,
     field: 'upgrade',
     stored: z.boolean(),
+    commands: DEFINING,
+  }),
+  scripts: setting({
+    type: 'string',
+    flag: 'run',
+    multiple: true,
+    help: 'a script run in the image after the packages are installed (in a chroot, as root, with the read-only host mounts; a clean environment: PATH, HOME=/root, LANG=C, LC_ALL=C, TZ=UTC); repeatable, in order; its output goes to the log; a failure fails the build. In buildimage.json: a list of paths (relative to the file) or {"path": ..., "env": {"NAME": "value"}}; --run replaces that list',
+    parse: parseScriptArg,
+    check: checkScripts,
+    config: { schema: z.union([z.array(ScriptConfigSchema), ScriptConfigSchema]), toText: scriptConfigToText },
+    field: 'scripts',
+    stored: z.array(ScriptSchema).optional(),
     commands: DEFINING,
   }),
   locked: setting({

@@ -5,7 +5,8 @@
  * config/ directory. Every build records the versions it resolved
  * (state.packagesResolved, a lock); a --locked build installs the lock's
  * versions instead of resolving (pkgsrc/lock), after checking that the
- * repository still has each of them.
+ * repository still has each of them. Last in the chroot, the definition's
+ * scripts (`--run`, build/scripts).
  */
 import { rm } from 'node:fs/promises';
 import { zoneConfig } from '../../core/layout.js';
@@ -16,6 +17,7 @@ import { log } from '../../core/log.js';
 import { Pkgsrc, auditJunit, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
 import { writeAtomic } from '../../core/files.js';
 import { BuildError } from '../../core/errors.js';
+import { runScripts } from '../scripts.js';
 import {
   LOCKFILE_VERSION,
   checkLock,
@@ -98,6 +100,8 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
       await writeAtomic(reports.audit, audit);
       await writeAtomic(reports.auditJunit, auditJunit(audit, `${def.manifest.name}-${def.manifest.version}`));
     }
+    // The definition's scripts, last, in the chroot as mounted (build/scripts).
+    if (def.scripts?.length) await runScripts(root, def.scripts, ctx.stepTimeoutMs);
   } finally {
     await teardownChroot(root, sf.state.chroot);
     await sf.save();
