@@ -17,6 +17,8 @@ declare -A PKG=(
   [rsync]=rsync [pigz]=pigz [xz]=xz-utils [bzip2]=bzip2 [gzip]=gzip [tar]=tar
   [curl]=curl [chroot]=coreutils [mount]=mount [find]=findutils [mkfifo]=coreutils [mountpoint]=util-linux
   [git]=git
+  # --run scripts: a PID and mount namespace, capabilities dropped (util-linux).
+  [unshare]=util-linux [nsenter]=util-linux [setpriv]=util-linux
   # The eng Makefile drop-in test runs make.
   [make]=make
   # Tests parse the Jenkinsfiles with Groovy, as Jenkins does (pulls a JRE: ~4 s
