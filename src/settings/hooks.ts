@@ -97,14 +97,15 @@ export function parseHookArg(text: string, label: string): Hook[] {
 }
 
 /** buildimage.json's `"hooks"`: `{EVENT: argv | [argv, ...]}`. */
-export const HooksConfigSchema = z.record(z.union([z.array(z.string()), z.array(z.array(z.string()))]));
+export const HooksConfigSchema = z.record(z.array(z.unknown()));
 export type HooksConfig = z.infer<typeof HooksConfigSchema>;
 
 /** The file's hooks as texts `parseHookArg` reads, each with the file's directory as its cwd. */
 export function hookTexts(v: HooksConfig, dir: string): string[] {
   const out: string[] = [];
   for (const [event, value] of Object.entries(v)) {
-    const argvs = value.length > 0 && value.every((x) => Array.isArray(x)) ? (value as string[][]) : [value as string[]];
+    // A list of lists is several hooks; anything else is one argv (checked as one when parsed).
+    const argvs = value.length > 0 && value.every((x) => Array.isArray(x)) ? value : [value];
     for (const argv of argvs) out.push(JSON.stringify({ event, argv, cwd: resolve(dir) }));
   }
   if (out.length > HOOK_LIMITS.hooks) throw new UsageError(`hooks: at most ${HOOK_LIMITS.hooks} hooks, got ${out.length}`);
