@@ -19,7 +19,7 @@ import { UsageError } from '../core/errors.js';
 export const HOOK_STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
 export const HOOK_WHEN = ['before', 'after'] as const;
 export type HookEvent = `${(typeof HOOK_WHEN)[number]}.${(typeof HOOK_STAGES)[number]}`;
-export const HOOK_EVENTS = HOOK_STAGES.flatMap((s) => HOOK_WHEN.map((w) => `${w}.${s}` as HookEvent));
+export const HOOK_EVENTS = HOOK_STAGES.flatMap((s) => HOOK_WHEN.map((w) => `${w}.${s}`));
 
 /** Bounds on what a definition may ask: a hook is a command line, not a payload. */
 export const HOOK_LIMITS = { hooks: 64, args: 256, argBytes: 64 * 1024, argvBytes: 256 * 1024 } as const;
@@ -45,19 +45,19 @@ function checkArgv(argv: unknown, label: string): string[] {
   }
   if (argv.length > HOOK_LIMITS.args) throw new UsageError(`${label}: a hook may have ${HOOK_LIMITS.args} arguments, this one has ${argv.length}`);
   let total = 0;
-  for (const a of argv as string[]) {
+  for (const a of argv) {
     if (a.includes('\0')) throw new UsageError(`${label}: a hook's argument has a NUL character`);
     const n = Buffer.byteLength(a);
     if (n > HOOK_LIMITS.argBytes) throw new UsageError(`${label}: a hook's argument is longer than ${HOOK_LIMITS.argBytes} bytes`);
     total += n;
   }
   if (total > HOOK_LIMITS.argvBytes) throw new UsageError(`${label}: a hook's arguments are longer than ${HOOK_LIMITS.argvBytes} bytes together`);
-  if ((argv as string[])[0] === '') throw new UsageError(`${label}: a hook's program is empty`);
-  return argv as string[];
+  if ((argv)[0] === '') throw new UsageError(`${label}: a hook's program is empty`);
+  return argv;
 }
 
 function checkEvent(event: string, label: string): HookEvent {
-  if (!(HOOK_EVENTS as string[]).includes(event)) {
+  if (!(HOOK_EVENTS).includes(event)) {
     throw new UsageError(`${label}: ${JSON.stringify(event.slice(0, 40))} is not a hook event (${HOOK_EVENTS.join(', ')})`);
   }
   return event as HookEvent;
