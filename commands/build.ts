@@ -25,6 +25,7 @@ export default class Build extends BaseCommand {
       stepTimeoutMs: s.timeout,
       keepOnFailure: s['keep-on-failure'],
       onTimings: renderTimings,
+      observer: this.buildObserver(s.timeout),
       ...(s['write-lock'] ? { writeLock: lockfilePath(s['lock-file'], s.config) } : {}),
     });
     this.result(renderResult(result));

@@ -15,7 +15,7 @@ export default class Prepare extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Prepare);
     const s = await this.settings('prepare', flags);
-    const result = await startBuild(await buildDefinition(s), { statePath: s.state, stages: ['prepare'], stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings });
+    const result = await startBuild(await buildDefinition(s), { statePath: s.state, stages: ['prepare'], stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings, observer: this.buildObserver(s.timeout) });
     this.result(renderResult(result));
     return result;
   }

@@ -5,6 +5,7 @@
  * rerun of the failed stage: build/cleanup keepBuild, resetForRerun).
  */
 import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { cleanBuild, keepBuild, resetForRerun, setPhase } from './cleanup.js';
 import type { StageContext } from './context.js';
 import { BuildError, BuildimageError, ExitCode, InterruptedError, StateError, oneLine } from '../core/errors.js';
@@ -18,7 +19,9 @@ import { assemble } from './stages/assemble.js';
 import { pkgadd } from './stages/pkgadd.js';
 import { prepare } from './stages/prepare.js';
 import { seal } from './stages/seal.js';
-import { checkOwned, checkWorkDir } from './owned.js';
+import { allOf, EVENTS_VERSION, frozen, type BuildObserver, type StageEventPayload } from './events.js';
+import { checkRecordedHooks, hookObserver, recordHooks } from './hooks.js';
+import { checkedOutputs, checkOwned, checkWorkDir } from './owned.js';
 import { layoutOf, type StageName, type StateFile } from './state.js';
 
 const STAGE_FNS: Record<StageName, (ctx: StageContext) => Promise<void>> = { prepare, assemble, pkgadd, seal };
@@ -30,6 +33,23 @@ export interface PipelineOptions {
   discardState?: boolean;
   /** On failure keep the analog and the state (recorded: the build's later stages keep too). */
   keepOnFailure?: boolean;
+  /** Told before and after each stage and when the build is done (plugins' events); the definition's hooks run besides. */
+  observer?: BuildObserver;
+}
+
+/**
+ * A failure after seal wrote the outputs (an after.seal hook): they are
+ * withdrawn, the manifest first, so that no failed build leaves a set that
+ * looks whole. Only the paths seal writes (build/owned checkedOutputs).
+ */
+async function withdrawOutputs(sf: StateFile): Promise<void> {
+  if (!sf.state.outputs) return;
+  const paths = await checkedOutputs(sf.state);
+  const manifest = sf.state.outputs.manifest;
+  for (const p of [...paths.filter((x) => x === manifest), ...paths.filter((x) => x !== manifest)]) await rm(p, { force: true });
+  log.info(`removed the outputs of build ${sf.state.buildId}: it failed after seal`);
+  sf.state.outputs = undefined;
+  await sf.save();
 }
 
 /**
@@ -63,13 +83,34 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     await checkAnalog(sf, zfs);
     // A stage tears the chroot down and removes temp files the state names: only the build's own.
     await checkOwned(zfs, sf.state);
+    // The state's hooks run as root: only those the build was defined with.
+    await checkRecordedHooks(zfs, sf);
   }
+  const def = sf.state.definition;
+  const observer = allOf([hookObserver(def.hooks, { stepTimeoutMs: ctx.stepTimeoutMs }), opts.observer]);
+  const payload = (stage: StageName, when: 'before' | 'after'): StageEventPayload => ({
+    version: EVENTS_VERSION,
+    buildId: sf.state.buildId,
+    stage,
+    statePath: resolve(sf.path),
+    // The root exists from prepare's end until seal destroyed the analog.
+    ...((stage === 'prepare' && when === 'before') || (stage === 'seal' && when === 'after') ? {} : { imageRoot: zoneRoot(layout.zoneMountpoint(sf.state.buildId)) }),
+    outputDir: def.outputDir,
+  });
+  const told = async (what: string, fn: () => Promise<void> | undefined) => {
+    try {
+      await fn();
+    } catch (e) {
+      log.warn(`${what}: ${oneLine(e)}`);
+    }
+  };
   // The build's own dir, 0755 whatever the umask (checkWorkDir refuses a group-writable one).
   if (stages[0] === 'prepare') await mkdir(layout.buildDir(sf.state.buildId), { recursive: true, mode: 0o755 });
   const lock = await acquireLock(lockPath, { purpose: `build ${sf.state.buildId}`, timeoutMs: 1000 });
   const uninstall = onInterruptSignals('stopping and cleaning up');
   if (opts.keepOnFailure) sf.state.keepOnFailure = true;
   let current: StageName | undefined;
+  let stageStart = Date.now();
   try {
     if (stages[0] !== 'prepare') await setPhase(zfs, sf.state, 'running');
     for (const stage of stages) {
@@ -83,17 +124,27 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
       }
       log.info(`== ${stage}`);
       const t0 = Date.now();
+      stageStart = t0;
       // The analog as this stage finds it, for a rerun after a kept failure (prepare makes the analog).
       const snap = sf.state.keepOnFailure && stage !== 'prepare' ? layout.stageSnapshot(sf.state.buildId, stage) : undefined;
       if (snap && !(await zfs.exists(snap))) await zfs.snapshot(snap);
+      await stopOnInterrupt(observer.stageBefore!(frozen(payload(stage, 'before'))));
       await stopOnInterrupt(STAGE_FNS[stage](ctx));
+      // Before any after.prepare hook: what a later stage checks its state's hooks against.
+      if (stage === 'prepare') await recordHooks(zfs, sf);
+      await stopOnInterrupt(observer.stageAfter!(frozen({ ...payload(stage, 'after'), outcome: 'ok', seconds: (Date.now() - t0) / 1000 })));
       sf.state.timings[stage] = (Date.now() - t0) / 1000;
       sf.state.completed.push(stage);
       await sf.save();
       // Not needed once the stage is done (seal destroyed the analog with it).
       if (snap && (await zfs.exists(snap))) await zfs.destroyOwned(snap).catch((e: unknown) => log.debug(`keeping ${snap}: ${oneLine(e)}`));
     }
-    if (!sf.state.completed.includes('seal')) {
+    if (sf.state.completed.includes('seal')) {
+      const s = sf.state;
+      await told('build:done', () =>
+        observer.buildDone!(frozen({ version: EVENTS_VERSION, buildId: s.buildId, statePath: resolve(sf.path), ok: true, completed: s.completed, imageUuid: s.manifestUuid ?? s.buildId, outputs: s.outputs, outputDir: def.outputDir })),
+      );
+    } else {
       // Between discrete stages: alive, though no process holds it.
       await setPhase(zfs, sf.state, 'waiting').catch((e: unknown) => log.warn(`could not mark ${sf.state.analog?.dataset} as waiting for its next stage (\`clean --all\` would take it for dead): ${oneLine(e)}`));
     }
@@ -101,6 +152,8 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     const signal = interruptedBy();
     const failure = signal ? new InterruptedError(signal) : err;
     const stage = current ?? stages[0];
+    if (current) await told(`stage:after ${stage}`, () => observer.stageAfter!(frozen({ ...payload(stage, 'after'), outcome: 'failed', error: oneLine(failure), seconds: (Date.now() - stageStart) / 1000 })));
+    if (stage === 'seal') await withdrawOutputs(sf).catch((e: unknown) => log.error(`could not remove the outputs of the failed build: ${oneLine(e)}`));
     // Kept: a failure, not a stop asked for (SIGINT/SIGTERM/SIGHUP); and only with an analog to look at.
     const keep = sf.state.keepOnFailure && !signal && !!sf.state.analog && (await zfs.exists(sf.state.analog.dataset).catch(() => false));
     sf.state.failed = { stage, message: oneLine(failure), kept: keep };
@@ -125,6 +178,10 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     } catch (cleanErr) {
       log.error(`${oneLine(cleanErr)} (run \`buildimage clean --state ${sf.path}\`)`);
     }
+    const s = sf.state;
+    await told('build:done', () =>
+      observer.buildDone!(frozen({ version: EVENTS_VERSION, buildId: s.buildId, statePath: resolve(sf.path), ok: false, completed: s.completed, failedStage: stage, error: oneLine(failure), outputDir: def.outputDir })),
+    );
     if (failure instanceof BuildimageError) throw failure;
     throw new BuildError(oneLine(failure), { cause: failure });
   } finally {

@@ -18,6 +18,7 @@ import { log, setLogBuildId } from '../core/log.js';
 import { makeWorkDir } from './owned.js';
 import { checkLock, pkgnameOf } from '../pkgsrc/lock.js';
 import { writeLockfile } from '../settings/lockfile.js';
+import type { BuildObserver } from './events.js';
 import { runStages } from './pipeline.js';
 import { layoutOf, newState, StateFile, stateLockPath, type BuildDefinition, type BuildState, type StageName } from './state.js';
 
@@ -114,6 +115,8 @@ export interface RunOptions {
   onTimings?: TimingsHook;
   /** --keep-on-failure: a failed stage leaves the analog and the state for inspection and a rerun. */
   keepOnFailure?: boolean;
+  /** Told about every stage and the build's end (the commands' oclif events for plugins). */
+  observer?: BuildObserver;
 }
 
 /** Runs stages and reports their timings either way. */
@@ -125,7 +128,7 @@ async function runTimed(
   const t0 = Date.now();
   const before = new Set(sf.state.completed);
   try {
-    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState, keepOnFailure: opts.keepOnFailure });
+    await runStages(sf, stages, { zfs: opts.zfs, stepTimeoutMs: opts.stepTimeoutMs, discardState: opts.discardState, keepOnFailure: opts.keepOnFailure, observer: opts.observer });
   } catch (err) {
     // Only a stage that ran and failed has a time; a refused one (out of order) has none.
     if (sf.state.failed) {

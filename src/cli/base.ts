@@ -9,6 +9,8 @@ import { ensureDir } from '../core/files.js';
 import { onForcedExit } from '../core/interrupt.js';
 import { closeLog, configureLog, jsonRecord, log, logFormat, logToFileOnly, type LogFormat } from '../core/log.js';
 import { resolveSettings, type Resolved } from '../settings/resolve.js';
+import type { BuildObserver } from '../build/events.js';
+import { pluginObserver } from './events.js';
 import { forParsing } from './flags.js';
 import { LOGGING_SETTINGS, type CommandId, type SettingId } from '../settings/table.js';
 
@@ -56,6 +58,11 @@ export abstract class BaseCommand extends Command {
     configureLog({ verbose: logging.verbose, format: logging['log-format'], file: logging['log-file'], command: this.id ?? 'buildimage' });
     const rest = await resolveSettings(command, flags, { skip: [...LOGGING_SETTINGS, ...(o.skip ?? [])] });
     return { ...rest, ...logging };
+  }
+
+  /** What a build tells plugins: oclif hook events around every stage (cli/events, docs/plugins.md). */
+  protected buildObserver(timeoutMs: number): BuildObserver {
+    return pluginObserver(this.config, timeoutMs);
   }
 
   /** The last line on success, for people and scripts that read logs. */

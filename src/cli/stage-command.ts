@@ -12,7 +12,7 @@ export abstract class StageCommand extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(this.constructor as typeof StageCommand);
     const s = await this.settings(this.stage, flags);
-    const result = await continueBuild(s.state, this.stage, { stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings });
+    const result = await continueBuild(s.state, this.stage, { stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings, observer: this.buildObserver(s.timeout) });
     this.result(renderResult(result));
     return result;
   }

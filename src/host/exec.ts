@@ -160,3 +160,123 @@ export async function run(cmd: string, args: readonly string[], opts: RunOptions
   checkExit(cmd, args, result, opts);
   return { stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? ''), exitCode: result.exitCode ?? 0 };
 }
+
+export interface LinesOptions {
+  cwd: string;
+  /** The whole environment: nothing of this process's is passed on. */
+  env: Record<string, string>;
+  /** Milliseconds; 0 disables. */
+  timeoutMs: number;
+  /** Each output line, as it comes, without its newline; a longer one is cut here (and marked). */
+  onLine: (line: string) => void;
+  maxLineBytes?: number;
+  /** After this much output, the rest is read and dropped (one line says so). */
+  maxBytes?: number;
+}
+
+export interface LinesResult {
+  exitCode?: number;
+  signal?: string;
+  timedOut: boolean;
+  /** The program could not be started (ENOENT, EACCES): the reason. */
+  notStarted?: string;
+}
+
+/** Splits a stream into bounded lines: memory follows maxLineBytes, never the stream. */
+function lineSplitter(maxLine: number, maxBytes: number, onLine: (l: string) => void): { push(chunk: Buffer): void; end(): void } {
+  let parts: Buffer[] = [];
+  let held = 0;
+  let cut = false;
+  let total = 0;
+  let over = false;
+  const emit = (text: string) => {
+    if (over) return;
+    total += text.length;
+    if (total > maxBytes) {
+      over = true;
+      onLine(`[more than ${maxBytes} bytes of output: the rest is not logged]`);
+      return;
+    }
+    onLine(text);
+  };
+  const flush = () => {
+    const line = Buffer.concat(parts).toString('utf8');
+    parts = [];
+    held = 0;
+    return line;
+  };
+  return {
+    push(chunk: Buffer) {
+      let start = 0;
+      for (;;) {
+        const nl = chunk.indexOf(10, start);
+        const piece = chunk.subarray(start, nl < 0 ? chunk.length : nl);
+        if (!cut) {
+          const room = maxLine - held;
+          if (piece.length > room) {
+            parts.push(piece.subarray(0, room));
+            emit(`${flush()} [line cut at ${maxLine} bytes]`);
+            cut = true;
+          } else {
+            parts.push(piece);
+            held += piece.length;
+          }
+        }
+        if (nl < 0) return;
+        if (!cut) emit(flush());
+        cut = false;
+        start = nl + 1;
+      }
+    },
+    end() {
+      if (!cut && held > 0) emit(flush());
+    },
+  };
+}
+
+/**
+ * Runs a program the user named (a stage hook) on the host: its own process
+ * group, no shell, a clean environment, its output to `onLine` line by line
+ * (bounded, never buffered whole), a timeout, cancellation on interrupt. When
+ * it exits, whatever it left running in its group is killed: a background
+ * child holding the output open must not hold the build.
+ */
+export async function runLines(cmd: string, args: readonly string[], opts: LinesOptions): Promise<LinesResult> {
+  log.debug(`exec: ${describeCommand(cmd, args)}`);
+  const child = execa(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    detached: true,
+    timeout: opts.timeoutMs,
+    cancelSignal: cancelSignalForNewWork(),
+    forceKillAfterDelay: 5000,
+  });
+  const killGroup = () => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing left in the group.
+    }
+  };
+  child.on('exit', killGroup);
+  const maxLine = opts.maxLineBytes ?? 8192;
+  const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
+  for (const stream of [child.stdout, child.stderr]) {
+    const split = lineSplitter(maxLine, maxBytes, opts.onLine);
+    stream?.on('data', (chunk: Buffer) => split.push(chunk));
+    stream?.on('end', () => split.end());
+  }
+  const result = await child;
+  killGroup();
+  const signal = interruptedBy();
+  if (result.isCanceled && signal) throw new InterruptedError(signal);
+  if (result.code === 'ENOENT' || result.code === 'EACCES') return { timedOut: false, notStarted: result.code === 'ENOENT' ? 'not found' : 'permission denied' };
+  return { exitCode: result.exitCode, signal: result.signal, timedOut: !!result.timedOut };
+}

@@ -31,6 +31,7 @@ import { isPlatformStamp, isUuid } from '../image/manifest/types.js';
 import { parsePackageList } from '../pkgsrc/names.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 import { ScriptConfigSchema, ScriptSchema, checkScripts, parseScriptArg, scriptConfigToText } from './scripts.js';
+import { checkHookCount, hookName, hookTexts, HooksConfigSchema, HookSchema, parseHookArg, type Hook } from './hooks.js';
 
 export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock'] as const;
 export type CommandId = (typeof COMMANDS)[number];
@@ -520,6 +521,28 @@ export const SETTINGS = {
     config: configString,
     field: 'minPlatform',
     stored: z.record(z.string()).optional(),
+    commands: DEFINING,
+  }),
+  hooks: setting({
+    type: 'string',
+    flag: 'hook',
+    multiple: true,
+    help: 'a command run on the host before or after a stage, as EVENT=PROGRAM or EVENT=\'["PROGRAM","ARG",...]\' (an argv, no shell; EVENT is before.STAGE or after.STAGE); repeatable; buildimage.json: "hooks": {"after.assemble": ["./check"], "before.seal": [["./a"], ["./b", "x"]]} (paths relative to the file). BUILDIMAGE_ROOT, BUILDIMAGE_STATE and BUILDIMAGE_STAGE are set; a failing hook fails the build',
+    parse: parseHookArg,
+    // A hook's program with a "/" must be there now, not at seal.
+    check: async (v: Hook[], label: string) => {
+      for (const h of checkHookCount(v, label)) {
+        if (!(await stat(h.cwd).catch(() => undefined))?.isDirectory()) throw new UsageError(`${label}: ${hookName(h)}: its directory ${h.cwd} does not exist`);
+        if (!h.argv[0].includes('/')) continue;
+        const st = await stat(resolve(h.cwd, h.argv[0])).catch(() => undefined);
+        if (!st?.isFile() || !(st.mode & 0o111)) throw new UsageError(`${label}: ${hookName(h)}: ${resolve(h.cwd, h.argv[0])} ${st ? 'is not an executable file' : 'does not exist'}`);
+      }
+      return v;
+    },
+    merge: (fromFile: Hook[], fromCommandLine: Hook[]) => [...fromFile, ...fromCommandLine],
+    config: { schema: HooksConfigSchema, toText: hookTexts },
+    field: 'hooks',
+    stored: z.array(HookSchema).optional(),
     commands: DEFINING,
   }),
   'work-dir': setting({
