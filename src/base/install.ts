@@ -106,7 +106,7 @@ export async function installImage(ctx: InstallContext, uuid: string, again = 0)
   // Locks are taken top to base, in one order for everyone, so waiters cannot deadlock.
   const locks: Lock[] = [];
   const imported: string[] = [];
-  let pruned = false;
+  let pruned: boolean;
   try {
     for (const u of [...chain.map((m) => m.uuid), ...(onto ? [onto] : [])]) {
       locks.push(
