@@ -81,7 +81,7 @@ describe('images and prune', function () {
     assert.equal(r.code, 0, r.stderr);
     const parsed = PruneResultSchema.safeParse(JSON.parse(r.stdout));
     assert.ok(parsed.success, r.stdout);
-    return { r, result: parsed.data as PruneResult };
+    return { r, result: parsed.data };
   }
 
   it('images lists what prepare installed, with its last use; prune keeps what a live analog is cloned from', async () => {
@@ -97,7 +97,7 @@ describe('images and prune', function () {
       assert.equal(i.createdByBuildimage, true);
       assert.equal(i.lastUsed?.build, buildId, `${i.uuid}: last used by the build`);
       assert.equal(i.lastUsed?.image, 'prune-test@1.0.0');
-      assert.ok(Math.abs(Date.parse(i.lastUsed!.at) - Date.now()) < 10 * 60 * 1000);
+      assert.ok(Math.abs(Date.parse(i.lastUsed.at) - Date.now()) < 10 * 60 * 1000);
       assert.ok(i.used > 0 && i.referenced > 0);
     }
     assert.equal(o.origin, base);
