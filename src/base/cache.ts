@@ -221,7 +221,9 @@ async function scan(zfs: Zfs, layout: Layout, o: { imgadmDir?: string; now: Date
     const owner = await zfs.localOwner(ds);
     // Zone analogs are uuid-named too (a build id), and have an @final after seal: not images.
     if (owner === 'analog' || owner === 'origin-view') continue;
-    const p = await zfs.get(ds, ['used', 'referenced', 'creation', 'origin', LAST_USED_PROPERTY]);
+    const p = await zfs.get(ds, ['used', 'referenced', 'creation', 'origin']);
+    // Apart: a user property's value may hold anything, even lines that read like other properties.
+    const use = await zfs.getOne(ds, LAST_USED_PROPERTY);
     const known = await knownManifest(layout, uuid, { imgadmDir: o.imgadmDir });
     const origin = p.origin?.endsWith('@final') ? imageUuidOf(layout, p.origin.slice(0, -'@final'.length)) : undefined;
     const originOf: Dependent[] = [];
@@ -235,7 +237,7 @@ async function scan(zfs: Zfs, layout: Layout, o: { imgadmDir?: string; now: Date
       referenced: Number(p.referenced) || 0,
       createdByBuildimage: owner === 'image',
       installed: isoOfEpoch(p.creation ?? ''),
-      lastUsed: parseUse(p[LAST_USED_PROPERTY] ?? '-', o.now) ?? null,
+      lastUsed: parseUse(use, o.now) ?? null,
       origin: origin ?? null,
       originOf,
     });

@@ -73,7 +73,8 @@ export class Zfs {
     for (const line of r.stdout.split('\n')) {
       if (!line) continue;
       const [prop, ...rest] = line.split('\t');
-      out[prop] = rest.join('\t');
+      // The first line of each: a user property's value may go on over lines that read like others.
+      if (!Object.hasOwn(out, prop)) out[prop] = rest.join('\t');
     }
     return out;
   }
