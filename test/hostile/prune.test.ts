@@ -127,7 +127,7 @@ describe('hostile: images and prune', function () {
       for (const ds of [foreign, otherValue, inherited]) {
         const e = out.images.find((i) => i.dataset === ds);
         assert.equal(e?.action, 'keep', ds);
-        assert.match(e!.reason, /not created by buildimage/);
+        assert.match(e.reason, /not created by buildimage/);
         assert.ok(await w.zfs.exists(`${ds}@final`), `${ds} survives`);
       }
       assert.equal(out.images.filter((e) => e.action === 'destroy').length, 2, 'our own unused chain goes');
@@ -207,7 +207,7 @@ describe('hostile: images and prune', function () {
 
   it('a dataset root that is a pool root: only what the tool created there goes; the images below other roots stay', async function () {
     if (!w.pool) this.skip();
-    const pool = w.pool!;
+    const pool = w.pool;
     const foreign = `${pool}/${randomUUID()}`;
     await w.zfs.create(foreign);
     await w.zfs.snapshot(`${foreign}@final`);
