@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { installImage } from '../../src/base/install.js';
 import { openSource } from '../../src/base/open.js';
 import { ImagesResultSchema, PruneResultSchema } from '../../src/cli/schemas.js';
@@ -24,7 +24,7 @@ import { isBusyError, LAST_USED_PROPERTY, OWNER_PROPERTY } from '../../src/host/
 import { cli, errorLines, type CliResult } from '../helpers/cli.js';
 import { layBait, type Bait } from '../helpers/hostile.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
-import { world, type World } from '../helpers/world.js';
+import { ownPool, world, type World } from '../helpers/world.js';
 
 const destroy = (ds: string) => withRetry(() => run('zfs', ['destroy', '-r', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
 
@@ -32,6 +32,7 @@ describe('hostile: images and prune', function () {
   this.timeout(10 * 60 * 1000);
   let w: World;
   let bait: Bait;
+  let own: Awaited<ReturnType<typeof ownPool>>;
   let root: string;
   let workDir: string;
   let layout: Layout;
@@ -40,14 +41,15 @@ describe('hostile: images and prune', function () {
   before(async () => {
     w = await world();
     bait = await layBait('bait-prune');
-    root = `${dirname(w.datasetRoot)}/hprune-${randomUUID().slice(0, 8)}`;
+    own = await ownPool('hprune');
+    root = `${own.pool}/images`;
     await w.zfs.create(root);
     workDir = join(w.dir, `work-hprune-${randomUUID().slice(0, 8)}`);
     layout = new Layout(root, workDir);
     env = { BUILDIMAGE_DATASET_ROOT: root, BUILDIMAGE_WORK_DIR: workDir, BUILDIMAGE_SOURCE: w.sampleDir };
   });
   after(async () => {
-    await destroy(root).catch(() => undefined);
+    await own?.destroy();
     await rm(workDir, { recursive: true, force: true });
     await bait.remove();
   });
@@ -205,9 +207,9 @@ describe('hostile: images and prune', function () {
     await bait.assertUntouched();
   });
 
-  it('a dataset root that is a pool root: only what the tool created there goes; the images below other roots stay', async function () {
-    if (!w.pool) this.skip();
-    const pool = w.pool;
+  it('a dataset root that is a pool root: only what the tool created there goes; the images below other roots stay', async () => {
+    await install();
+    const pool = own.pool;
     const foreign = `${pool}/${randomUUID()}`;
     await w.zfs.create(foreign);
     await w.zfs.snapshot(`${foreign}@final`);
@@ -215,7 +217,7 @@ describe('hostile: images and prune', function () {
     await w.zfs.create(ours);
     await w.zfs.snapshot(`${ours}@final`);
     await w.zfs.markOwned(ours, 'image');
-    const below = await w.zfs.listChildren(w.datasetRoot);
+    const below = await w.zfs.listChildren(root);
     try {
       const r = await cli(['prune', '--keep-days', '0', '--dataset-root', pool, '--json'], { env });
       assert.equal(r.code, 0, r.stderr);
@@ -223,7 +225,8 @@ describe('hostile: images and prune', function () {
       assert.deepEqual(out.images.filter((e) => e.action === 'destroy').map((e) => e.dataset), [ours]);
       assert.equal(out.images.find((e) => e.dataset === foreign)?.action, 'keep');
       assert.ok(await w.zfs.exists(`${foreign}@final`));
-      assert.deepEqual(await w.zfs.listChildren(w.datasetRoot), below, "the world's images and analogs are untouched");
+      assert.deepEqual(await w.zfs.listChildren(root), below, 'the images below the other root are untouched');
+      assert.equal(below.length, 2);
       assert.ok(await w.zfs.exists(root));
     } finally {
       await destroy(foreign);

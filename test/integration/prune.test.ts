@@ -1,6 +1,7 @@
 /**
  * `images` and `prune` on real ZFS (issue 16 item 4), on a dataset root of
- * their own (the shared world's images stay for the other tests): prepare
+ * their own, in a pool of their own (the shared world's images stay for the
+ * other tests, and an incremental receive cannot find its origin there): prepare
  * records its use on the sample chain (origin → base); prune destroys only
  * what no build used within --keep-days, no one is cloned from, buildimage
  * created and no one holds; children first; a build after it imports again.
@@ -8,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { installImage } from '../../src/base/install.js';
 import { openSource } from '../../src/base/open.js';
@@ -21,13 +22,14 @@ import { withRetry } from '../../src/core/retry.js';
 import { isBusyError, LAST_USED_PROPERTY, OWNER_PROPERTY } from '../../src/host/zfs.js';
 import { cli, type CliResult } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
-import { world, type World } from '../helpers/world.js';
+import { ownPool, world, type World } from '../helpers/world.js';
 
 const DAY = 24 * 3600 * 1000;
 
 describe('images and prune', function () {
   this.timeout(10 * 60 * 1000);
   let w: World;
+  let own: Awaited<ReturnType<typeof ownPool>>;
   let root: string;
   let workDir: string;
   let layout: Layout;
@@ -40,7 +42,8 @@ describe('images and prune', function () {
     w = await world();
     base = w.base.uuid;
     origin = w.origin.uuid;
-    root = `${dirname(w.datasetRoot)}/prune-${randomUUID().slice(0, 8)}`;
+    own = await ownPool('prune');
+    root = `${own.pool}/images`;
     await w.zfs.create(root);
     workDir = join(w.dir, `work-prune-${randomUUID().slice(0, 8)}`);
     layout = new Layout(root, workDir);
@@ -50,7 +53,7 @@ describe('images and prune', function () {
     await writeFile(join(proto, 'opt/f'), 'f');
   });
   after(async () => {
-    await run('zfs', ['destroy', '-r', root]).catch(() => undefined);
+    await own?.destroy();
     await rm(workDir, { recursive: true, force: true });
   });
 
