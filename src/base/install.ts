@@ -61,7 +61,7 @@ export async function installedWithManifest(
   return knownManifest(ctx.layout, uuid, { imgadmDir: ctx.imgadmDir });
 }
 
-export async function installImage(ctx: InstallContext, uuid: string): Promise<InstallResult> {
+export async function installImage(ctx: InstallContext, uuid: string, again = 0): Promise<InstallResult> {
   const { zfs, layout } = ctx;
   // It names datasets and lock files: a uuid, whatever the state file or flag said.
   if (!isUuid(uuid)) throw new BuildError(`base image ${JSON.stringify(uuid)} is not an image uuid`);
@@ -85,12 +85,17 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
 
   // Walk the origin chain until an installed ancestor; install base first.
   const chain: ImageManifest[] = [top];
+  /** The installed ancestor the chain is received onto: locked too, so prune (base/cache) cannot take it meanwhile. */
+  let onto: string | undefined;
   for (let m = top; m.origin; ) {
     if (chain.length > MAX_ORIGIN_DEPTH) throw new BuildError(`image ${uuid}: origin chain deeper than ${MAX_ORIGIN_DEPTH}`);
     if (chain.some((c) => c.uuid === m.origin)) {
       throw new BuildError(`image ${uuid}: the origin chain from ${source.description} loops (${[...chain.map((c) => c.uuid), m.origin].join(' → ')})`);
     }
-    if (await isInstalled(zfs, layout, m.origin)) break;
+    if (await isInstalled(zfs, layout, m.origin)) {
+      onto = m.origin;
+      break;
+    }
     const origin = await source.getManifest(m.origin);
     assertValidManifest(origin, `origin image ${m.origin} manifest from ${source.description}`, 'import');
     if (origin.uuid !== m.origin) throw new BuildError(`source ${source.description} answered image ${origin.uuid} when asked for origin ${m.origin}`);
@@ -101,12 +106,13 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
   // Locks are taken top to base, in one order for everyone, so waiters cannot deadlock.
   const locks: Lock[] = [];
   const imported: string[] = [];
+  let pruned: boolean;
   try {
-    for (const m of chain) {
+    for (const u of [...chain.map((m) => m.uuid), ...(onto ? [onto] : [])]) {
       locks.push(
-        await acquireLock(layout.importLock(m.uuid), {
-          purpose: `import ${m.uuid}`,
-          onWait: (h) => log.info(`waiting for image ${m.uuid} import lock (held by pid ${h?.pid ?? '?'})`),
+        await acquireLock(layout.importLock(u), {
+          purpose: `import ${u}`,
+          onWait: (h) => log.info(`waiting for image ${u} import lock (held by pid ${h?.pid ?? '?'})`),
         }),
       );
     }
@@ -114,13 +120,19 @@ export async function installImage(ctx: InstallContext, uuid: string): Promise<I
       log.info(`image ${uuid} was imported meanwhile by another build`);
       return { manifest: top, dataset: layout.imageDataset(uuid), imported };
     }
-    for (const m of [...chain].reverse()) {
+    // Gone since the walk (a prune took it before we held its lock): the chain is longer now.
+    pruned = !!onto && !(await isInstalled(zfs, layout, onto)) && again < 3;
+    for (const m of pruned ? [] : [...chain].reverse()) {
       if (await isInstalled(zfs, layout, m.uuid)) continue;
       await installWithRetry(opened, m);
       imported.push(m.uuid);
     }
   } finally {
     for (const l of locks.reverse()) await l.release();
+  }
+  if (pruned) {
+    log.info(`image ${onto} was pruned meanwhile; looking at the chain of ${uuid} again`);
+    return installImage(ctx, uuid, again + 1);
   }
   return { manifest: top, dataset: layout.imageDataset(uuid), imported };
 }

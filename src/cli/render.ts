@@ -1,5 +1,6 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build/runner.js';
+import type { ImagesResult, PruneResult, UseRecord } from '../base/cache.js';
 import type { DoctorResult } from '../setup/doctor.js';
 import { GITIGNORE_ENTRIES, type InitResult } from '../setup/init.js';
 import { log } from '../core/log.js';
@@ -64,4 +65,44 @@ export function renderInit(r: InitResult): string {
     `next: edit ${config} (packages, description), put the image's files in ${proto}, then try it:`,
     ...r.next.map((c) => `  ${c}`),
   ].join('\n');
+}
+
+/** Bytes as people read them: 1.5 MiB. */
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+const useText = (u: UseRecord | null) => (u ? `${u.at} by build ${u.build} (${u.image})` : 'never recorded');
+
+/** `images`: one block per image, then a count. */
+export function renderImages(r: ImagesResult): string {
+  const lines = r.images.flatMap((i) => [
+    `${i.uuid}  ${i.name}@${i.version}  ${humanBytes(i.used)} used  ${i.createdByBuildimage ? 'installed by buildimage' : 'not created by buildimage (never pruned)'}`,
+    `    installed ${i.installed}; last used ${useText(i.lastUsed)}${i.origin ? `; origin ${i.origin}` : ''}`,
+    ...(i.originOf.length ? [`    origin of: ${i.originOf.map((d) => (d.kind === 'analog' ? `${d.dataset} (live analog, build ${d.build})` : `${d.dataset} (${d.kind})`)).join(', ')}`] : []),
+  ]);
+  return [...lines, `images: ${r.images.length} on ${r.datasetRoot}`].join('\n');
+}
+
+/** `prune`: one line per image and per -partial leftover, then what it freed. */
+export function renderPrune(r: PruneResult): string {
+  const verb = { destroy: r.dryRun ? 'would destroy' : 'destroyed', keep: 'kept', skip: 'skipped', failed: 'FAILED' } as const;
+  const lines = [
+    ...r.images.map((e) => `${verb[e.action]} ${e.uuid} (${e.name}@${e.version}, ${humanBytes(e.used)}): ${e.reason}`),
+    ...r.partials.map((p) => `${verb[p.action]} ${p.dataset}: ${p.reason}`),
+  ];
+  const count = (a: string) => r.images.filter((e) => e.action === a).length;
+  const destroyed = count('destroy');
+  const summary = destroyed
+    ? `prune: ${destroyed} image${destroyed > 1 ? 's' : ''} ${r.dryRun ? 'would be destroyed' : 'destroyed'}, ${humanBytes(r.freed)} ${r.dryRun ? 'to free' : 'freed'}`
+    : 'prune: nothing to destroy';
+  const rest = [`${count('keep')} kept`, ...(count('skip') ? [`${count('skip')} skipped`] : []), ...(count('failed') ? [`${count('failed')} failed`] : [])];
+  return [...lines, `${summary}; ${rest.join(', ')} (keep days: ${r.keepDays})`].join('\n');
 }

@@ -5,6 +5,7 @@
  * field added in one place and not the other fails the build.
  */
 import { z } from 'zod';
+import type { ImagesResult, PruneResult } from '../base/cache.js';
 import type { BuildResult, CleanResult, LockResult } from '../build/runner.js';
 import { STAGES } from '../build/state.js';
 import { ASPECTS, type DiffResult } from '../contents/diff.js';
@@ -170,6 +171,59 @@ export const LockResultSchema = z
   .object({ ok: z.literal(true), lockfile: z.string(), buildId: z.string().uuid(), packages: z.array(z.string()) })
   .strict();
 
+const UseRecordSchema = z.object({ at: z.string(), build: z.string(), image: z.string() }).strict();
+
+/** images: the base images on the dataset root. */
+export const ImagesResultSchema = z
+  .object({
+    ok: z.literal(true),
+    datasetRoot: z.string(),
+    images: z.array(
+      z
+        .object({
+          uuid: z.string().uuid(),
+          dataset: z.string(),
+          /** From the manifest kept at install, else "-". */
+          name: z.string(),
+          version: z.string(),
+          /** ZFS `used` (bytes destroying it frees) and `referenced`. */
+          used: z.number(),
+          referenced: z.number(),
+          createdByBuildimage: z.boolean(),
+          /** ZFS `creation`, ISO 8601. */
+          installed: z.string(),
+          lastUsed: UseRecordSchema.nullable(),
+          /** Its origin image on the dataset root. */
+          origin: z.string().nullable(),
+          /** Datasets cloned from it. */
+          originOf: z.array(
+            z.object({ dataset: z.string(), kind: z.enum(['image', 'analog', 'origin-view', 'other']), build: z.string().optional() }).strict(),
+          ),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
+const PruneAction = z.enum(['destroy', 'keep', 'skip', 'failed']);
+
+/** prune: one entry per image (`destroy` with --dry-run: would be destroyed). */
+export const PruneResultSchema = z
+  .object({
+    ok: z.literal(true),
+    dryRun: z.boolean(),
+    keepDays: z.number().int(),
+    freed: z.number(),
+    images: z.array(
+      z
+        .object({ uuid: z.string().uuid(), dataset: z.string(), name: z.string(), version: z.string(), action: PruneAction, reason: z.string(), used: z.number() })
+        .strict(),
+    ),
+    partials: z.array(z.object({ dataset: z.string(), action: PruneAction, reason: z.string() }).strict()),
+    removed: z.array(z.string()),
+  })
+  .strict();
+
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
   build: BuildResultSchema,
@@ -184,6 +238,8 @@ export const COMMAND_RESULT_SCHEMAS = {
   verify: VerifyResultSchema,
   diff: DiffResultSchema,
   lock: LockResultSchema,
+  images: ImagesResultSchema,
+  prune: PruneResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -197,4 +253,6 @@ const sameVerify: Same<z.infer<typeof VerifyResultSchema>, VerifyResult> = true;
 
 const sameDiff: Same<z.infer<typeof DiffResultSchema>, DiffResult> = true;
 const sameLock: Same<z.infer<typeof LockResultSchema>, LockResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff && sameLock;
+const sameImages: Same<z.infer<typeof ImagesResultSchema>, ImagesResult> = true;
+const samePrune: Same<z.infer<typeof PruneResultSchema>, PruneResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff && sameLock && sameImages && samePrune;

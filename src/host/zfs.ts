@@ -14,6 +14,13 @@ import { retryLine, withRetry } from '../core/retry.js';
 export const OWNER_PROPERTY = 'com.tritondatacenter.buildimage:created';
 /** On zone analogs: the id of the build that owns it. */
 export const BUILD_PROPERTY = 'com.tritondatacenter.buildimage:build';
+/**
+ * On installed images buildimage created: when a build last used it (as its
+ * base, or in its base's origin chain) and which build, written by prepare
+ * (base/cache `formatUse`: `<ISO time> <build id> <name>@<version>`). What
+ * `prune` reads to tell a cached image from an unused one.
+ */
+export const LAST_USED_PROPERTY = 'com.tritondatacenter.buildimage:last-used';
 /** Values of OWNER_PROPERTY. */
 export type OwnerRole = 'image' | 'analog' | 'origin-view';
 
@@ -66,7 +73,8 @@ export class Zfs {
     for (const line of r.stdout.split('\n')) {
       if (!line) continue;
       const [prop, ...rest] = line.split('\t');
-      out[prop] = rest.join('\t');
+      // The first line of each: a user property's value may go on over lines that read like others.
+      if (!Object.hasOwn(out, prop)) out[prop] = rest.join('\t');
     }
     return out;
   }
@@ -131,6 +139,29 @@ export class Zfs {
   async owner(name: string): Promise<string | undefined> {
     const v = await this.getOne(name, OWNER_PROPERTY);
     return v === '-' || v === '' ? undefined : v;
+  }
+
+  /**
+   * OWNER_PROPERTY only when set on `name` itself: not inherited from a
+   * parent (set on a pool it would mark every dataset below), nor received
+   * with a stream someone else sent. For deciding what to destroy unasked.
+   */
+  async localOwner(name: string): Promise<string | undefined> {
+    const r = await this.run(['get', '-H', '-p', '-o', 'value,source', OWNER_PROPERTY, name]);
+    const [value, source] = r.stdout.replace(/\n$/, '').split('\t');
+    return source === 'local' && value && value !== '-' ? value : undefined;
+  }
+
+  /** Every filesystem and volume of `pool` with its origin snapshot (`-` when it is no clone): who is cloned from what. */
+  async origins(pool: string): Promise<Array<{ name: string; origin: string | undefined }>> {
+    const r = await this.run(['list', '-H', '-o', 'name,origin', '-t', 'filesystem,volume', '-r', pool]);
+    return r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [name, origin] = line.split('\t');
+        return { name, origin: origin && origin !== '-' ? origin : undefined };
+      });
   }
 
   async markOwned(name: string, role: OwnerRole): Promise<void> {

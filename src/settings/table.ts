@@ -15,6 +15,7 @@ import { lstatSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_KEEP_DAYS, MAX_KEEP_DAYS } from '../base/cache.js';
 import { DEFAULT_SOURCE, isUrl } from '../base/open.js';
 import { UsageError } from '../core/errors.js';
 import { recordedUrl } from '../core/redact.js';
@@ -33,7 +34,7 @@ import { parseInputJson, readInputFile } from './input-file.js';
 import { ScriptConfigSchema, ScriptSchema, checkScripts, parseScriptArg, scriptConfigToText } from './scripts.js';
 import { checkHookCount, hookName, hookTexts, HooksConfigSchema, HookSchema, parseHookArg, type Hook } from './hooks.js';
 
-export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock'] as const;
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock', 'images', 'prune'] as const;
 export type CommandId = (typeof COMMANDS)[number];
 
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
@@ -484,7 +485,7 @@ export const SETTINGS = {
     },
     field: 'datasetRoot',
     stored: z.string(),
-    commands: [...DEFINING, 'clean', 'doctor'],
+    commands: [...DEFINING, 'clean', 'doctor', 'images', 'prune'],
     per: { clean: { help: 'with --all: dataset holding images and zone analogs' } },
   }),
   'output-dir': setting({
@@ -553,7 +554,7 @@ export const SETTINGS = {
     parse: (v: string) => resolve(v),
     field: 'workDir',
     stored: z.string(),
-    commands: [...DEFINING, 'clean', 'doctor'],
+    commands: [...DEFINING, 'clean', 'doctor', 'images', 'prune'],
     per: { clean: { help: 'with --all: mountpoints, locks and per-build temp files' } },
   }),
 
@@ -661,7 +662,25 @@ export const SETTINGS = {
     help: 'with -p: upload the image file to IMGAPI from here instead of IMGAPI fetching it from Manta',
     commands: ['publish'],
   }),
-  'dry-run': setting({ type: 'boolean', help: 'print the plan (each upload, skip and API call) and change nothing', commands: ['publish'] }),
+  'dry-run': setting({
+    type: 'boolean',
+    help: 'print the plan (each upload, skip and API call) and change nothing',
+    commands: ['publish', 'prune'],
+    per: { prune: { help: 'say what would be destroyed, and destroy nothing' } },
+  }),
+
+  // ---- prune
+  'keep-days': setting({
+    type: 'string',
+    help: 'keep base images a build used within this many days (0: destroy every unused one)',
+    default: String(DEFAULT_KEEP_DAYS),
+    parse: (v: string, label: string) => {
+      const n = /^\d{1,5}$/.test(v.trim()) ? Number(v.trim()) : NaN;
+      if (!(n >= 0 && n <= MAX_KEEP_DAYS)) throw new UsageError(`${label} must be a whole number of days from 0 to ${MAX_KEEP_DAYS}, got ${JSON.stringify(v.slice(0, 40))}`);
+      return n;
+    },
+    commands: ['prune'],
+  }),
 
   // ---- init
   'image-name': setting({

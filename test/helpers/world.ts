@@ -44,7 +44,7 @@ let created: { pool?: string; file?: string; dir?: string } = {};
 async function reapStalePools(): Promise<void> {
   const r = await run('zpool', ['list', '-H', '-o', 'name'], { okExitCodes: [0, 1] });
   for (const name of r.stdout.split('\n')) {
-    const m = /^bitest(\d+)(rx)?$/.exec(name.trim());
+    const m = /^bitest(\d+)([a-z]*)$/.exec(name.trim());
     if (m && !pidAlive(Number(m[1]))) await destroyFilePool(name.trim(), join(TEST_TOP, `${name.trim()}.img`)).catch(() => undefined);
   }
 }
@@ -114,6 +114,20 @@ export async function teardownWorld(): Promise<void> {
 export async function forgetImports(w: World): Promise<void> {
   for (const ds of await w.zfs.listChildren(w.datasetRoot)) await w.zfs.destroyOwned(ds);
   await rm(new Layout(w.datasetRoot, w.workDir).lockDir, { recursive: true, force: true });
+}
+
+/**
+ * A file-backed pool of the test's own, `bitest<pid><tag>` (reaped as the
+ * world's when its process is gone): for tests whose datasets must not meet
+ * the world's (`zfs receive` of an incremental stream finds its origin by
+ * GUID anywhere in the pool, so the same image installed twice is shared).
+ */
+export async function ownPool(tag: string, sizeGiB = 2): Promise<{ pool: string; destroy(): Promise<void> }> {
+  if (!/^[a-z]+$/.test(tag)) throw new Error(`pool tag ${tag}: lower-case letters only`);
+  const pool = `bitest${process.pid}${tag}`;
+  const file = join(TEST_TOP, `${pool}.img`);
+  await ensureFilePool(pool, file, sizeGiB);
+  return { pool, destroy: () => destroyFilePool(pool, file) };
 }
 
 export interface VerifyPool {

@@ -8,7 +8,8 @@ import { BuildError } from '../../core/errors.js';
 import { ensureDir } from '../../core/files.js';
 import { BUILD_PROPERTY, OWNER_PROPERTY } from '../../host/zfs.js';
 import { openSource } from '../../base/open.js';
-import { installImage } from '../../base/install.js';
+import type { InstallResult } from '../../base/install.js';
+import { installForUse } from '../../base/cache.js';
 import { defaultImgadmDir } from '../../base/known.js';
 import { log } from '../../core/log.js';
 import { checkImageRoot } from '../../host/rootfs.js';
@@ -22,7 +23,22 @@ export async function prepare(ctx: StageContext): Promise<void> {
   }
   // The source is opened only if the base chain is not installed with known manifests: a cached base needs no network.
   const source = () => openSource(def.source, def.channel);
-  const base = await installImage({ zfs, layout, source, imgadmDir: defaultImgadmDir() }, def.imageUuid);
+  // Held until the analog is cloned from it (a clone keeps it from then on): prune (base/cache) cannot take it meanwhile.
+  const by = { build: sf.state.buildId, image: `${def.manifest.name}@${def.manifest.version}` };
+  const { base, hold } = await installForUse({ zfs, layout, source, imgadmDir: defaultImgadmDir() }, def.imageUuid, by);
+  try {
+    await createAnalog(ctx, base);
+  } finally {
+    await hold.release();
+  }
+  // Before anything is written or mounted: a link at root/ (or root/etc ...) would aim the build at the host.
+  await checkImageRoot(layout.zoneMountpoint(sf.state.buildId), await hostDirsToMount()).catch((err: Error) => {
+    throw new BuildError(`base image ${def.imageUuid}: ${err.message}`, { cause: err });
+  });
+}
+
+async function createAnalog(ctx: StageContext, base: InstallResult): Promise<void> {
+  const { zfs, sf, layout } = ctx;
   sf.state.base = {
     uuid: base.manifest.uuid,
     name: base.manifest.name,
@@ -48,8 +64,4 @@ export async function prepare(ctx: StageContext): Promise<void> {
     [BUILD_PROPERTY]: sf.state.buildId,
   });
   if (!(await zfs.isMounted(analog))) await zfs.mount(analog);
-  // Before anything is written or mounted: a link at root/ (or root/etc ...) would aim the build at the host.
-  await checkImageRoot(mountpoint, await hostDirsToMount()).catch((err: Error) => {
-    throw new BuildError(`base image ${def.imageUuid}: ${err.message}`, { cause: err });
-  });
 }
