@@ -185,7 +185,7 @@ function inImage(rel: string): string {
 }
 
 /** The original's tree as the copy promises it: what rsync -a put in a directory where the image had a link, under the link's target, and the link back. */
-function withImageLinks(theirs: Map<string, TreeEntry>, ours: Map<string, TreeEntry>): Map<string, TreeEntry> {
+function withImageLinks(theirs: Map<string, TreeEntry>, ours: Map<string, TreeEntry>, what: string): Map<string, TreeEntry> {
   const out = new Map<string, TreeEntry>();
   for (const [k, v] of theirs) {
     if (IMAGE_LINKS.some((l) => k === `root/${l.path}`)) continue;
@@ -193,7 +193,7 @@ function withImageLinks(theirs: Map<string, TreeEntry>, ours: Map<string, TreeEn
   }
   for (const l of IMAGE_LINKS) {
     const link = ours.get(`root/${l.path}`) ?? '(missing)';
-    assert.ok(link.startsWith('link ') && link.endsWith(` -> ${l.target}`), `the image keeps its directory link ${l.path} -> ${l.target}, got ${link}`);
+    assert.ok(link.startsWith('link ') && link.endsWith(` -> ${l.target}`), `the image keeps its directory link ${l.path} -> ${l.target}, got ${link} (${what})`);
     out.set(`root/${l.path}`, link);
   }
   return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -257,7 +257,7 @@ describe('equivalence with the original command sequence', function () {
         await rx.receive(file, name, mounts[name]);
         trees[name] = await describeTree(mounts[name]);
       }
-      const diffs = diffTrees(trees.ours, withImageLinks(trees.theirs, trees.ours));
+      const diffs = diffTrees(trees.ours, withImageLinks(trees.theirs, trees.ours, what));
       assert.deepEqual(diffs, [], `trees differ (${what})`);
       assert.ok(trees.ours.size > 50, 'a real tree was compared');
 
