@@ -3,12 +3,15 @@
 # plain commands: the baseline of the benchmark and the oracle of the
 # equivalence test. Prints the stage boundaries as epoch seconds at the end.
 # Usage: original-sequence.sh DATASET_ROOT ORIGIN_UUID NEW_UUID MOUNTPOINT PROTO OUT.zfs.gz PKG...
+# BEFORE_COPY=PROGRAM: run with the image root after the clone, before the copy (the equivalence test lays
+# out directory links of the image with it, as it does in buildimage's analog between prepare and assemble).
 set -euo pipefail
 ROOT=$1 ORIGIN=$2 UUID=$3 MNT=$4 PROTO=$5 OUT=$6; shift 6
 t() { date +%s.%N; }
 T0=$(t)
 zfs clone -o mountpoint="$MNT" "$ROOT/$ORIGIN@final" "$ROOT/$UUID"
 T1=$(t)
+if [[ -n ${BEFORE_COPY:-} ]]; then "$BEFORE_COPY" "$MNT/root"; fi
 rsync -a "$PROTO/" "$MNT/root/"
 T2=$(t)
 created=()

@@ -70,7 +70,7 @@ function parts(p: string): string[] {
  * Resolves `relPath` under `root`, following symlinks as if `root` were `/`.
  * With `followLast: false` the last component is not followed (lstat
  * semantics). The result always lies under `root`; missing components are
- * joined as they are.
+ * joined as they are, and a `..` after one goes back over it.
  */
 export async function resolveInRoot(root: string, relPath: string, followLast = true): Promise<string> {
   // Everything below is re-rooted at `root`; `root` itself must be no link.
@@ -88,8 +88,10 @@ export async function resolveInRoot(root: string, relPath: string, followLast = 
     const here = join(root, ...done, comp);
     const st = await lstat(here).catch(() => undefined);
     if (!st) {
-      // Nothing further exists, so nothing further can be a link.
-      return join(root, ...done, comp, ...todo.filter((c) => c !== '..'));
+      // Missing: kept as it is. A later `..` climbs back over it (as `mkdir -p` then the write would),
+      // to where the components after it are looked at, and followed, again.
+      done.push(comp);
+      continue;
     }
     // A mount inside the root (the chroot's host dirs) is the host's, not the image's.
     if (st.dev !== rootDev) throw new BuildError(`${here} is on another file system than the image root (a mount?): refusing to go through it`);

@@ -9,6 +9,7 @@
  */
 import { basename } from 'node:path';
 import { UsageError } from '../core/errors.js';
+import { log } from '../core/log.js';
 import { NotRegularFile, readSmallFile, sha1File } from '../core/files.js';
 import { COMPRESSIONS, fileSuffix } from '../image/compression.js';
 import type { ImageManifest } from '../image/manifest/types.js';
@@ -36,7 +37,11 @@ export interface CheckedImage<F extends BitsFile> {
   compression?: 'none';
 }
 
-/** Image payloads next to a manifest, in bits-upload.sh's order plus buildimage's other compressions. */
+/**
+ * Image payloads next to a manifest, in the order they are tried: bits-upload.sh's `.zfs.gz`, buildimage's
+ * other compressions, then bits-upload.sh's `.sh`, `.tgz`, `.tar.gz`. The image is the first of them whose
+ * size and sha1 are the manifest's files[0]; with none such the publish stops.
+ */
 const IMAGE_SUFFIXES: { suffix: string; compression?: 'none' }[] = [
   ...COMPRESSIONS.map((c) => ({ suffix: fileSuffix(c) })),
   { suffix: '.sh', compression: 'none' },
@@ -89,21 +94,40 @@ export async function checkImages<F extends BitsFile>(files: F[], o: { imports: 
   const out: CheckedImage<F>[] = [];
   for (const { mf, m } of manifests) {
     const stem = mf.rel.replace(/\.(imgmanifest|manifest)$/, '');
-    const hit = IMAGE_SUFFIXES.find((s) => byRel.has(stem + s.suffix));
-    if (!hit) {
+    const found = IMAGE_SUFFIXES.filter((s) => byRel.has(stem + s.suffix)).map((s) => ({ ...s, file: byRel.get(stem + s.suffix)! }));
+    if (!found.length) {
       if (!o.imports) continue;
       throw new UsageError(`cannot import ${mf.rel} into updates IMGAPI: no image file beside it`, `looked for ${IMAGE_SUFFIXES.map((s) => basename(stem) + s.suffix).join(', ')}`);
     }
-    const image = byRel.get(stem + hit.suffix)!;
     const want = m.files![0];
-    if (image.size !== want.size) {
-      throw new UsageError(`image manifest ${mf.rel}: "files[0].size" is ${want.size}, but ${image.rel} is ${image.size} bytes`, MISMATCH_HINT);
+    // The manifest's image is the file with its files[0] bytes (size, then sha1): of several beside it, the first
+    // in IMAGE_SUFFIXES' order that has them. bits-upload.sh took the first name present, whatever its bytes.
+    const mismatches: string[] = [];
+    let hit: (typeof found)[number] | undefined;
+    let sha1 = '';
+    for (const c of found) {
+      if (c.file.size !== want.size) {
+        mismatches.push(found.length > 1 ? `${c.file.rel} is ${c.file.size} bytes` : `"files[0].size" is ${want.size}, but ${c.file.rel} is ${c.file.size} bytes`);
+        continue;
+      }
+      const h = c.file.sha1 ?? (await hashBits(c.file.source, 'bits file', `hashing ${c.file.rel} (SHA-1)`, sha1File, o.progress)).sha1;
+      if (h !== want.sha1) {
+        mismatches.push(found.length > 1 ? `${c.file.rel} has sha1 ${h}` : `"files[0].sha1" is ${want.sha1}, but ${c.file.rel} has sha1 ${h}`);
+        continue;
+      }
+      hit = c;
+      sha1 = h;
+      break;
     }
-    const sha1 = image.sha1 ?? (await hashBits(image.source, 'bits file', `hashing ${image.rel} (SHA-1)`, sha1File, o.progress)).sha1;
-    if (sha1 !== want.sha1) {
-      throw new UsageError(`image manifest ${mf.rel}: "files[0].sha1" is ${want.sha1}, but ${image.rel} has sha1 ${sha1}`, MISMATCH_HINT);
+    if (!hit) {
+      const what = found.length > 1 ? `no file beside it is its image (files[0]: ${want.size} bytes, sha1 ${want.sha1}): ${mismatches.join(', ')}` : mismatches[0];
+      throw new UsageError(`image manifest ${mf.rel}: ${what}`, MISMATCH_HINT);
     }
-    out.push({ uuid: m.uuid, manifest: mf, image, sha1, ...(hit.compression ? { compression: hit.compression } : {}) });
+    if (found.length > 1) {
+      const others = found.filter((c) => c !== hit).map((c) => c.file.rel);
+      log.warn(`image manifest ${mf.rel}: its image is ${hit.file.rel}; not its image: ${others.join(', ')}`);
+    }
+    out.push({ uuid: m.uuid, manifest: mf, image: hit.file, sha1, ...(hit.compression ? { compression: hit.compression } : {}) });
   }
   return out;
 }

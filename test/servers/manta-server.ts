@@ -80,6 +80,8 @@ interface ObjEntry {
   contentType: string;
   etag: string;
   mtime: Date;
+  /** Answered without Content-MD5 (as Manta does for objects committed by a multipart upload). */
+  noMd5?: boolean;
 }
 type Entry = DirEntry | ObjEntry;
 
@@ -175,8 +177,8 @@ export class MantaTestServer {
     return Buffer.concat(chunks);
   }
 
-  /** Seeds an object directly (creating parents), e.g. to set up an md5 conflict. */
-  async seed(path: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
+  /** Seeds an object directly (creating parents), e.g. to set up an md5 conflict; `noMd5`: HEAD and GET answer without Content-MD5. */
+  async seed(path: string, body: Buffer | string, contentType = 'application/octet-stream', o: { noMd5?: boolean } = {}): Promise<void> {
     const parts = path.split('/');
     for (let i = 3; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/');
@@ -193,6 +195,7 @@ export class MantaTestServer {
       contentType,
       etag: randomUUID(),
       mtime: new Date(),
+      ...(o.noMd5 ? { noMd5: true } : {}),
     });
   }
 
@@ -379,7 +382,7 @@ export class MantaTestServer {
           JSON.stringify(
             c.type === 'directory'
               ? { name: posix.basename(p), type: 'directory', mtime: c.mtime.toISOString() }
-              : { name: posix.basename(p), type: 'object', mtime: c.mtime.toISOString(), etag: c.etag, size: c.size, contentType: c.contentType, contentMD5: c.md5, durability: 2 },
+              : { name: posix.basename(p), type: 'object', mtime: c.mtime.toISOString(), etag: c.etag, size: c.size, contentType: c.contentType, ...(c.noMd5 ? {} : { contentMD5: c.md5 }), durability: 2 },
           ),
         );
       res.writeHead(200).end(lines.map((l) => l + '\n').join(''));
@@ -388,7 +391,7 @@ export class MantaTestServer {
     res.writeHead(200, {
       'content-type': e.contentType,
       'content-length': e.size,
-      'content-md5': e.md5,
+      ...(e.noMd5 ? {} : { 'content-md5': e.md5 }),
       etag: e.etag,
       'last-modified': e.mtime.toUTCString(),
       'durability-level': e.size ? '2' : '0',

@@ -36,6 +36,19 @@ describe('publish rules (unit)', () => {
     assert.equal(isReleaseBuild('release-20240101', 'x'), false);
   });
 
+  it('a try branch named release-YYYYMMDD is no release build: the rule reads the branch (-b), never the try branch (-B)', () => {
+    for (const b of ['master', 'feature', 'release-20240101', 'release-foo']) {
+      assert.equal(isReleaseBuild(b, 'release-20240101'), false, b);
+      assert.deepEqual(pointerNames(b, 'release-20240101'), ['release-20240101-latest'], b);
+    }
+    assert.equal(channelFor('master', 'release-20240101'), 'experimental');
+    assert.equal(channelFor('feature', 'release-20240101'), 'experimental');
+    // The try branch's name still names its pointer, and master/mantav1 as a try branch still mean dev.
+    assert.equal(channelFor('release-20240101', 'mantav1'), 'dev');
+    assert.equal(isReleaseBuild('release-20240101'), true);
+    assert.equal(isReleaseBuild('release-20240101', ''), true, 'an empty -B is no try branch');
+  });
+
   it('-d: absolute is under /<user>, relative under /<user>/stor', () => {
     assert.equal(mantaBaseDir('Joyent_Dev', '/public/builds/imgapi'), '/Joyent_Dev/public/builds/imgapi');
     assert.equal(mantaBaseDir('Joyent_Dev', 'builds/imgapi/'), '/Joyent_Dev/stor/builds/imgapi');

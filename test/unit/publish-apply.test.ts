@@ -1,0 +1,304 @@
+/**
+ * publish/apply.ts on its own (issue 18 items 2 and 3): a real plan
+ * (publish/plan over a temp bits dir) carried out against real stores,
+ * the -L store over a temp dir and the local Manta server, no stub. Look
+ * before every write: same MD5 skip, any other content stop before the
+ * first upload (one conflict is enough, equal sizes do not make equal
+ * files), a directory or link where a file goes, an object Manta answers
+ * without Content-MD5; build outputs staged by hard link, or copied when
+ * the link would cross file systems (a real tmpfs).
+ */
+import assert from 'node:assert/strict';
+import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import winston from 'winston';
+import { PublishError } from '../../src/core/errors.js';
+import { log } from '../../src/core/log.js';
+import { keyObjectSigner } from '../../src/http/signature.js';
+import { MantaClient } from '../../src/manta/client.js';
+import { runPlan, type ApplyReport } from '../../src/publish/apply.js';
+import { LocalStore } from '../../src/publish/local-store.js';
+import { MantaStore } from '../../src/publish/manta-store.js';
+import { makePlan, type PlanInput, type PublishPlan } from '../../src/publish/plan.js';
+import type { Store } from '../../src/publish/store.js';
+import { MantaTestServer } from '../servers/manta-server.js';
+import { nodeRsaKey } from '../servers/ssh-keys.js';
+
+const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
+const STAMP = 'master-20240501T120000Z-g0123abc';
+
+async function rejects(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail('expected a rejection');
+}
+
+/** Every path under `top` (relative, sorted), links marked with their target. */
+async function tree(top: string): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    for (const e of await readdir(join(top, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isSymbolicLink()) out.push(`${r} -> ${await readlink(join(top, r))}`);
+      else if (e.isDirectory()) {
+        out.push(`${r}/`);
+        await visit(r);
+      } else out.push(r);
+    }
+  };
+  await visit('');
+  return out.sort();
+}
+
+describe('publish apply (unit, real stores)', function () {
+  this.timeout(30_000);
+  const consoles = log.transports.filter((t) => t instanceof winston.transports.Console);
+  before(() => consoles.forEach((t) => (t.silent = true)));
+  after(() => consoles.forEach((t) => (t.silent = false)));
+
+  let dir: string;
+  let bits: string;
+  const files: Record<string, Buffer> = {
+    'demo/a.txt': Buffer.from('alpha\n'),
+    'demo/b.bin': randomBytes(3000),
+    'demo/sub/c.txt': Buffer.from('charlie\n'),
+  };
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bi-publish-apply-'));
+    bits = join(dir, 'bits');
+    for (const [rel, body] of Object.entries(files)) {
+      await mkdir(join(bits, rel, '..'), { recursive: true });
+      await writeFile(join(bits, rel), body);
+    }
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const plan = (baseDir: string, o: Partial<PlanInput> = {}): Promise<PublishPlan> =>
+    makePlan({ name: 'demo', branch: 'master', stamp: STAMP, channel: 'dev', bitsDir: bits, baseDir, ...o });
+
+  /** Same length as `b`, other bytes. */
+  const sameSize = (b: Buffer): Buffer => Buffer.from(b.map((x) => x ^ 0xff));
+
+  describe('-L: the local store over a directory', () => {
+    let base: string;
+    let dest: string;
+    beforeEach(() => {
+      base = join(dir, 'store/builds/demo');
+      dest = join(base, STAMP);
+    });
+
+    it('publishes every file, the sums, the pointer and artifacts.txt; a rerun skips everything and writes nothing', async () => {
+      const r = await runPlan(await plan(base), new LocalStore(base), { dryRun: false });
+      assert.equal(r.uploaded, 3);
+      assert.equal(r.skipped, 0);
+      assert.equal(r.conflicts, 0);
+      assert.equal(r.bytes, Object.values(files).reduce((a, b) => a + b.length, 0));
+      for (const [rel, body] of Object.entries(files)) assert.deepEqual(await readFile(join(dest, rel)), body, rel);
+      assert.equal(await readFile(join(dest, 'md5sums.txt'), 'utf8'), Object.keys(files).sort().map((rel) => `${md5hex(files[rel])}  ${rel}\n`).join(''));
+      assert.equal(await readlink(join(base, 'master-latest')), STAMP);
+      assert.deepEqual(
+        (await readFile(join(bits, 'artifacts.txt'), 'utf8')).trim().split('\n'),
+        [...Object.keys(files).sort().map((rel) => join(dest, rel)), join(dest, 'md5sums.txt'), join(dest, 'SHA256SUMS'), join(base, 'master-latest')],
+      );
+      const inodes = await Promise.all(Object.keys(files).map(async (rel) => (await stat(join(dest, rel))).ino));
+      const again = await runPlan(await plan(base), new LocalStore(base), { dryRun: false });
+      assert.deepEqual([again.uploaded, again.skipped, again.conflicts, again.bytes], [0, 3, 0, 0]);
+      assert.deepEqual(again.steps.filter((s) => s.op !== 'skip' && s.op !== 'artifacts').map((s) => s.op), ['pointer']);
+      assert.deepEqual(await Promise.all(Object.keys(files).map(async (rel) => (await stat(join(dest, rel))).ino)), inodes, 'nothing rewritten');
+    });
+
+    it('a file already there with the same size but another MD5 is a conflict: nothing is uploaded, no pointer moves', async () => {
+      const theirs = sameSize(files['demo/b.bin']);
+      await mkdir(join(dest, 'demo'), { recursive: true });
+      await writeFile(join(dest, 'demo/b.bin'), theirs);
+      const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      assert.ok(err instanceof PublishError, err.message);
+      assert.equal(err.message, `${join(dest, 'demo/b.bin')} exists with MD5 ${md5hex(theirs)}, local ${md5hex(files['demo/b.bin'])} (${join(bits, 'demo/b.bin')})`);
+      // The stamp's directories are made before the files are looked at; no file is written.
+      assert.deepEqual(await tree(join(dir, 'store')), ['builds/', 'builds/demo/', `builds/demo/${STAMP}/`, `builds/demo/${STAMP}/demo/`, `builds/demo/${STAMP}/demo/b.bin`, `builds/demo/${STAMP}/demo/sub/`]);
+      assert.deepEqual(await readFile(join(dest, 'demo/b.bin')), theirs, 'the published file is never overwritten');
+      await assert.rejects(stat(join(bits, 'artifacts.txt')));
+    });
+
+    it('one conflict is enough to stop the run; more are counted in the one line', async () => {
+      await mkdir(join(dest, 'demo/sub'), { recursive: true });
+      await writeFile(join(dest, 'demo/a.txt'), 'ALPHA\n');
+      const one = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      assert.ok(one instanceof PublishError);
+      assert.match(one.message, /demo\/a\.txt exists with MD5 [0-9a-f]{32}, local [0-9a-f]{32} \(.*\)$/);
+      assert.ok(!one.message.includes('more'), one.message);
+      assert.deepEqual(await tree(dest), ['demo/', 'demo/a.txt', 'demo/sub/']);
+      await writeFile(join(dest, 'demo/sub/c.txt'), 'x');
+      const two = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      assert.match(two.message, /demo\/a\.txt exists with MD5 .* \(and 1 more\)$/);
+      assert.equal((two as PublishError).hint, 'published bits are never overwritten; build again with a new stamp');
+    });
+
+    it('--dry-run counts the conflicts and writes nothing, not even artifacts.txt', async () => {
+      await mkdir(join(dest, 'demo'), { recursive: true });
+      await writeFile(join(dest, 'demo/a.txt'), 'ALPHA\n');
+      await writeFile(join(dest, 'demo/b.bin'), files['demo/b.bin']);
+      const before = await tree(join(dir, 'store'));
+      const r: ApplyReport = await runPlan(await plan(base), new LocalStore(base), { dryRun: true });
+      assert.deepEqual([r.uploaded, r.skipped, r.conflicts], [1, 1, 1]);
+      assert.deepEqual(
+        r.steps.filter((s) => ['upload', 'skip', 'conflict'].includes(s.op)).map((s) => `${s.op} ${(s as { rel: string }).rel}`),
+        ['conflict demo/a.txt', 'skip demo/b.bin', 'upload demo/sub/c.txt'],
+      );
+      assert.deepEqual(await tree(join(dir, 'store')), before);
+      await assert.rejects(stat(join(bits, 'artifacts.txt')));
+    });
+
+    it('a directory or a link where a file goes is a conflict; a link\'s target is never written', async () => {
+      const victim = join(dir, 'victim');
+      await writeFile(victim, 'host file');
+      await mkdir(join(dir, 'elsewhere'));
+      await mkdir(join(dest, 'demo/sub'), { recursive: true });
+      const cases: Array<[string, () => Promise<void>, string]> = [
+        ['demo/a.txt', () => mkdir(join(dest, 'demo/a.txt')), 'exists and is a directory, not a file'],
+        ['demo/a.txt', () => symlink(victim, join(dest, 'demo/a.txt')), `exists and is a link, not a file`],
+        ['demo/a.txt', () => symlink('nowhere', join(dest, 'demo/a.txt')), 'exists and is a link, not a file'],
+        ['demo/a.txt', () => symlink(join(dir, 'elsewhere'), join(dest, 'demo/a.txt')), 'exists and is a directory, not a file'],
+      ];
+      for (const [rel, make, reason] of cases) {
+        await make();
+        const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+        assert.ok(err instanceof PublishError, err.message);
+        assert.equal(err.message, `${join(dest, rel)} ${reason}`);
+        const dry = await runPlan(await plan(base), new LocalStore(base), { dryRun: true });
+        assert.equal(dry.conflicts, 1);
+        await rm(join(dest, rel), { recursive: true });
+      }
+      assert.equal(await readFile(victim, 'utf8'), 'host file');
+      assert.deepEqual(await readdir(join(dir, 'elsewhere')), []);
+      assert.deepEqual(await tree(dest), ['demo/', 'demo/sub/']);
+    });
+
+    it('a file where a directory goes stops the run before any upload', async () => {
+      await mkdir(join(dest), { recursive: true });
+      await writeFile(join(dest, 'demo'), 'a file');
+      const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      assert.ok(err instanceof PublishError);
+      assert.equal(err.message, `${join(dest, 'demo')} exists and is not a directory`);
+      assert.deepEqual(await tree(dest), ['demo']);
+    });
+
+    describe('build outputs (--state) staged into <bits>/<name>/', () => {
+      const image = randomBytes(5000);
+      let out: string;
+      beforeEach(async () => {
+        out = join(dir, 'out');
+        await mkdir(out);
+      });
+
+      it('by a hard link on the same file system', async () => {
+        await writeFile(join(out, 'demo-zfs-1.zfs.gz'), image);
+        const r = await runPlan(await plan(base, { outputs: [join(out, 'demo-zfs-1.zfs.gz')] }), new LocalStore(base), { dryRun: false });
+        assert.deepEqual(r.steps.filter((s) => s.op === 'stage').map((s) => s.path), [join(bits, 'demo/demo-zfs-1.zfs.gz')]);
+        assert.equal((await stat(join(bits, 'demo/demo-zfs-1.zfs.gz'))).ino, (await stat(join(out, 'demo-zfs-1.zfs.gz'))).ino);
+        assert.deepEqual(await readFile(join(dest, 'demo/demo-zfs-1.zfs.gz')), image);
+      });
+
+      it('by a copy when the link would cross file systems (the output dir a tmpfs), left whole and staged once', async () => {
+        await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', out]);
+        try {
+          await writeFile(join(out, 'demo-zfs-1.zfs.gz'), image);
+          const from = await stat(join(out, 'demo-zfs-1.zfs.gz'));
+          assert.notEqual(from.dev, (await stat(bits)).dev, 'a real second file system');
+          const r = await runPlan(await plan(base, { outputs: [join(out, 'demo-zfs-1.zfs.gz')] }), new LocalStore(base), { dryRun: false });
+          assert.equal(r.steps.filter((s) => s.op === 'stage').length, 1);
+          const staged = await lstat(join(bits, 'demo/demo-zfs-1.zfs.gz'));
+          assert.ok(staged.isFile());
+          assert.equal(staged.nlink, 1, 'a copy, not a link');
+          assert.equal(staged.size, image.length);
+          assert.deepEqual(await readFile(join(bits, 'demo/demo-zfs-1.zfs.gz')), image);
+          assert.deepEqual(await readFile(join(dest, 'demo/demo-zfs-1.zfs.gz')), image);
+          assert.deepEqual((await readdir(join(bits, 'demo'))).filter((n) => n.includes('.partial-')), [], 'no temp file left');
+          // A rerun finds the copy in place: nothing staged again, nothing uploaded.
+          const again = await runPlan(await plan(base, { outputs: [join(out, 'demo-zfs-1.zfs.gz')] }), new LocalStore(base), { dryRun: false });
+          assert.deepEqual([again.steps.filter((s) => s.op === 'stage').length, again.uploaded], [0, 0]);
+          assert.equal((await stat(join(bits, 'demo/demo-zfs-1.zfs.gz'))).ino, staged.ino);
+        } finally {
+          await execa('umount', [out]);
+        }
+      });
+    });
+  });
+
+  describe('Manta: the local Manta server', () => {
+    const USER = 'Joyent_Dev';
+    const base = `/${USER}/stor/builds/demo`;
+    const dest = `${base}/${STAMP}`;
+    let srv: MantaTestServer;
+    let store: Store;
+    before(async () => {
+      const key = nodeRsaKey();
+      srv = await MantaTestServer.start({ [USER]: { keys: [key.pubLine] } });
+      const signer = keyObjectSigner(createPrivateKey(key.pem), 'test key');
+      store = new MantaStore(new MantaClient({ url: srv.url, user: USER, signer, retry: { attempts: 1, firstDelayMs: 1, maxDelayMs: 1, maxRetryAfterMs: 1 } }));
+    });
+    after(async () => {
+      store.close();
+      await srv.close();
+    });
+    let seen = 0;
+    beforeEach(() => {
+      seen = srv.requests.length;
+    });
+    const objectPuts = (): string[] => srv.requests.slice(seen).filter((q) => q.method === 'PUT' && q.committed && !String(q.headers['content-type']).includes('type=directory')).map((q) => q.path);
+
+    it('same size, another MD5: a conflict, nothing uploaded', async () => {
+      const theirs = sameSize(files['demo/a.txt']);
+      await srv.seed(`${dest}/demo/a.txt`, theirs);
+      const err = await rejects(runPlan(await plan(base), store, { dryRun: false }));
+      assert.ok(err instanceof PublishError);
+      assert.equal(err.message, `${dest}/demo/a.txt exists with MD5 ${md5hex(theirs)}, local ${md5hex(files['demo/a.txt'])} (${join(bits, 'demo/a.txt')})`);
+      assert.deepEqual(objectPuts(), []);
+      assert.deepEqual(await srv.read(`${dest}/demo/a.txt`), theirs);
+    });
+
+    it('an object Manta answers without Content-MD5 is a conflict (its content cannot be compared), also in a dry run', async () => {
+      const d2 = `${base}/nomd5`;
+      await srv.seed(`${d2}/demo/a.txt`, files['demo/a.txt'], 'text/plain', { noMd5: true });
+      const head = await (store as MantaStore).client.head(`${d2}/demo/a.txt`);
+      assert.deepEqual(head, { type: 'object', size: files['demo/a.txt'].length, contentType: 'text/plain' }, 'the server really answers without an MD5');
+      const dry = await runPlan(await plan(base, { stamp: 'nomd5' }), store, { dryRun: true });
+      assert.equal(dry.conflicts, 1);
+      assert.deepEqual(dry.steps.find((s) => s.op === 'conflict'), { op: 'conflict', path: `${d2}/demo/a.txt`, rel: 'demo/a.txt', reason: 'exists and has no MD5' });
+      const err = await rejects(runPlan(await plan(base, { stamp: 'nomd5' }), store, { dryRun: false }));
+      assert.equal(err.message, `${d2}/demo/a.txt exists and has no MD5`);
+      assert.deepEqual(objectPuts(), []);
+    });
+
+    it('a directory where a file goes is a conflict; an object where a directory goes stops the run (PutDirectory would replace it)', async () => {
+      const d3 = `${base}/dirs`;
+      await srv.seed(`${d3}/demo/a.txt/inner`, 'x');
+      const err = await rejects(runPlan(await plan(base, { stamp: 'dirs' }), store, { dryRun: false }));
+      assert.equal(err.message, `${d3}/demo/a.txt exists and is a directory, not a file`);
+      const d4 = `${base}/objs`;
+      await srv.seed(`${d4}/demo/sub`, 'an object');
+      const e2 = await rejects(runPlan(await plan(base, { stamp: 'objs' }), store, { dryRun: false }));
+      assert.equal(e2.message, `${d4}/demo/sub exists and is not a directory`);
+      assert.equal(srv.entry(`${d4}/demo/sub`)?.type, 'object', 'not replaced by a directory');
+      assert.deepEqual(objectPuts(), []);
+    });
+
+    it('a clean run uploads each file once with its MD5; a rerun only looks', async () => {
+      const d5 = 'clean';
+      const r = await runPlan(await plan(base, { stamp: d5 }), store, { dryRun: false });
+      assert.equal(r.uploaded, 3);
+      for (const [rel, body] of Object.entries(files)) assert.deepEqual(await srv.read(`${base}/${d5}/${rel}`), body);
+      assert.equal((await srv.read(`${base}/master-latest`)).toString(), `${base}/${d5}\n`);
+      seen = srv.requests.length;
+      const again = await runPlan(await plan(base, { stamp: d5 }), store, { dryRun: false });
+      assert.deepEqual([again.uploaded, again.skipped], [0, 3]);
+      assert.deepEqual(srv.requests.slice(seen).filter((q) => q.method !== 'HEAD'), []);
+    });
+  });
+});
