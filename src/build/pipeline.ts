@@ -11,7 +11,7 @@ import { BuildError, BuildimageError, ExitCode, InterruptedError, StateError, on
 import { zoneRoot } from '../core/layout.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
-import { interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
+import { interruptError, interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
 import { acquireLock, lockHeld, readLock } from '../host/lock.js';
 import { log } from '../core/log.js';
 import { assemble } from './stages/assemble.js';
@@ -99,7 +99,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     }
   } catch (err) {
     const signal = interruptedBy();
-    const failure = signal ? new InterruptedError(signal) : err;
+    const failure = signal ? (interruptError() ?? new InterruptedError(signal)) : err;
     const stage = current ?? stages[0];
     // Kept: a failure, not a stop asked for (SIGINT/SIGTERM/SIGHUP); and only with an analog to look at.
     const keep = sf.state.keepOnFailure && !signal && !!sf.state.analog && (await zfs.exists(sf.state.analog.dataset).catch(() => false));

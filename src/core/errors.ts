@@ -65,8 +65,9 @@ export class StateError extends BuildimageError {
 /** SIGINT/SIGTERM/SIGHUP arrived; the work was stopped and cleaned up (or, with `detail`, exited before that). */
 export class InterruptedError extends BuildimageError {
   readonly signal: NodeJS.Signals;
-  constructor(signal: NodeJS.Signals, o: { detail?: string; hint?: string } = {}) {
-    super(`interrupted by ${signal}${o.detail ? ` (${o.detail})` : ''}`, {
+  /** `reason`: the whole message, when the stop was asked for by other than a signal (build --fail-fast). */
+  constructor(signal: NodeJS.Signals, o: { detail?: string; hint?: string; reason?: string } = {}) {
+    super(o.reason ?? `interrupted by ${signal}${o.detail ? ` (${o.detail})` : ''}`, {
       exitCode: signal === 'SIGINT' ? ExitCode.SIGINT : signal === 'SIGHUP' ? ExitCode.SIGHUP : ExitCode.SIGTERM,
       hint: o.hint,
     });
