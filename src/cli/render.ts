@@ -1,5 +1,8 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build/runner.js';
+import type { ManyBuildResult } from '../build/multi.js';
+import type { PlanResult } from '../build/plan.js';
+import { formatBytes } from '../core/progress.js';
 import type { DoctorResult } from '../setup/doctor.js';
 import { GITIGNORE_ENTRIES, type InitResult } from '../setup/init.js';
 import { log } from '../core/log.js';
@@ -64,4 +67,43 @@ export function renderInit(r: InitResult): string {
     `next: edit ${config} (packages, description), put the image's files in ${proto}, then try it:`,
     ...r.next.map((c) => `  ${c}`),
   ].join('\n');
+}
+
+/** A multi-image build's last line: each image built and its image file. */
+export function renderMany(r: ManyBuildResult): string {
+  return r.images.map((i) => (i.result?.image ? `built image ${i.name} (${i.result.image.uuid}): ${i.result.image.outputs.image}` : `${i.name}: ${i.status}`)).join('\n');
+}
+
+/**
+ * A multi-image build's timing table, one row per image (its stages'
+ * seconds, its own total and how it ended), the run's wall-clock time
+ * last; then one line per image that did not build, naming it.
+ */
+export function renderManyTimings(r: ManyBuildResult): void {
+  const stages = [...new Set(r.images.flatMap((i) => [...Object.keys(i.timings), ...(i.failedStage ? [i.failedStage.stage] : [])]))];
+  const width = Math.max(10, ...r.images.map((i) => i.name.length));
+  const col = Math.max(8, ...stages.map((s) => s.length));
+  const cells = (vals: string[]) => vals.map((v) => v.padStart(col)).join(' ');
+  log.info(`${'image'.padEnd(width)} ${cells([...stages, 'total'])}  result`);
+  for (const i of r.images) {
+    const vals = stages.map((s) => (i.timings[s] !== undefined ? i.timings[s].toFixed(1) : i.failedStage?.stage === s ? `${i.failedStage.seconds.toFixed(1)}!` : '-'));
+    const how = i.status === 'built' ? 'built' : i.failedStage ? `${i.status} at ${i.failedStage.stage}` : i.status;
+    log.info(`${i.name.padEnd(width)} ${cells([...vals, i.seconds.toFixed(1)])}  ${how}`);
+  }
+  log.info(`${'wall clock'.padEnd(width)} ${cells([...stages.map(() => ''), r.seconds.toFixed(1)])}  ${r.jobs} at a time`);
+  for (const i of r.images) if (i.status !== 'built') log.error(`image ${i.name} ${i.status}: ${i.error?.message ?? ''}`);
+}
+
+/** plan without --json: one row per image, what it needs. */
+export function renderPlan(r: PlanResult): string {
+  const rows = r.images.map((i) => [
+    i.name,
+    `${i.base.uuid}${i.base.name ? ` (${i.base.name}@${i.base.version})` : ''}`,
+    i.packages.length ? `${i.packages.length} packages` : 'no packages',
+    i.stem,
+    i.estimatedBytes === undefined ? '?' : formatBytes(i.estimatedBytes),
+  ]);
+  const head = ['image', 'base', 'packages', 'output stem', 'size (est.)'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+  return [head, ...rows].map((row) => row.map((v, c) => v.padEnd(widths[c])).join('  ').trimEnd()).join('\n');
 }

@@ -19,11 +19,14 @@ export const ExitCode = {
 export class BuildimageError extends Error {
   readonly exitCode: number;
   readonly hint?: string;
-  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown } = {}) {
+  /** What --json prints beside the error (a multi-image build: every image's outcome). */
+  readonly report?: Record<string, unknown>;
+  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown; report?: Record<string, unknown> } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.exitCode = opts.exitCode ?? ExitCode.BUILD_FAILED;
     this.hint = opts.hint;
+    this.report = opts.report;
   }
 }
 
