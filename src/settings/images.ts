@@ -41,10 +41,12 @@ export async function selectImages<C extends DefiningCommand>(command: C, flags:
   const file = definitionFileOf(top);
   const only = (top as { only?: string[] }).only;
   if (!file?.images) {
-    if (only?.length) {
+    // One image: --only may name it as plan does (its manifest's name), so one Jenkinsfile serves both kinds.
+    const own = (top as { manifest?: Record<string, unknown> }).manifest?.name;
+    if (only?.length && !only.every((n) => n === own)) {
       throw new UsageError(
-        `--only ${only[0]}: ${file ? `--config ${file.path} has no "images" list` : 'there is no definition file with an "images" list (--config)'}`,
-        '--only picks images of a definition with "images"',
+        `--only ${only.find((n) => n !== own)}: ${file ? `--config ${file.path} has no "images" list` : 'there is no definition file with an "images" list (--config)'}`,
+        `--only picks images of a definition with "images" (or names a one-image definition's manifest name${typeof own === 'string' ? `, ${JSON.stringify(own.slice(0, 64))}` : ''})`,
       );
     }
     return { multi: false, file, images: [{ settings: top }] };
