@@ -89,7 +89,13 @@ class StepFailed extends Error {}
 
 /** Workspace files an Ant-style glob (`**`, `*`, `,`-separated) matches, as relative paths. */
 async function matching(workspace: string, globs: string): Promise<string[]> {
-  const res = globs.split(',').map((g) => new RegExp('^' + g.trim().split('**/').map((part) => part.split('*').map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')).join('(?:.*/)?') + '$'));
+  // `**/` any directories, a trailing `/**` everything below, `*` within one name.
+  const part = (p: string) => p.split('*').map((t) => t.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*');
+  const res = globs.split(',').map((g) => {
+    const t = g.trim();
+    const below = t.endsWith('/**');
+    return new RegExp('^' + (below ? t.slice(0, -3) : t).split('**/').map(part).join('(?:.*/)?') + (below ? '/.*' : '') + '$');
+  });
   const files = (await readdir(workspace, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
   return files.map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name).slice(workspace.length + 1)).filter((f) => res.some((r) => r.test(f))).sort();
 }
@@ -324,12 +330,13 @@ export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<Job
       }
       case 'node': {
         // Another agent: a workspace of its own (empty until `checkout scm`), WORKSPACE and NODE_NAME its own.
+        // Taken before any wait: parallel branches each get an agent of their own.
         const n = res.nodes.length + 1;
         const ws = `${o.workspace}-agent-${n}`;
-        await rm(ws, { recursive: true, force: true });
-        await mkdir(ws, { recursive: true });
         const label = call.args[0]?.k === 'call' ? `${call.args[0].name}(…)` : call.args[0] ? str(call.args[0], c) : '';
         res.nodes.push({ label, workspace: ws });
+        await rm(ws, { recursive: true, force: true });
+        await mkdir(ws, { recursive: true });
         await steps(call.closure, { ...c, env: { ...c.env, WORKSPACE: ws, NODE_NAME: `jenkins-agent-${n + 1}` }, ws });
         return;
       }
@@ -497,6 +504,8 @@ export async function runJenkinsfile(pipeline: Call, o: JobOptions): Promise<Job
         res.stages[current] = 'ran';
       } catch (err) {
         if (!(err instanceof StepFailed)) throw err;
+        // A step other than sh that failed (stash, unstash) is in the log too.
+        if (!res.steps.some((st) => st.stage === current && st.code !== 0)) res.steps.push({ stage: current, script: '', code: -1, output: err.message, workspace: o.workspace });
         res.stages[current] = 'failed';
         failed = true;
       }
