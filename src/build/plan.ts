@@ -113,7 +113,7 @@ export async function planImages(sel: SelectedImages<'plan'>, zfs = new Zfs()): 
       const proto = s.dir === undefined ? undefined : resolve(s.dir);
       const add = (s.add ?? []).map((a) => ({ path: resolve(a.path), ...(a.dir !== undefined ? { dir: a.dir } : {}) }));
       const parts = await Promise.all([...(proto ? [proto] : []), ...add.map((a) => a.path)].map(pathBytes));
-      const protoBytes = parts.length && parts.every((b) => b !== undefined) ? parts.reduce((a: number, b) => a + b!, 0) : undefined;
+      const protoBytes = parts.length && parts.every((b) => b !== undefined) ? parts.reduce((a: number, b) => a + b, 0) : undefined;
       images.push({
         name: name ?? manifestName ?? prefix,
         base,

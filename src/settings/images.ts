@@ -65,7 +65,7 @@ export async function selectImages<C extends DefiningCommand>(command: C, flags:
     const own = imageDefinitionFile(file, name);
     let settings: Resolved<C>;
     try {
-      settings = { ...(await resolveSettings(command, flags, { file: own, skip: LOGGING_SETTINGS, env })), ...logging } as Resolved<C>;
+      settings = { ...(await resolveSettings(command, flags, { file: own, skip: LOGGING_SETTINGS, env })), ...logging };
     } catch (err) {
       throw inImage(name, err);
     }

@@ -119,9 +119,11 @@ function shown(k: string | number): string {
 export function loadDefinitionFile(path: string): DefinitionFile {
   const what = `--config ${path}`;
   const text = readInputFile(path, MAX_DEFINITION_BYTES, what, 'run `buildimage init` to write one');
-  const json = withoutComments(parseInputJson(text, what)) as Record<string, unknown> | unknown;
-  if (json && typeof json === 'object' && Array.isArray((json as Record<string, unknown>).images)) {
-    (json as Record<string, unknown>).images = ((json as Record<string, unknown>).images as unknown[]).map(withoutComments);
+  const json = withoutComments(parseInputJson(text, what));
+  // Each image's "//" keys are comments too.
+  if (json && typeof json === 'object' && Array.isArray((json as { images?: unknown }).images)) {
+    const top = json as { images: unknown[] };
+    top.images = top.images.map(withoutComments);
   }
   const parsed = DefinitionFileSchema.safeParse(json);
   if (!parsed.success) {

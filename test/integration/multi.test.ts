@@ -126,6 +126,23 @@ describe('several images from one definition (integration)', function () {
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, context: r.stderr });
   });
 
+  it('the discrete stages take one image: prepare --only NAME, then assemble … seal on its state file', async () => {
+    const out = await w.outDir();
+    const def = await definition('stages.json', [
+      { name: 'one', dir: await proto(join(dir, 'p-one'), 'one'), manifest: { name: 'one' } },
+      { name: 'two', dir: await proto(join(dir, 'p-two'), 'two'), manifest: { name: 'two' } },
+    ]);
+    const state = join(dir, 'stages-state.json');
+    const p = await cli(['prepare', '--config', def, '--only', 'two', '--state', state, '--output-dir', out], { env: w.env });
+    assert.equal(p.code, 0, p.stderr);
+    for (const stage of ['assemble', 'pkgadd', 'seal']) {
+      const r = await cli([stage, '--state', state], { env: w.env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    assert.deepEqual((await readdir(out)).filter((f) => f.endsWith('.imgmanifest')), ['two-zfs-1.0.0.imgmanifest']);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out });
+  });
+
   it('plan --json lists each image (after --only) with its base, packages, proto, stem and estimated size', async () => {
     const def = await definition('plan.json', [
       { name: 'api', dir: await proto(join(dir, 'p-plan-api'), 'api'), manifest: { name: 'api' }, packages: ['greeter', 'daemonkit'] },
@@ -144,7 +161,7 @@ describe('several images from one definition (integration)', function () {
     assert.deepEqual(api.packages, ['greeter', 'daemonkit']);
     assert.equal(api.stem, 'api-zfs-1.0.0');
     assert.equal(api.protoBytes, '// api\n'.length);
-    assert.equal(api.estimatedBytes, api.protoBytes! + api.base.bytes!);
+    assert.equal(api.estimatedBytes, api.protoBytes + api.base.bytes!);
     assert.equal(web.protoBytes, undefined, 'a proto not made yet has no size');
     assert.equal(other.base.installed, false);
     assert.equal(other.base.name, undefined);

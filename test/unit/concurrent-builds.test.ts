@@ -74,7 +74,6 @@ describe('two builds in one process: signals, interruption, log lines', () => {
     assert.equal(ra, 'SIGTERM');
     assert.equal(rb, undefined);
     assert.equal(interruptSignal().aborted, false, 'outside any scope: nothing was interrupted');
-    assert.match(String((interruptSignal() as AbortSignal).reason ?? ''), /^$/);
 
     const c = withInterruptScope(async () => {
       await sleep(20);
@@ -119,7 +118,7 @@ describe('two builds in one process: signals, interruption, log lines', () => {
       for (const l of mine) assert.match(l, new RegExp(`\\] ${image}: step \\d of ${image}$`));
     }
     assert.match(lines.find((l) => l.endsWith('outside'))!, /\] outside$/);
-    const rec = jsonFormat.transform({ level: 'info', message: 'm', image: 'api' } as never) as Record<symbol, string>;
+    const rec = jsonFormat.transform({ level: 'info', message: 'm', image: 'api' }) as Record<symbol, string>;
     assert.equal(JSON.parse(rec[Symbol.for('message')]).image, 'api');
   });
 });
