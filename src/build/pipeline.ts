@@ -11,7 +11,7 @@ import { BuildError, BuildimageError, ExitCode, InterruptedError, StateError, on
 import { zoneRoot } from '../core/layout.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
-import { interruptError, interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
+import { interruptError, interruptedBy, onInterruptSignals, stopOnInterrupt, throwIfInterrupted } from '../core/interrupt.js';
 import { acquireLock, lockHeld, readLock } from '../host/lock.js';
 import { log } from '../core/log.js';
 import { assemble } from './stages/assemble.js';
@@ -74,6 +74,8 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     if (stages[0] !== 'prepare') await setPhase(zfs, sf.state, 'running');
     for (const stage of stages) {
       current = stage;
+      // A signal between two stages: the next one does not start.
+      throwIfInterrupted();
       sf.checkCanRun(stage);
       if (sf.isRerun(stage)) {
         log.info(`== ${stage} again (kept after: ${sf.state.failed!.message})`);

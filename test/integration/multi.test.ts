@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManyBuildFailureSchema, ManyBuildResultSchema, PlanResultSchema } from '../../src/cli/schemas.js';
-import { cli, errorLines } from '../helpers/cli.js';
+import { cli, errorLines, startCli } from '../helpers/cli.js';
 import { assertNoLeaks } from '../helpers/leaks.js';
 import { forgetImports, world, type World } from '../helpers/world.js';
 
@@ -124,6 +124,28 @@ describe('several images from one definition (integration)', function () {
     assert.match(res.images[0].error?.message ?? '', /stopped: image fails failed \(--fail-fast\)/);
     assert.deepEqual(await readdir(out), []);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, context: r.stderr });
+  });
+
+  it('one SIGTERM stops every running image (one handler, not a second signal), each cleaned up; exit 143, no leftovers', async () => {
+    const out = await w.outDir();
+    const def = await definition('signal.json', [
+      { name: 's1', dir: await proto(join(dir, 'p-sig1'), 's1'), manifest: { name: 's1' }, packages: ['greeter'] },
+      { name: 's2', dir: await proto(join(dir, 'p-sig2'), 's2'), manifest: { name: 's2' }, packages: ['greeter'] },
+      { name: 's3', dir: await proto(join(dir, 'p-sig3'), 's3'), manifest: { name: 's3' } },
+    ]);
+    const run = startCli(['build', '--config', def, '--jobs', '2', '--output-dir', out], { BUILDIMAGE_LOG_LEVEL: 'info', ...w.env }, /s[12]: == pkgadd/);
+    await run.ready;
+    run.child.kill('SIGTERM');
+    const r = await run.child;
+    const err = run.stderr();
+    assert.equal(r.exitCode, 143, err);
+    assert.doesNotMatch(err, /received again|exiting without finishing cleanup/, 'one signal, answered once');
+    assert.equal(err.split('\n').filter((l) => /SIGTERM received/.test(l)).length, 1, err);
+    assert.match(err, /image s3 (not started|stopped)/);
+    // No stage starts after the signal (the one running ends, or is stopped).
+    assert.doesNotMatch(err.slice(err.indexOf('SIGTERM received')), /: == (assemble|pkgadd|seal)$/m, err);
+    assert.deepEqual((await readdir(out)).filter((f) => f.endsWith('.imgmanifest')), []);
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: out, context: err });
   });
 
   it('the discrete stages take one image: prepare --only NAME, then assemble … seal on its state file', async () => {

@@ -7,7 +7,13 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InterruptedError } from '../../src/core/errors.js';
+import { digestFile } from '../../src/core/files.js';
 import {
+  interrupt,
   interruptSignal,
   interruptedBy,
   onForcedExit,
@@ -88,6 +94,23 @@ describe('two builds in one process: signals, interruption, log lines', () => {
       loud();
     }
     assert.equal(await c, true);
+  });
+
+  it('a file hashed after a signal (another build\'s seal still walking) fails with the interruption, and does not crash the process', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'bi-digest-'));
+    try {
+      await writeFile(join(dir, 'f'), 'x'.repeat(100_000));
+      interrupt('SIGTERM');
+      await assert.rejects(digestFile(join(dir, 'f'), 'sha256'), (e: unknown) => e instanceof InterruptedError && e.message === 'interrupted by SIGTERM');
+      // In a scope stopped alone too (--fail-fast), with its own reason.
+      resetInterrupt();
+      await withInterruptScope(async (scope) => {
+        stopScope(scope, 'image x failed (--fail-fast)');
+        await assert.rejects(digestFile(join(dir, 'f'), 'sha256'), /^InterruptedError: stopped: image x failed \(--fail-fast\)$/);
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('log lines of concurrent builds carry their image name (human: a prefix; json: a field)', async () => {
