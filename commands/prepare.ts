@@ -2,7 +2,7 @@ import { BaseCommand } from '../src/cli/base.js';
 import { flagsFor } from '../src/cli/flags.js';
 import { renderResult, renderTimings } from '../src/cli/render.js';
 import { startBuild, type BuildResult } from '../src/build/runner.js';
-import { buildDefinition } from '../src/settings/definition.js';
+import { defineImages, selectImages } from '../src/settings/images.js';
 
 export default class Prepare extends BaseCommand {
   static summary = 'Stage 1: import the base image and create the zone analog; records the build in a state file.';
@@ -15,7 +15,9 @@ export default class Prepare extends BaseCommand {
   async run(): Promise<BuildResult> {
     const { flags } = await this.parse(Prepare);
     const s = await this.settings('prepare', flags);
-    const result = await startBuild(await buildDefinition(s), { statePath: s.state, stages: ['prepare'], stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings, observer: this.buildObserver(s.timeout) });
+    // A definition with "images": the one --only names.
+    const [image] = await defineImages(await selectImages('prepare', flags, s));
+    const result = await startBuild(image.def, { statePath: s.state, stages: ['prepare'], stepTimeoutMs: s.timeout, keepOnFailure: s['keep-on-failure'], onTimings: renderTimings, observer: this.buildObserver(s.timeout) });
     this.result(renderResult(result));
     return result;
   }

@@ -17,6 +17,10 @@
  * --only tarballs: only the tarball case (eng's gtar + chown -R + the
  * original's copy of stage/root, against assemble from the same tarballs),
  * --runs pairs.
+ * --only multi: only the multi-image case (4 images from one definition
+ * with --jobs 2 against 4 sequential single builds), --runs pairs;
+ * --multi-proto small uses a small proto instead of the 1× service (a quick
+ * check that the case works; its figure means little).
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
@@ -62,7 +66,8 @@ function parseArgs(argv: string[]) {
     dir: '/var/tmp/buildimage-bench',
     write: undefined as string | undefined,
     keep: false,
-    only: undefined as 'tarballs' | undefined,
+    only: undefined as 'tarballs' | 'multi' | undefined,
+    multiProto: 'service' as 'service' | 'small',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -82,8 +87,12 @@ function parseArgs(argv: string[]) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--only') {
       const v = val();
-      if (v !== 'tarballs') throw new Error('--only: tarballs');
+      if (v !== 'tarballs' && v !== 'multi') throw new Error('--only: tarballs or multi');
       o.only = v;
+    } else if (a === '--multi-proto') {
+      const v = val();
+      if (v !== 'service' && v !== 'small') throw new Error('--multi-proto: service or small');
+      o.multiProto = v;
     }
     else throw new Error(`unknown flag ${a}`);
   }
@@ -467,6 +476,84 @@ function tarballReport(t: TarballCase): string[] {
   ];
 }
 
+// ---------------------------------------------------------------- several images (issue 16)
+
+interface MultiCase {
+  images: number;
+  jobs: number;
+  proto: string;
+  /** Seconds: one `build --jobs` of the definition, and the same images as sequential single builds. */
+  multi: number[];
+  sequential: number[];
+  note: string;
+}
+
+/**
+ * 4 images from one definition built by one `buildimage build --jobs 2`,
+ * against the same 4 built one after the other by single builds (each
+ * `build -i -d -m -p`), interleaved pairs; the base is installed before,
+ * so both only rebuild. Every image of both is checked to exist.
+ */
+async function benchMulti(w: Bench, runs: number, protoKind: 'service' | 'small'): Promise<MultiCase> {
+  const IMAGES = 4;
+  const JOBS = 2;
+  const proto = join(w.dir, 'multi-proto');
+  let protoText: string;
+  if (protoKind === 'service') {
+    const ps = writeBenchProto(proto, { scale: 1 });
+    protoText = `the 1× service proto (${ps.files} files, ${(ps.bytes / 1e6).toFixed(0)} MB)`;
+  } else {
+    await mkdir(join(proto, 'opt/smartdc/benchsvc'), { recursive: true });
+    await execa('bash', ['-c', 'for i in $(seq 1 200); do echo "module.exports = $i" > "$1/m$i.js"; done', 'bash', join(proto, 'opt/smartdc/benchsvc')]);
+    protoText = 'a small proto (200 files), a check that the case runs';
+  }
+  const env = { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn' };
+  const common = ['--source', w.sampleDir, '--dataset-root', w.datasetRoot];
+  const names = Array.from({ length: IMAGES }, (_, i) => `svc${i}`);
+  const res: MultiCase = { images: IMAGES, jobs: JOBS, proto: protoText, multi: [], sequential: [], note: '' };
+  let v = 0;
+  for (let i = 0; i < runs; i++) {
+    for (const who of i % 2 ? ['sequential', 'multi'] : ['multi', 'sequential']) {
+      const version = `2.0.${++v}`;
+      const out = join(w.dir, `multi-out-${v}`);
+      await mkdir(out, { recursive: true });
+      say(`multi run ${i + 1}/${runs}: ${who}`);
+      const t0 = now();
+      if (who === 'multi') {
+        const def = join(w.dir, `multi-${v}.json`);
+        writeFileSync(def, JSON.stringify({ image: w.originUuid, dir: proto, packages: PACKAGES, manifest: { version }, images: names.map((n) => ({ name: n, manifest: { name: n } })) }));
+        const r = await execa(BIN, ['build', '--config', def, '--jobs', String(JOBS), ...common, '--output-dir', out, '--json'], { env, reject: false, stdin: 'ignore' });
+        if (r.exitCode !== 0) throw new Error(`buildimage build --jobs failed: ${r.stderr}`);
+      } else {
+        for (const n of names) {
+          const r = await execa(BIN, ['build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: n, version }), '-p', PACKAGES.join(','), ...common, '--output-dir', out, '--json'], { env, reject: false, stdin: 'ignore' });
+          if (r.exitCode !== 0) throw new Error(`buildimage build failed: ${r.stderr}`);
+        }
+      }
+      const t = now() - t0;
+      (who === 'multi' ? res.multi : res.sequential).push(t);
+      say(`  ${f2(t)} s`);
+      for (const n of names) await stat(join(out, `${n}-zfs-${version}.zfs.gz`));
+      await rm(out, { recursive: true, force: true });
+    }
+  }
+  await rm(proto, { recursive: true, force: true });
+  res.note = `multi: every run made all ${IMAGES} images (each ${PACKAGES.length} packages) both ways`;
+  return res;
+}
+
+function multiReport(m: MultiCase): string[] {
+  return [
+    `### ${m.images} images from one definition: \`build --jobs ${m.jobs}\` / ${m.images} sequential single builds (ratio; min / **median** / max)`,
+    '',
+    `Proto: ${m.proto}; packages ${PACKAGES.join(', ')} in each image. Goal: ≤ 0.6× on 2 cores.`,
+    '',
+    `| runs | --jobs ${m.jobs} / sequential | --jobs ${m.jobs} (s) | sequential (s) |`,
+    '|---|---|---|---|',
+    `| ${m.multi.length} | ${fmtStats(m.multi.map((x, i) => x / m.sequential[i]))} | ${fmtStats(m.multi)} | ${fmtStats(m.sequential)} |`,
+  ];
+}
+
 // ---------------------------------------------------------------- the world
 
 interface Bench {
@@ -531,6 +618,16 @@ async function main(): Promise<void> {
     await installImage({ zfs, layout: new Layout(datasetRoot, join(dir, 'work')), source: await openSource(sampleDir) }, images.origin.uuid);
 
     const notes: string[] = [];
+    if (o.only === 'multi') {
+      const m = await benchMulti(w, o.runs, o.multiProto);
+      const load1 = loadavg();
+      report.push(`## Results, several images only (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')}`, '');
+      report.push(...multiReport(m), '', `- ${m.note}`, '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
+      const text = report.join('\n');
+      console.log(text);
+      if (o.write) writeFileSync(o.write, text + '\n');
+      return;
+    }
     if (o.only === 'tarballs') {
       const t = await benchTarballs(w, o.runs);
       const load1 = loadavg();
@@ -597,6 +694,10 @@ async function main(): Promise<void> {
       await rm(proto, { recursive: true, force: true });
     }
 
+    say('several images: 4 from one definition with --jobs 2 vs 4 sequential builds');
+    const multi = await benchMulti(w, o.scaleRuns, o.multiProto);
+    notes.push(multi.note);
+
     // ------------------------------------------------------------ report
     const load1 = loadavg();
     report.push(`## Results (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')} (other work on the machine shows as spread)`, '');
@@ -638,6 +739,7 @@ async function main(): Promise<void> {
       }
     }
     if (rssLine) report.push('', '### Peak RSS of one build (VmHWM of the buildimage process)', '', '| image | peak RSS | time |', '|---|---|---|', rssLine);
+    report.push('', ...multiReport(multi));
     report.push('', '### Checks', '', ...notes.map((n) => `- ${n}`), '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
     const text = report.join('\n');
     console.log(text);

@@ -12,6 +12,7 @@ export const EXAMPLES = {
   'Jenkinsfile.example': 'stages',
   'Jenkinsfile.single.example': 'single',
   'Jenkinsfile.publish-rerun.example': 'publish-rerun',
+  'Jenkinsfile.multi.example': 'multi',
 } as const;
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -12,7 +12,7 @@ import { BuildError, BuildimageError, ExitCode, InterruptedError, StateError, on
 import { zoneRoot } from '../core/layout.js';
 import { DEFAULT_TIMEOUT_MS, setDefaultTimeout } from '../host/exec.js';
 import { BUILD_PROPERTY, Zfs } from '../host/zfs.js';
-import { interruptedBy, onInterruptSignals, stopOnInterrupt } from '../core/interrupt.js';
+import { interruptError, interruptedBy, onInterruptSignals, stopOnInterrupt, throwIfInterrupted } from '../core/interrupt.js';
 import { acquireLock, lockHeld, readLock } from '../host/lock.js';
 import { log } from '../core/log.js';
 import { assemble } from './stages/assemble.js';
@@ -115,6 +115,8 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     if (stages[0] !== 'prepare') await setPhase(zfs, sf.state, 'running');
     for (const stage of stages) {
       current = stage;
+      // A signal between two stages: the next one does not start.
+      throwIfInterrupted();
       sf.checkCanRun(stage);
       if (sf.isRerun(stage)) {
         log.info(`== ${stage} again (kept after: ${sf.state.failed!.message})`);
@@ -150,7 +152,7 @@ export async function runStages(sf: StateFile, stages: StageName[], opts: Pipeli
     }
   } catch (err) {
     const signal = interruptedBy();
-    const failure = signal ? new InterruptedError(signal) : err;
+    const failure = signal ? (interruptError() ?? new InterruptedError(signal)) : err;
     const stage = current ?? stages[0];
     if (current) await told(`stage:after ${stage}`, () => observer.stageAfter!(frozen({ ...payload(stage, 'after'), outcome: 'failed', error: oneLine(failure), seconds: (Date.now() - stageStart) / 1000 })));
     if (stage === 'seal') await withdrawOutputs(sf).catch((e: unknown) => log.error(`could not remove the outputs of the failed build: ${oneLine(e)}`));

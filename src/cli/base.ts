@@ -99,7 +99,8 @@ export abstract class BaseCommand extends Command {
     logToFileOnly('error', json ? message : line, fields);
     await closeLog();
     if (this.jsonEnabled?.()) {
-      process.stdout.write(JSON.stringify({ ok: false, error: { message, ...(hint ? { hint } : {}), exitCode: code } }) + '\n');
+      const report = err instanceof BuildimageError ? err.report : undefined;
+      process.stdout.write(JSON.stringify({ ...report, ok: false, error: { message, ...(hint ? { hint } : {}), exitCode: code } }) + '\n');
     } else if (json) {
       // --log-format json: the last line on stderr is a record like the others.
       process.stderr.write(`${jsonRecord('error', message, fields)}\n`);

@@ -1,6 +1,9 @@
 /** Human renderings of results; --json prints the result objects as they are. */
 import type { BuildResult, CleanResult, FailedStage } from '../build/runner.js';
 import type { ImagesResult, PruneResult, UseRecord } from '../base/cache.js';
+import type { ManyBuildResult } from '../build/multi.js';
+import type { PlanResult } from '../build/plan.js';
+import { formatBytes } from '../core/progress.js';
 import type { DoctorResult } from '../setup/doctor.js';
 import { GITIGNORE_ENTRIES, type InitResult } from '../setup/init.js';
 import { log } from '../core/log.js';
@@ -67,24 +70,12 @@ export function renderInit(r: InitResult): string {
   ].join('\n');
 }
 
-/** Bytes as people read them: 1.5 MiB. */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
 const useText = (u: UseRecord | null) => (u ? `${u.at} by build ${u.build} (${u.image})` : 'never recorded');
 
 /** `images`: one block per image, then a count. */
 export function renderImages(r: ImagesResult): string {
   const lines = r.images.flatMap((i) => [
-    `${i.uuid}  ${i.name}@${i.version}  ${humanBytes(i.used)} used  ${i.createdByBuildimage ? 'installed by buildimage' : 'not created by buildimage (never pruned)'}`,
+    `${i.uuid}  ${i.name}@${i.version}  ${formatBytes(i.used)} used  ${i.createdByBuildimage ? 'installed by buildimage' : 'not created by buildimage (never pruned)'}`,
     `    installed ${i.installed}; last used ${useText(i.lastUsed)}${i.origin ? `; origin ${i.origin}` : ''}`,
     ...(i.originOf.length ? [`    origin of: ${i.originOf.map((d) => (d.kind === 'analog' ? `${d.dataset} (live analog, build ${d.build})` : `${d.dataset} (${d.kind})`)).join(', ')}`] : []),
   ]);
@@ -95,14 +86,53 @@ export function renderImages(r: ImagesResult): string {
 export function renderPrune(r: PruneResult): string {
   const verb = { destroy: r.dryRun ? 'would destroy' : 'destroyed', keep: 'kept', skip: 'skipped', failed: 'FAILED' } as const;
   const lines = [
-    ...r.images.map((e) => `${verb[e.action]} ${e.uuid} (${e.name}@${e.version}, ${humanBytes(e.used)}): ${e.reason}`),
+    ...r.images.map((e) => `${verb[e.action]} ${e.uuid} (${e.name}@${e.version}, ${formatBytes(e.used)}): ${e.reason}`),
     ...r.partials.map((p) => `${verb[p.action]} ${p.dataset}: ${p.reason}`),
   ];
   const count = (a: string) => r.images.filter((e) => e.action === a).length;
   const destroyed = count('destroy');
   const summary = destroyed
-    ? `prune: ${destroyed} image${destroyed > 1 ? 's' : ''} ${r.dryRun ? 'would be destroyed' : 'destroyed'}, ${humanBytes(r.freed)} ${r.dryRun ? 'to free' : 'freed'}`
+    ? `prune: ${destroyed} image${destroyed > 1 ? 's' : ''} ${r.dryRun ? 'would be destroyed' : 'destroyed'}, ${formatBytes(r.freed)} ${r.dryRun ? 'to free' : 'freed'}`
     : 'prune: nothing to destroy';
   const rest = [`${count('keep')} kept`, ...(count('skip') ? [`${count('skip')} skipped`] : []), ...(count('failed') ? [`${count('failed')} failed`] : [])];
   return [...lines, `${summary}; ${rest.join(', ')} (keep days: ${r.keepDays})`].join('\n');
+}
+
+/** A multi-image build's last line: each image built and its image file. */
+export function renderMany(r: ManyBuildResult): string {
+  return r.images.map((i) => (i.result?.image ? `built image ${i.name} (${i.result.image.uuid}): ${i.result.image.outputs.image}` : `${i.name}: ${i.status}`)).join('\n');
+}
+
+/**
+ * A multi-image build's timing table, one row per image (its stages'
+ * seconds, its own total and how it ended), the run's wall-clock time
+ * last; then one line per image that did not build, naming it.
+ */
+export function renderManyTimings(r: ManyBuildResult): void {
+  const stages = [...new Set(r.images.flatMap((i) => [...Object.keys(i.timings), ...(i.failedStage ? [i.failedStage.stage] : [])]))];
+  const width = Math.max(10, ...r.images.map((i) => i.name.length));
+  const col = Math.max(8, ...stages.map((s) => s.length));
+  const cells = (vals: string[]) => vals.map((v) => v.padStart(col)).join(' ');
+  log.info(`${'image'.padEnd(width)} ${cells([...stages, 'total'])}  result`);
+  for (const i of r.images) {
+    const vals = stages.map((s) => (i.timings[s] !== undefined ? i.timings[s].toFixed(1) : i.failedStage?.stage === s ? `${i.failedStage.seconds.toFixed(1)}!` : '-'));
+    const how = i.status === 'built' ? 'built' : i.failedStage ? `${i.status} at ${i.failedStage.stage}` : i.status;
+    log.info(`${i.name.padEnd(width)} ${cells([...vals, i.seconds.toFixed(1)])}  ${how}`);
+  }
+  log.info(`${'wall clock'.padEnd(width)} ${cells([...stages.map(() => ''), r.seconds.toFixed(1)])}  ${r.jobs} at a time`);
+  for (const i of r.images) if (i.status !== 'built') log.error(`image ${i.name} ${i.status}: ${i.error?.message ?? ''}`);
+}
+
+/** plan without --json: one row per image, what it needs. */
+export function renderPlan(r: PlanResult): string {
+  const rows = r.images.map((i) => [
+    i.name,
+    `${i.base.uuid}${i.base.name ? ` (${i.base.name}@${i.base.version})` : ''}`,
+    i.packages.length ? `${i.packages.length} packages` : 'no packages',
+    i.stem,
+    i.estimatedBytes === undefined ? '?' : formatBytes(i.estimatedBytes),
+  ]);
+  const head = ['image', 'base', 'packages', 'output stem', 'size (est.)'];
+  const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)));
+  return [head, ...rows].map((row) => row.map((v, c) => v.padEnd(widths[c])).join('  ').trimEnd()).join('\n');
 }

@@ -7,6 +7,8 @@
 import { z } from 'zod';
 import type { ImagesResult, PruneResult } from '../base/cache.js';
 import type { BuildResult, CleanResult, LockResult } from '../build/runner.js';
+import type { ManyBuildResult } from '../build/multi.js';
+import type { PlanResult } from '../build/plan.js';
 import { STAGES } from '../build/state.js';
 import { ASPECTS, type DiffResult } from '../contents/diff.js';
 import { EntrySchema } from '../contents/listing.js';
@@ -65,6 +67,61 @@ export const BuildResultSchema = z
     lockfile: z.string().optional(),
     /** Seconds per finished stage. */
     timings: z.record(z.number()),
+  })
+  .strict();
+
+const ErrorObject = z.object({ message: z.string(), hint: z.string().optional(), exitCode: z.number().int() }).strict();
+
+/** One image of a multi-image build: how it ended, its stages' seconds, and its result or error. */
+const ImageOutcomeSchema = z
+  .object({
+    name: z.string(),
+    status: z.enum(['built', 'failed', 'stopped', 'not started']),
+    seconds: z.number(),
+    timings: z.record(z.number()),
+    failedStage: z.object({ stage: z.string(), interrupted: z.boolean(), seconds: z.number() }).strict().optional(),
+    result: BuildResultSchema.optional(),
+    error: ErrorObject.optional(),
+  })
+  .strict();
+
+const ManyFields = {
+  /** How many images were built at once. */
+  jobs: z.number().int(),
+  /** Wall-clock seconds of the whole run. */
+  seconds: z.number(),
+  images: z.array(ImageOutcomeSchema),
+};
+
+/** build of a definition with "images": every image (after --only), in the definition's order. */
+export const ManyBuildResultSchema = z.object({ ok: z.literal(true), ...ManyFields }).strict();
+
+/** build of a definition with "images" where some image did not build: the error, and every image beside it. */
+export const ManyBuildFailureSchema = z.object({ ok: z.literal(false), error: ErrorObject, ...ManyFields }).strict();
+
+/** plan: the images a definition builds and what each needs. */
+export const PlanResultSchema = z
+  .object({
+    ok: z.literal(true),
+    config: z.string().optional(),
+    estimate: z.string(),
+    images: z.array(
+      z
+        .object({
+          name: z.string(),
+          base: z.object({ uuid: z.string(), name: z.string().optional(), version: z.string().optional(), installed: z.boolean(), bytes: z.number().optional() }).strict(),
+          packages: z.array(z.string()),
+          proto: z.string().optional(),
+          add: z.array(z.object({ path: z.string(), dir: z.string().optional() }).strict()),
+          prefix: z.string(),
+          version: z.string().optional(),
+          outputDir: z.string(),
+          stem: z.string(),
+          protoBytes: z.number().optional(),
+          estimatedBytes: z.number().optional(),
+        })
+        .strict(),
+    ),
   })
   .strict();
 
@@ -226,7 +283,7 @@ export const PruneResultSchema = z
 
 /** Which schema each command's `--json` success output follows. */
 export const COMMAND_RESULT_SCHEMAS = {
-  build: BuildResultSchema,
+  build: z.union([BuildResultSchema, ManyBuildResultSchema]),
   prepare: BuildResultSchema,
   assemble: BuildResultSchema,
   pkgadd: BuildResultSchema,
@@ -240,6 +297,7 @@ export const COMMAND_RESULT_SCHEMAS = {
   lock: LockResultSchema,
   images: ImagesResultSchema,
   prune: PruneResultSchema,
+  plan: PlanResultSchema,
 } as const;
 
 // Compile-time: the library's result types and the schemas describe the same objects.
@@ -255,4 +313,6 @@ const sameDiff: Same<z.infer<typeof DiffResultSchema>, DiffResult> = true;
 const sameLock: Same<z.infer<typeof LockResultSchema>, LockResult> = true;
 const sameImages: Same<z.infer<typeof ImagesResultSchema>, ImagesResult> = true;
 const samePrune: Same<z.infer<typeof PruneResultSchema>, PruneResult> = true;
-export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff && sameLock && sameImages && samePrune;
+const sameMany: Same<z.infer<typeof ManyBuildResultSchema>, ManyBuildResult & { ok: true }> = true;
+const samePlan: Same<z.infer<typeof PlanResultSchema>, PlanResult> = true;
+export const SCHEMAS_MATCH_TYPES = sameBuild && sameClean && samePublish && sameDoctor && sameInit && sameVerify && sameDiff && sameLock && sameMany && samePlan && sameImages && samePrune;

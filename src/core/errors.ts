@@ -19,11 +19,14 @@ export const ExitCode = {
 export class BuildimageError extends Error {
   readonly exitCode: number;
   readonly hint?: string;
-  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown } = {}) {
+  /** What --json prints beside the error (a multi-image build: every image's outcome). */
+  readonly report?: Record<string, unknown>;
+  constructor(message: string, opts: { exitCode?: number; hint?: string; cause?: unknown; report?: Record<string, unknown> } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.exitCode = opts.exitCode ?? ExitCode.BUILD_FAILED;
     this.hint = opts.hint;
+    this.report = opts.report;
   }
 }
 
@@ -65,8 +68,9 @@ export class StateError extends BuildimageError {
 /** SIGINT/SIGTERM/SIGHUP arrived; the work was stopped and cleaned up (or, with `detail`, exited before that). */
 export class InterruptedError extends BuildimageError {
   readonly signal: NodeJS.Signals;
-  constructor(signal: NodeJS.Signals, o: { detail?: string; hint?: string } = {}) {
-    super(`interrupted by ${signal}${o.detail ? ` (${o.detail})` : ''}`, {
+  /** `reason`: the whole message, when the stop was asked for by other than a signal (build --fail-fast). */
+  constructor(signal: NodeJS.Signals, o: { detail?: string; hint?: string; reason?: string } = {}) {
+    super(o.reason ?? `interrupted by ${signal}${o.detail ? ` (${o.detail})` : ''}`, {
       exitCode: signal === 'SIGINT' ? ExitCode.SIGINT : signal === 'SIGHUP' ? ExitCode.SIGHUP : ExitCode.SIGTERM,
       hint: o.hint,
     });

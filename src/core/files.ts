@@ -9,7 +9,7 @@ import { copyFile, lstat, mkdir, open, readlink, rename, rm, stat, writeFile, ty
 import { Readable } from 'node:stream';
 import { dirname, join, resolve } from 'node:path';
 import { oneLine, UsageError } from './errors.js';
-import { interruptSignal } from './interrupt.js';
+import { abortReason, interruptSignal } from './interrupt.js';
 
 /**
  * A temp name beside `path` that nobody can guess, so that in a shared
@@ -90,7 +90,10 @@ export async function digestFile<A extends HashAlgorithm>(
   try {
     const hs = algs.map((a) => createHash(a));
     let size = 0;
-    for await (const c of fh.createReadStream({ autoClose: false, signal: interruptSignal() })) {
+    // Already stopped: a stream made with an aborted signal emits its error before anyone listens (an uncaught crash).
+    const signal = interruptSignal();
+    if (signal.aborted) throw abortReason(signal);
+    for await (const c of fh.createReadStream({ autoClose: false, signal })) {
       for (const h of hs) h.update(c as Buffer);
       size += (c as Buffer).length;
       onProgress?.(size);

@@ -9,6 +9,7 @@
  * `STOP_GRACE_MS` (`stopOnInterrupt`), a second signal exits at once, and
  * so does a cleanup still running `EXIT_DEADLINE_MS` after the first.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { InterruptedError } from './errors.js';
 import { log } from './log.js';
 
@@ -34,8 +35,46 @@ export function onForcedExit(fn: ((err: InterruptedError) => void) | undefined):
 let controller = new AbortController();
 let received: NodeJS.Signals | undefined;
 
+/**
+ * One build among several in this process (`build --jobs N`): its own
+ * interruption, so that --fail-fast stops the others without a signal; a
+ * signal to the process stops every scope.
+ */
+export interface InterruptScope {
+  readonly controller: AbortController;
+  received?: NodeJS.Signals;
+}
+
+const scopes = new AsyncLocalStorage<InterruptScope>();
+
+function currentController(): AbortController {
+  return scopes.getStore()?.controller ?? controller;
+}
+
+/** Runs `fn` in its own interruption scope (see InterruptScope); the process's interruption reaches it too. */
+export function withInterruptScope<T>(fn: (scope: InterruptScope) => Promise<T>): Promise<T> {
+  const scope: InterruptScope = { controller: new AbortController() };
+  const outer = controller.signal;
+  const follow = (): void => {
+    if (!scope.controller.signal.aborted) {
+      scope.received = received;
+      scope.controller.abort(outer.reason);
+    }
+  };
+  if (outer.aborted) follow();
+  else outer.addEventListener('abort', follow, { once: true });
+  return scopes.run(scope, () => fn(scope)).finally(() => outer.removeEventListener('abort', follow));
+}
+
+/** Stops one scope's work as a signal would (its cleanup still runs): `why` is the one line its build ends with. */
+export function stopScope(scope: InterruptScope, why: string): void {
+  if (scope.controller.signal.aborted) return;
+  scope.received = 'SIGTERM';
+  scope.controller.abort(new InterruptedError('SIGTERM', { reason: `stopped: ${why}` }));
+}
+
 export function interruptSignal(): AbortSignal {
-  return controller.signal;
+  return currentController().signal;
 }
 
 /**
@@ -43,7 +82,8 @@ export function interruptSignal(): AbortSignal {
  * whatever starts after an interruption is cleanup and must run to the end.
  */
 export function cancelSignalForNewWork(): AbortSignal | undefined {
-  return controller.signal.aborted ? undefined : controller.signal;
+  const signal = currentController().signal;
+  return signal.aborted ? undefined : signal;
 }
 
 /** What to throw when `signal` ended some work: its reason when that is an Error. */
@@ -58,11 +98,20 @@ export function interrupt(signal: NodeJS.Signals): void {
 }
 
 export function interruptedBy(): NodeJS.Signals | undefined {
-  return received;
+  return scopes.getStore()?.received ?? received;
+}
+
+/** The error a stopped piece of work ends with: the signal's, or its scope's (--fail-fast). */
+export function interruptError(): InterruptedError | undefined {
+  const by = interruptedBy();
+  if (!by) return undefined;
+  const reason: unknown = currentController().signal.reason;
+  return reason instanceof InterruptedError ? reason : new InterruptedError(by);
 }
 
 export function throwIfInterrupted(): void {
-  if (received) throw new InterruptedError(received);
+  const err = interruptError();
+  if (err) throw err;
 }
 
 /**
@@ -73,28 +122,41 @@ export function throwIfInterrupted(): void {
  * function without waiting for cleanup to finish.
  */
 export function onInterruptSignals(message: string, opts: { deadlineMs?: number } = {}): () => void {
-  let deadline: NodeJS.Timeout | undefined;
-  const exitNow = (sig: NodeJS.Signals, why: string): void => {
-    log.error(`${why}: exiting without finishing cleanup`);
-    forcedExit?.(new InterruptedError(sig, { detail: why, hint: 'run `buildimage clean` with the same --state (or `clean --all`) to remove what is left' }));
-  };
-  const handler = (sig: NodeJS.Signals): void => {
-    if (received) {
-      exitNow(received, `${sig} received again`);
-      return;
-    }
-    log.warn(`${sig} received: ${message}`);
-    interrupt(sig);
-    const ms = opts.deadlineMs ?? EXIT_DEADLINE_MS;
-    deadline = setTimeout(() => exitNow(sig, `still stopping ${Math.round(ms / 1000)}s after ${sig}`), ms);
-    // The deadline must not keep an otherwise finished process alive.
-    deadline.unref();
-  };
-  for (const sig of INTERRUPT_SIGNALS) process.on(sig, handler);
+  // One handler for the process however many builds run in it (build --jobs N): a signal is answered once.
+  const reg = { message, deadlineMs: opts.deadlineMs };
+  registrations.push(reg);
+  if (registrations.length === 1) for (const sig of INTERRUPT_SIGNALS) process.on(sig, handler);
   return () => {
-    for (const sig of INTERRUPT_SIGNALS) process.off(sig, handler);
-    clearTimeout(deadline);
+    const i = registrations.indexOf(reg);
+    if (i >= 0) registrations.splice(i, 1);
+    if (registrations.length === 0) {
+      for (const sig of INTERRUPT_SIGNALS) process.off(sig, handler);
+      clearTimeout(deadline);
+      deadline = undefined;
+    }
   };
+}
+
+const registrations: Array<{ message: string; deadlineMs?: number }> = [];
+let deadline: NodeJS.Timeout | undefined;
+
+function exitNow(sig: NodeJS.Signals, why: string): void {
+  log.error(`${why}: exiting without finishing cleanup`);
+  forcedExit?.(new InterruptedError(sig, { detail: why, hint: 'run `buildimage clean` with the same --state (or `clean --all`) to remove what is left' }));
+}
+
+function handler(sig: NodeJS.Signals): void {
+  if (received) {
+    exitNow(received, `${sig} received again`);
+    return;
+  }
+  const first = registrations[0];
+  log.warn(`${sig} received: ${first?.message ?? 'stopping'}`);
+  interrupt(sig);
+  const ms = first?.deadlineMs ?? EXIT_DEADLINE_MS;
+  deadline = setTimeout(() => exitNow(sig, `still stopping ${Math.round(ms / 1000)}s after ${sig}`), ms);
+  // The deadline must not keep an otherwise finished process alive.
+  deadline.unref();
 }
 
 /**
@@ -103,7 +165,7 @@ export function onInterruptSignals(message: string, opts: { deadlineMs?: number 
  * stuck in a wait that no signal reaches must not hold the build forever.
  */
 export function stopOnInterrupt<T>(work: Promise<T>, graceMs = STOP_GRACE_MS): Promise<T> {
-  const signal = controller.signal;
+  const signal = currentController().signal;
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => {

@@ -12,6 +12,7 @@
  * One "live line" (a TTY progress line, see progress.ts) may sit at the
  * bottom of stderr: log lines are written above it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { envSwitch } from './env.js';
 import { toolVersion } from './package.js';
@@ -26,16 +27,44 @@ export function elapsedSeconds(now = Date.now()): number {
   return (now - started) / 1000;
 }
 
-/** `[  12.3s] message`, with WARN:/ERROR: for those levels; info and debug untagged. */
+// ---- whose line: one of several builds in this process (build --jobs N)
+
+/** What every line logged inside `withLogContext` carries: the image whose build logs it. */
+export interface LogContext {
+  image: string;
+  /** Several builds at once: no live line (they would overwrite each other's). */
+  noLive?: boolean;
+}
+
+const contexts = new AsyncLocalStorage<LogContext>();
+
+/** Runs `fn` with every line it logs (child output and progress included) naming `ctx.image`. */
+export function withLogContext<T>(ctx: LogContext, fn: () => Promise<T>): Promise<T> {
+  return contexts.run(ctx, fn);
+}
+
+/** Takes the image from the context when the line is made (the caller's async context), as a field. */
+const addContext = winston.format((info) => {
+  const image = contexts.getStore()?.image;
+  if (image !== undefined && info.image === undefined) info.image = image;
+  return info;
+});
+
+/** `api: ` before a line of image api's build. */
+function whose(info: winston.Logform.TransformableInfo): string {
+  return typeof info.image === 'string' ? `${info.image}: ` : '';
+}
+
+/** `[  12.3s] message`, with WARN:/ERROR: for those levels; info and debug untagged; the image first in a multi-image build. */
 export const humanFormat = winston.format.printf((info) => {
   const tag = info.level === 'warn' || info.level === 'error' ? `${info.level.toUpperCase()}: ` : '';
-  return `[${elapsedSeconds().toFixed(1).padStart(6)}s] ${tag}${String(info.message)}`;
+  return `[${elapsedSeconds().toFixed(1).padStart(6)}s] ${whose(info)}${tag}${String(info.message)}`;
 });
 
 /** The log file's human line: the wall-clock time first, then the line stderr shows. */
 export const humanFileFormat = winston.format.printf((info) => {
   const tag = info.level === 'warn' || info.level === 'error' ? `${info.level.toUpperCase()}: ` : '';
-  return `${new Date().toISOString()} [${elapsedSeconds().toFixed(1).padStart(6)}s] ${tag}${String(info.message)}`;
+  return `${new Date().toISOString()} [${elapsedSeconds().toFixed(1).padStart(6)}s] ${whose(info)}${tag}${String(info.message)}`;
 });
 
 /** One JSON log record: time, elapsed, level, message, then any fields. */
@@ -93,7 +122,7 @@ const consoleTransport = new ConsoleAboveLive({ stderrLevels: ['error', 'warn', 
 
 export const log = winston.createLogger({
   level: defaultLevel(),
-  format: humanFormat,
+  format: winston.format.combine(addContext(), humanFormat),
   transports: [consoleTransport],
 });
 
@@ -168,7 +197,7 @@ function noLive(): boolean {
 
 /** Whether progress may draw a live line: a TTY stderr and human logs. */
 export function liveLineAllowed(): boolean {
-  return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && !noLive();
+  return current.format === 'human' && !!process.stderr.isTTY && !consoleTransport.silent && !noLive() && !contexts.getStore()?.noLive;
 }
 
 /** `command` names the command in the log file's header. */
@@ -203,7 +232,8 @@ export function logToFileOnly(level: 'error' | 'warn' | 'info', message: string,
   const f = current.file;
   if (!f) return;
   writeHeader(f);
-  const info = { level, message, ...fields } as winston.Logform.TransformableInfo & { [MESSAGE]?: string };
+  const image = contexts.getStore()?.image;
+  const info = { level, message, ...(image !== undefined ? { image } : {}), ...fields } as winston.Logform.TransformableInfo & { [MESSAGE]?: string };
   const out = (f.transport.format ?? humanFileFormat).transform(info);
   if (out && typeof out === 'object') f.stream.write(`${(out as { [MESSAGE]?: string })[MESSAGE]}\n`);
 }

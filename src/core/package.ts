@@ -7,6 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** The JSON Schema of buildimage.json, at the package's top (npm run docs writes it; init's `$schema` names it). */
+export const DEFINITION_SCHEMA_FILE = 'buildimage.schema.json';
+
 let root: string | undefined;
 let version: string | undefined;
 

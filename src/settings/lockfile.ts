@@ -10,11 +10,16 @@ import { writeAtomic } from '../core/files.js';
 import { DEFAULT_LOCKFILE, MAX_LOCKFILE_BYTES, checkLockFits, lockText, parseLock, type PackageLock } from '../pkgsrc/lock.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 
-/** --lock-file, else `<stem>.lock.json` beside --config, else ./buildimage.lock.json. */
-export function lockfilePath(given: string | undefined, config: string | undefined): string {
+/**
+ * --lock-file, else `<stem>.lock.json` beside --config, else
+ * ./buildimage.lock.json; one image of a definition with several has its
+ * own, `<stem>.<image>.lock.json` (buildimage.api.lock.json).
+ */
+export function lockfilePath(given: string | undefined, config: string | undefined, image?: string): string {
   if (given) return resolve(given);
   if (!config) return resolve(DEFAULT_LOCKFILE);
   const stem = basename(config).replace(/\.json$/, '');
+  if (image !== undefined) return resolve(dirname(config), `${stem}.${image}.lock.json`);
   return resolve(dirname(config), stem === 'buildimage' ? DEFAULT_LOCKFILE : `${stem}.lock.json`);
 }
 

@@ -11,6 +11,8 @@ import { UsageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { parseInputJson, readInputFile } from './input-file.js';
 import {
+  IMAGE_NAME_RE,
+  IMAGE_NAME_RULE,
   SETTINGS,
   defaultFor,
   envFor,
@@ -38,39 +40,120 @@ export type Resolved<C extends CommandId> = {
   -readonly [K in Ids<C>]: Always<Settings[K], C> extends true ? ValueOf<Settings[K]> : ValueOf<Settings[K]> | undefined;
 };
 
+/** One image of a definition with several (`"images"`): its name and the keys it sets itself. */
+export interface DefinitionImage {
+  name: string;
+  values: Record<string, unknown>;
+}
+
 /** A build definition file, read and checked against the table's keys. */
 export interface DefinitionFile {
   path: string;
+  /** The top level: one image's keys, or with `images` the defaults they share. */
   values: Record<string, unknown>;
+  /** `"images"`: several images, each a name and the keys it overrides. */
+  images?: DefinitionImage[];
+  /** Set when `values` are one image's, its own keys over the shared ones: messages name the image. */
+  image?: string;
 }
 
 const configIds = (Object.keys(SETTINGS) as SettingId[]).filter((id) => (SETTINGS[id] as Setting).config);
 
-/** The keys buildimage.json may have: every setting with a `config` entry, none required. */
+/** At most this many images in one definition. */
+export const MAX_IMAGES = 100;
+
+/** The keys one image may set: every setting with a `config` entry (so a setting added to the table is per image too). */
+const imageKeys = Object.fromEntries(configIds.map((id) => [id, (SETTINGS[id] as Setting).config!.schema.describe((SETTINGS[id] as Setting).help)]));
+
+const ImageEntrySchema = z
+  .object({
+    name: z
+      .string({ required_error: 'is missing: every image has a name' })
+      .regex(IMAGE_NAME_RE, `must be an image name (${IMAGE_NAME_RULE})`)
+      .describe('the image\'s handle: `--only NAME`, its state file, its log lines'),
+    ...Object.fromEntries(Object.entries(imageKeys).map(([k, v]) => [k, v.optional()])),
+  })
+  .strict();
+
+/**
+ * The keys buildimage.json may have: every setting with a `config` entry,
+ * none required; or, with `"images"`, those as the defaults of several
+ * images, each of which may set any of them again (the manifest merged
+ * key by key, every other key replaced).
+ */
 export const DefinitionFileSchema = z
-  .object(Object.fromEntries(configIds.map((id) => [id, (SETTINGS[id] as Setting).config!.schema])))
+  .object({
+    $schema: z.string().max(1000).describe('the JSON Schema of this file (buildimage.schema.json), for editors'),
+    ...imageKeys,
+    images: z
+      .array(ImageEntrySchema)
+      .min(1, 'must list at least one image')
+      .max(MAX_IMAGES, `may list at most ${MAX_IMAGES} images`)
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        for (const [i, img] of list.entries()) {
+          if (seen.has(img.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'name'], message: `${JSON.stringify(img.name)} names two images` });
+          else seen.add(img.name);
+        }
+      })
+      .describe('several images built from this one file: the top-level keys are their shared defaults'),
+  })
   .partial()
   .strict();
 
 /** The most a definition file may hold. */
 const MAX_DEFINITION_BYTES = 1024 * 1024;
 
+/** Keys starting with "//" are comments: dropped from an object. */
+function withoutComments(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json;
+  return Object.fromEntries(Object.entries(json).filter(([k]) => !k.startsWith('//')));
+}
+
+/** A key or a path from the file, as a message shows it: bounded. */
+function shown(k: string | number): string {
+  const t = String(k);
+  return t.length > 60 ? `${JSON.stringify(t.slice(0, 60))}…` : JSON.stringify(t);
+}
+
 export function loadDefinitionFile(path: string): DefinitionFile {
   const what = `--config ${path}`;
   const text = readInputFile(path, MAX_DEFINITION_BYTES, what, 'run `buildimage init` to write one');
-  let json = parseInputJson(text, what);
-  // Keys starting with "//" are comments.
-  if (json && typeof json === 'object' && !Array.isArray(json)) {
-    json = Object.fromEntries(Object.entries(json).filter(([k]) => !k.startsWith('//')));
+  const json = withoutComments(parseInputJson(text, what));
+  // Each image's "//" keys are comments too.
+  if (json && typeof json === 'object' && Array.isArray((json as { images?: unknown }).images)) {
+    const top = json as { images: unknown[] };
+    top.images = top.images.map(withoutComments);
   }
   const parsed = DefinitionFileSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue.path.join('.') || 'top level';
-    const what = issue.code === 'unrecognized_keys' ? `unknown key ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}` : `${where}: ${issue.message}`;
-    throw new UsageError(`--config ${path}: ${what}`, `keys are build's long flag names: ${configIds.join(', ')}`);
+    // images.3.name → images[3].name
+    const where = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${p.length > 60 ? `${p.slice(0, 60)}…` : p}`)).join('');
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    const what =
+      issue.code === 'unrecognized_keys'
+        ? `${where ? `${where}: ` : ''}unknown key ${keys.slice(0, 3).map(shown).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''}`
+        : `${where || 'top level'}: ${issue.message}`;
+    throw new UsageError(`--config ${path}: ${what}`, `keys are build's long flag names: ${configIds.join(', ')}${where.startsWith('images') ? ', and an image\'s "name"' : ', "images"'}`);
   }
-  return { path, values: parsed.data };
+  const { images, $schema: _schema, ...values } = parsed.data;
+  if (!images) return { path, values };
+  return { path, values, images: images.map(({ name, ...own }) => ({ name, values: own })) };
+}
+
+/**
+ * One image's view of a definition with several: its own keys over the
+ * shared ones, the manifest merged key by key (the image's win).
+ */
+export function imageDefinitionFile(file: DefinitionFile, name: string): DefinitionFile {
+  const img = file.images?.find((i) => i.name === name);
+  if (!img) throw new UsageError(`--config ${file.path} has no image ${JSON.stringify(name)}`);
+  const values: Record<string, unknown> = { ...file.values, ...img.values };
+  const top = file.values.manifest as Record<string, unknown> | undefined;
+  const own = img.values.manifest as Record<string, unknown> | undefined;
+  if (top && own) values.manifest = { ...top, ...own };
+  return { path: file.path, values, image: name };
 }
 
 /** How messages name a key of the definition file: `"prefix" in --config buildimage.json`. */
@@ -132,6 +215,14 @@ export async function resolveSetting(
   return (await resolveOne(id, command, flags, env, file)).value;
 }
 
+/** On a resolved object: the definition file it was resolved from (kept by a spread, left out of JSON). */
+const FILE = Symbol('definition file');
+
+/** The definition file `resolveSettings` read (or was given) for these settings. */
+export function definitionFileOf(resolved: object): DefinitionFile | undefined {
+  return (resolved as Record<symbol, DefinitionFile | undefined>)[FILE];
+}
+
 /** On a resolved object, one symbol key per setting: kept by a spread that merges two, left out of JSON and Object.keys. */
 const ORIGIN = Object.fromEntries((Object.keys(SETTINGS) as SettingId[]).map((id) => [id, Symbol(`origin of ${id}`)])) as Record<SettingId, symbol>;
 
@@ -164,6 +255,7 @@ export async function resolveSettings<C extends CommandId>(command: C, flags: Re
     out[id] = value;
     out[ORIGIN[id]] = origin;
   }
+  if (file) out[FILE] = file;
   return out as Resolved<C>;
 }
 

@@ -34,7 +34,7 @@ import { parseInputJson, readInputFile } from './input-file.js';
 import { ScriptConfigSchema, ScriptSchema, checkScripts, parseScriptArg, scriptConfigToText } from './scripts.js';
 import { checkHookCount, hookName, hookTexts, HooksConfigSchema, HookSchema, parseHookArg, type Hook } from './hooks.js';
 
-export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock', 'images', 'prune'] as const;
+export const COMMANDS = ['build', 'prepare', 'assemble', 'pkgadd', 'seal', 'clean', 'publish', 'doctor', 'init', 'verify', 'diff', 'lock', 'plan', 'images', 'prune'] as const;
 export type CommandId = (typeof COMMANDS)[number];
 
 /** In buildimage.json: the JSON value's schema, and how it becomes the text a flag would give. */
@@ -180,6 +180,28 @@ export function checkFileNamePart(value: string, label: string, hint?: string): 
   return value;
 }
 
+/**
+ * An image's name in a definition with several (`"images": [{ "name": ... }]`):
+ * its handle for --only, its state file and its log lines. One file-name
+ * component of plain ASCII, bounded.
+ */
+export const IMAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+export const IMAGE_NAME_RULE = 'letters, digits, . _ + -, starting with a letter or digit, at most 64';
+
+export function parseImageName(value: string, label: string): string {
+  if (!IMAGE_NAME_RE.test(value)) throw new UsageError(`${label} must be an image name (${IMAGE_NAME_RULE}), got ${JSON.stringify(value.slice(0, 80))}${value.length > 80 ? '…' : ''}`);
+  return value;
+}
+
+/** At most this many builds at once in one process (`--jobs`). */
+export const MAX_JOBS = 64;
+
+function parseJobs(value: string, label: string): number {
+  const n = /^\d{1,3}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!(n >= 1 && n <= MAX_JOBS)) throw new UsageError(`${label} must be a number of builds at once from 1 to ${MAX_JOBS}, got ${JSON.stringify(value.slice(0, 40))}`);
+  return n;
+}
+
 /** What to do about a Jenkins STAMP made from a branch like feature/x. */
 export const VERSION_HINT = 'a STAMP made from a branch like feature/x: replace "/", e.g. "$(echo "$BRANCH_NAME" | tr / -)-$TIMESTAMP"';
 
@@ -229,14 +251,15 @@ const configBoolean = { schema: z.boolean(), toText: String } satisfies ConfigKe
 const LOGGING: readonly CommandId[] = COMMANDS;
 /** Resolved before the rest, so that a log file catches even a bad-input error. */
 export const LOGGING_SETTINGS = ['verbose', 'log-format', 'log-file'] as const;
-const DEFINING: readonly CommandId[] = ['build', 'prepare'];
+// plan reads the same definition as build (and checks nothing on the machine: no `check`).
+const DEFINING: readonly CommandId[] = ['build', 'prepare', 'plan'];
 const RUNNING: readonly CommandId[] = ['build', 'prepare', 'assemble', 'pkgadd', 'seal'];
 
 export const DEFAULT_STATE_PATH = '.buildimage/state.json';
 /** The build definition `buildimage init` writes, read from the working directory when --config is not given. */
 export const DEFAULT_DEFINITION_PATH = 'buildimage.json';
 export const DEFINITION_TEMPLATES = ['smartdc-service', 'plain'] as const;
-export const JENKINSFILE_KINDS = ['stages', 'single', 'publish-rerun', 'none'] as const;
+export const JENKINSFILE_KINDS = ['stages', 'single', 'publish-rerun', 'multi', 'none'] as const;
 /** triton-origin-x86_64-21.4.0, the base most Triton services build on (eng's BASE_IMAGE_UUID). */
 export const DEFAULT_BASE = '502eeef2-8267-489f-b19c-a206906f57ef';
 export const DEFAULT_IMAGE_VER = '21.4.0';
@@ -556,6 +579,28 @@ export const SETTINGS = {
     stored: z.string(),
     commands: [...DEFINING, 'clean', 'doctor', 'images', 'prune'],
     per: { clean: { help: 'with --all: mountpoints, locks and per-build temp files' } },
+  }),
+
+  // ---- several images in one definition ("images")
+  only: setting({
+    type: 'string',
+    multiple: true,
+    help: 'of a definition with "images": only these, by name (repeatable, or comma-separated); prepare takes exactly one',
+    shownDefault: 'every image',
+    parse: (v: string, label: string): string[] => v.split(',').map((n) => parseImageName(n.trim(), label)),
+    commands: ['build', 'prepare', 'plan'],
+  }),
+  jobs: setting({
+    type: 'string',
+    help: `of a definition with "images": build up to N at once in this process (1 to ${MAX_JOBS})`,
+    default: '1',
+    parse: parseJobs,
+    commands: ['build'],
+  }),
+  'fail-fast': setting({
+    type: 'boolean',
+    help: 'of a definition with "images": when one image fails, stop the others (each cleaned up) and start no more; without it a failure stops nothing else',
+    commands: ['build'],
   }),
 
   // ---- running stages

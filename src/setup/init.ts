@@ -9,8 +9,10 @@
 import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { oneLine, UsageError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
+import { DEFINITION_SCHEMA_FILE, packageRoot } from '../core/package.js';
 import { fill, readTemplate } from '../core/templates.js';
 import { run } from '../host/exec.js';
 import { gitRemote } from '../host/git.js';
@@ -67,8 +69,9 @@ export function renderDefinition(
     SOURCE_REPO: v.sourceRepo ?? '',
   });
   // Placeholders left empty (no git remote): drop the key rather than write "".
-  const obj = JSON.parse(text) as Record<string, unknown>;
-  for (const [k, val] of Object.entries(obj)) if (val === '') delete obj[k];
+  // First, for editors: the JSON Schema of the file, as shipped with this buildimage.
+  const obj = { $schema: pathToFileURL(join(packageRoot(), DEFINITION_SCHEMA_FILE)).href, ...(JSON.parse(text) as Record<string, unknown>) };
+  for (const [k, val] of Object.entries(obj)) if (val === '') delete (obj as Record<string, unknown>)[k];
   return JSON.stringify(obj, null, 2) + '\n';
 }
 

@@ -37,6 +37,7 @@ Object node(Expression e) {
             return [k: 'map', entries: e.mapEntryExpressions.collectEntries { [(it.keyExpression.text): node(it.valueExpression)] }]
         case ListExpression: return [k: 'list', items: e.expressions.collect { node(it) }]
         case DeclarationExpression:
+            return [k: 'binary', op: e.operation.text, left: node(e.leftExpression), right: node(e.rightExpression), declares: true]
         case BinaryExpression:
             return [k: 'binary', op: e.operation.text, left: node(e.leftExpression), right: node(e.rightExpression)]
         case NotExpression: return [k: 'not', expr: node(e.expression)]
@@ -47,7 +48,14 @@ Object node(Expression e) {
 
 List block(Statement s) {
     def stmts = s instanceof BlockStatement ? s.statements : [s]
-    stmts.collect { it instanceof ExpressionStatement ? node(it.expression) : [k: 'other', text: it.text] }
+    stmts.collect {
+        if (it instanceof ExpressionStatement) return node(it.expression)
+        // for (x in list) { ... }
+        if (it instanceof ForStatement && it.variable != ForStatement.FOR_LOOP_DUMMY) {
+            return [k: 'for', var: it.variable.name, collection: node(it.collectionExpression), body: block(it.loopBlock)]
+        }
+        [k: 'other', text: it.text]
+    }
 }
 
 def cu = new CompilationUnit()

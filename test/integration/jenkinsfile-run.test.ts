@@ -41,7 +41,7 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
   let manta: MantaTestServer;
   let imgapi: ImgapiTestServer;
   let base: JobOptions;
-  const files: Record<'stages' | 'single' | 'publish-rerun', string> = { stages: '', single: '', 'publish-rerun': '' };
+  const files: Record<'stages' | 'single' | 'publish-rerun' | 'multi', string> = { stages: '', single: '', 'publish-rerun': '', multi: '' };
   let runs = 0;
   const BASE = `/${USER}/public/builds/sample`;
 
@@ -127,6 +127,11 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
     const r = await runJenkinsfile(parseJenkinsfile(files[kind]), {
       ...base,
       workspace: ws,
+      // Another agent's checkout: the same commit, detached.
+      checkout: async (into) => {
+        await execa('git', ['clone', '-q', comp.repo, into]);
+        await execa('git', ['-C', into, 'checkout', '-q', '--detach', sha]);
+      },
       jenkinsEnv: {
         BRANCH_NAME: branch,
         BUILD_NUMBER: String(n),
@@ -263,6 +268,58 @@ describe('the Jenkinsfile examples, run as Jenkins runs them (integration)', fun
     assert.equal((await manta.read(`${BASE}/feature-latest`)).toString(), `${dest}\n`);
     const manifest = JSON.parse(await readFile(join(r.ws, `bits/sample/sample-zfs-${r.env.STAMP}.imgmanifest`), 'utf8')) as ImageManifest;
     assert.deepEqual(imgapi.store.get(manifest.uuid)?.raw.channels, ['experimental']);
+  });
+
+  it('the multi example (issue 16): plan, a parallel branch per image on an agent of its own, the bits stashed, collected and published once', async () => {
+    // The component grows a definition with three images (a branch of its own), each image's files in the repository.
+    const git = (...a: string[]) =>
+      execa('git', ['-C', comp.repo, ...a], { env: { GIT_AUTHOR_NAME: 'S', GIT_AUTHOR_EMAIL: 's@e', GIT_COMMITTER_NAME: 'S', GIT_COMMITTER_EMAIL: 's@e' } });
+    await git('checkout', '-q', '-b', 'multi', 'master');
+    const def = JSON.parse(await readFile(join(comp.repo, 'buildimage.json'), 'utf8')) as Record<string, unknown>;
+    delete def.dir;
+    delete def.prefix;
+    const images = [
+      { name: 'sample', dir: 'images/sample', manifest: { name: 'sample' } },
+      { name: 'sample-worker', dir: 'images/worker', manifest: { name: 'sample-worker', description: 'the worker' }, packages: [] },
+      { name: 'sample-edge', dir: 'images/edge', manifest: { name: 'sample-edge' }, image: w.base.uuid, packages: [] },
+    ];
+    for (const i of images) {
+      await mkdir(join(comp.repo, i.dir, 'opt/smartdc', i.name), { recursive: true });
+      await writeFile(join(comp.repo, i.dir, 'opt/smartdc', i.name, 'main.js'), `// ${i.name}\n`);
+    }
+    await writeFile(join(comp.repo, 'buildimage.json'), JSON.stringify({ ...def, images }, null, 2) + '\n');
+    await git('add', '-A');
+    await git('commit', '-q', '-m', 'three images');
+    await git('checkout', '-q', 'master');
+
+    const r = await job('multi', 'multi', { causes: ['UserIdCause'] });
+    assert.equal(r.result, 'SUCCESS', explain(r));
+    assert.deepEqual(r.stages, { stamp: 'ran', plan: 'ran', 'build images': 'ran', collect: 'ran', publish: 'ran' });
+    const stamp = r.env.STAMP;
+    // Each image built by its own agent: three workspaces besides the job's, each one `buildimage build --only`.
+    assert.equal(r.nodes.length, 3);
+    const builds = r.steps.filter((s) => s.stage === 'build images' && s.script.includes('buildimage build'));
+    assert.deepEqual(builds.map((s) => s.workspace).sort(), r.nodes.map((n) => n.workspace).sort());
+    for (const b of builds) assert.equal(b.code, 0, b.output.slice(-3000));
+    assert.deepEqual(Object.keys(r.stashes).sort(), images.map((i) => `bits-${i.name}`).sort());
+    for (const i of images) {
+      assert.ok(r.stashes[`bits-${i.name}`].includes(`bits/sample/${i.name}-zfs-${stamp}.zfs.gz`), JSON.stringify(r.stashes));
+      assert.ok(!r.stashes[`bits-${i.name}`].some((f) => !f.includes(`/${i.name}-zfs-`)), 'an agent stashes its own image only');
+    }
+    // One publish of all of them: each image in Manta and imported into the updates IMGAPI (a manual run: experimental).
+    const dest = `${BASE}/${stamp}`;
+    assert.equal((await manta.read(`${BASE}/multi-latest`)).toString(), `${dest}\n`);
+    for (const i of images) {
+      const m = JSON.parse((await manta.read(`${dest}/sample/${i.name}-zfs-${stamp}.imgmanifest`)).toString()) as ImageManifest;
+      assert.equal(m.name, i.name);
+      assert.equal(m.version, stamp);
+      assert.equal(m.origin, i.image ?? w.origin.uuid);
+      assert.deepEqual(imgapi.store.get(m.uuid)?.raw.channels, ['experimental']);
+    }
+    assert.equal(manta.entry(`${dest}/sample/sample-pkg-${stamp}.tar.gz`)?.type, 'object', 'make publish: the release tarball beside them');
+    const plan = JSON.parse(await readFile(join(r.ws, '.buildimage/plan.json'), 'utf8')) as { images: Array<{ name: string; stem: string }> };
+    assert.deepEqual(plan.images.map((i) => [i.name, i.stem]), images.map((i) => [i.name, `${i.name}-zfs-${stamp}`]));
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
   });
 
   it('the publish-rerun example: a dry run, then a rerun that finds everything published', async () => {

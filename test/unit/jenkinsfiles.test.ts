@@ -227,7 +227,7 @@ describe('Jenkinsfiles, templates and documented command lines', function () {
       this.skip();
     }
     const files = Object.keys(EXAMPLES).map((f) => join(REPO_ROOT, f));
-    for (const kind of ['stages', 'single', 'publish-rerun'] as const) {
+    for (const kind of ['stages', 'single', 'publish-rerun', 'multi'] as const) {
       const f = join(dir, `${kind}.Jenkinsfile`);
       await writeFile(f, renderJenkinsfile(kind, { name: 'svc', imageVer: '24.4.1', pi: '20240101T000000Z', config: 'images/svc/buildimage.json' }));
       files.push(f);

@@ -62,7 +62,8 @@ function resolveFrom(dir: string, name: string, dirs: Set<string>): string | und
 
 /** Where product files may live in the package. */
 const ALLOWED = [/^bin\/[^/]+$/, /^dist\/src\/.+\.js$/, /^dist\/commands\/[^/]+\.js$/, /^templates\/.+/];
-const TOP_FILES = new Set(['package.json', 'README.md', 'LICENSE', 'oclif.manifest.json']);
+// buildimage.schema.json: the JSON Schema of buildimage.json (init's $schema names it).
+const TOP_FILES = new Set(['package.json', 'README.md', 'LICENSE', 'oclif.manifest.json', 'buildimage.schema.json']);
 const NEVER = /^(test|testbed|scripts|sample|build|examples)\/|^dist\/(test|testbed|scripts|sample|examples)\/|\.map$|\.ts$/;
 
 /**
