@@ -21,11 +21,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { rm } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { z } from 'zod';
 import { oneLine } from '../core/errors.js';
 import { readSmallFile } from '../core/files.js';
@@ -239,20 +239,18 @@ export class PackageMirror {
       const h256 = createHash('sha256');
       const hSum = entry.cksum && entry.cksum.alg !== 'sha256' ? createHash(entry.cksum.alg) : undefined;
       let bytes = 0;
-      await pipeline(
-        up,
-        new Transform({
-          transform: (chunk: Buffer, _enc, cb) => {
-            bytes += chunk.length;
-            this.stats.missBytes += chunk.length;
-            if (bytes > entry.size) return cb(new UpstreamError(`${fileName} is larger than the ${entry.size} bytes its pkg_summary says (FILE_SIZE)`));
-            h256.update(chunk);
-            hSum?.update(chunk);
-            cb(null, chunk);
-          },
-        }),
-        tmp.fh.createWriteStream({ autoClose: false }),
-      );
+      for await (const c of up) {
+        const chunk = c as Buffer;
+        bytes += chunk.length;
+        this.stats.missBytes += chunk.length;
+        if (bytes > entry.size) {
+          up.destroy();
+          throw new UpstreamError(`${fileName} is larger than the ${entry.size} bytes its pkg_summary says (FILE_SIZE)`);
+        }
+        h256.update(chunk);
+        hSum?.update(chunk);
+        await tmp.fh.write(chunk);
+      }
       const sha256 = h256.digest('hex');
       if (bytes !== entry.size) throw new UpstreamError(`${fileName} has ${bytes} bytes, its pkg_summary says ${entry.size} (FILE_SIZE)`);
       if (entry.cksum && (hSum ? hSum.digest('hex') : sha256) !== entry.cksum.hex) {
@@ -270,7 +268,7 @@ export class PackageMirror {
   private async serveFile(res: http.ServerResponse, f: CachedFile, fileName: string, close = true): Promise<void> {
     try {
       res.writeHead(200, { 'content-type': contentType(fileName), 'content-length': String(f.size) });
-      await pipeline(f.fh.createReadStream({ start: 0, autoClose: false }), verifying(f.sha256), res);
+      await pipeline(Readable.from(readAll(f.fh)), verifying(f.sha256), res);
     } finally {
       if (close) await f.fh.close().catch(() => undefined);
     }
@@ -354,6 +352,18 @@ export class PackageMirror {
       req.once('error', fail);
       req.end();
     });
+  }
+}
+
+/** An open file's bytes from the start, read by position (no stream holds the handle, so it closes when asked). */
+async function* readAll(fh: FileHandle): AsyncGenerator<Buffer> {
+  let pos = 0;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (!bytesRead) return;
+    pos += bytesRead;
+    yield buf.subarray(0, bytesRead);
   }
 }
 
