@@ -130,7 +130,7 @@ export class PackageMirror {
    * after the mirror's prefix, for pkgin to fill in.
    */
   offer(entry: string): string | undefined {
-    if (!SCHEME_RE.test(entry) || /[\s\x00-\x1f\x7f]/.test(entry)) return undefined;
+    if (!SCHEME_RE.test(entry) || [...entry].some((c) => c.charCodeAt(0) < 0x21 || c.charCodeAt(0) === 0x7f)) return undefined;
     const hostEnd = entry.indexOf('/', entry.indexOf('//') + 2);
     const dollar = entry.indexOf('$');
     const split = dollar < 0 ? entry.length : entry.lastIndexOf('/', dollar);

@@ -128,7 +128,7 @@ describe('package cache (pkg_add and pkgin through the cache under the work dir)
     // pkg_summary is still fetched (by the cache and by pkgin), for freshness.
     assert.ok(served.requests.slice(from).some((r) => r.path.endsWith('/pkg_summary.gz')));
     assert.equal(warm.info.packageCache?.misses, 0);
-    assert.equal(warm.info.packageCache?.hits, cold.info.packageCache!.hits + cold.info.packageCache!.misses);
+    assert.equal(warm.info.packageCache?.hits, cold.info.packageCache.hits + cold.info.packageCache.misses);
 
     // The same tree with and without the cache: the contents listing's digest has no times, only what the image holds.
     assert.ok(off.info.contents?.digest);
