@@ -227,7 +227,6 @@ export class PackageMirror {
       return undefined;
     });
     if (!tmp) return this.passThrough(req, res, target, true);
-    this.stats.misses++;
     try {
       const up = await this.request(target, 'GET', {});
       if (up.statusCode !== 200) {
@@ -236,6 +235,7 @@ export class PackageMirror {
         await pipeline(up, res);
         return;
       }
+      this.stats.misses++;
       const h256 = createHash('sha256');
       const hSum = entry.cksum && entry.cksum.alg !== 'sha256' ? createHash(entry.cksum.alg) : undefined;
       let bytes = 0;
