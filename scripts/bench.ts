@@ -542,7 +542,8 @@ async function benchPackageCache(w: Bench, runs: number): Promise<CacheCase> {
   const files = repo.packages.filter((p) => specs.some((s) => p.pkgname === `${s.name}-${s.version}`));
   const res: CacheCase = { packagesMb: files.reduce((a, p) => a + p.size, 0) / 1e6, packages: files.length, links: [], note: '' };
   const proto = join(w.dir, 'pc-proto');
-  const workDir = join(w.dir, 'pc-work');
+  // The bench's work dir, where the base was installed (runOurs leaves the cache off).
+  const workDir = join(w.dir, 'work');
   const names = ['benchnode', 'benchpython', 'benchperl', 'benchcurl', 'benchgsed', 'benchsudo'];
   let version = 0;
   const digests: string[] = [];
@@ -590,7 +591,7 @@ async function benchPackageCache(w: Bench, runs: number): Promise<CacheCase> {
     if (trees.size !== 1) throw new Error(`package cache, ${name}: the images differ between cold and warm builds (${trees.size} contents digests)`);
     digests.push([...trees][0]);
   }
-  await rm(workDir, { recursive: true, force: true });
+  await rm(join(workDir, 'cache'), { recursive: true, force: true });
   res.note = `package cache: on each link every cold and warm image had the same contents digest (${digests.map((d) => `${d.slice(0, 19)}…`).join(', ')}): the cache changes nothing in the image`;
   return res;
 }

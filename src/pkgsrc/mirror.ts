@@ -449,7 +449,7 @@ export async function offerPackageCache(o: {
     env.no_proxy = list;
     if (o.chrootEnv.NO_PROXY !== undefined) env.NO_PROXY = list;
   }
-  log.info(`package cache: offering ${cache.dir} to ${[pkgPath ? 'pkg_add' : '', repos ? 'pkgin' : ''].filter(Boolean).join(' and ')} (at most ${o.maxBytes} bytes)`);
+  log.info(`package cache: ${cache.dir} (at most ${(o.maxBytes / 1024 ** 2).toFixed(0)} MiB)`);
   return {
     env,
     mirror,

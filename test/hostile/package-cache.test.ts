@@ -49,7 +49,8 @@ describe('hostile: the package cache', function () {
     proto = join(w.dir, 'hostile-pc-proto');
     await mkdir(proto, { recursive: true });
     setRepoUrl(proto, server.url);
-    workDir = join(w.dir, 'hostile-pc-work');
+    // The world's (a work dir of our own would install the sample chain there, not in the world's).
+    workDir = w.workDir;
     cacheDir = new Layout(w.datasetRoot, workDir).packageCacheDir;
     keyDir = join(cacheDir, repositoryKey(`${server.url}/All`));
   });

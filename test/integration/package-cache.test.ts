@@ -91,7 +91,9 @@ describe('package cache (pkg_add and pkgin through the cache under the work dir)
     proto = join(w.dir, 'pc-proto');
     await mkdir(proto, { recursive: true });
     setRepoUrl(proto, served.server.url);
-    workDir = join(w.dir, 'pc-work');
+    // The world's work dir (its cache is ours to empty: other tests' repositories have keys of their own):
+    // a work dir of our own would install the sample chain there and leave the world's without its manifests.
+    workDir = w.workDir;
     cacheDir = new Layout(w.datasetRoot, workDir).packageCacheDir;
   });
 
