@@ -21,12 +21,17 @@
  * with --jobs 2 against 4 sequential single builds), --runs pairs;
  * --multi-proto small uses a small proto instead of the 1× service (a quick
  * check that the case works; its figure means little).
+ * --only package-cache: only the package cache case (issue 16, item 5): a
+ * cold build then a warm rebuild with the same packages, --runs pairs on
+ * each link (loopback, and an emulated 100 Mbit/s link with 20 ms to the
+ * first byte): packages downloaded on the warm build (goal 0) and warm
+ * pkgadd / cold pkgadd (goal ≤ 0.5). Also part of the full run.
  */
 import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { createHash, randomUUID } from 'node:crypto';
+import { createCipheriv, createHash, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +46,8 @@ import { openSource } from '../src/base/open.js';
 import { pidAlive } from '../src/host/lock.js';
 import { COMPRESSIONS, type Compression } from '../src/image/compression.js';
 import { makeSampleImages } from '../testbed/images.js';
-import { SAMPLE_PACKAGES, writeRepository } from '../testbed/packages.js';
+import { SAMPLE_PACKAGES, writeRepository, type PackageSpec } from '../testbed/packages.js';
+import { setRepoUrl } from '../testbed/zoneroot.js';
 import { destroyFilePool, ensureFilePool } from '../testbed/pool.js';
 import { startRepoServer } from '../testbed/repo-server.js';
 import { sendCompressed } from '../src/image/streams.js';
@@ -66,7 +72,7 @@ function parseArgs(argv: string[]) {
     dir: '/var/tmp/buildimage-bench',
     write: undefined as string | undefined,
     keep: false,
-    only: undefined as 'tarballs' | 'multi' | undefined,
+    only: undefined as 'tarballs' | 'multi' | 'package-cache' | undefined,
     multiProto: 'service' as 'service' | 'small',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -87,7 +93,7 @@ function parseArgs(argv: string[]) {
     else if (a === '--keep') o.keep = true;
     else if (a === '--only') {
       const v = val();
-      if (v !== 'tarballs' && v !== 'multi') throw new Error('--only: tarballs or multi');
+      if (v !== 'tarballs' && v !== 'multi' && v !== 'package-cache') throw new Error('--only: tarballs, multi or package-cache');
       o.only = v;
     } else if (a === '--multi-proto') {
       const v = val();
@@ -199,7 +205,8 @@ async function runOurs(w: Bench, proto: string, out: string, version: string): P
   const t0 = now();
   const child = execa(BIN, ['build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: 'benchsvc', version }), '-p', PACKAGES.join(','),
     '--source', w.sampleDir, '--dataset-root', w.datasetRoot, '--output-dir', out, '--json'], {
-    env: { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn' },
+    // The original has no package cache: like for like, ours fetches every package too (the cache has its own case).
+    env: { BUILDIMAGE_WORK_DIR: join(w.dir, 'work'), BUILDIMAGE_LOG_LEVEL: 'warn', BUILDIMAGE_PACKAGE_CACHE_SIZE: '0' },
     reject: false,
     stdin: 'ignore',
   });
@@ -554,6 +561,140 @@ function multiReport(m: MultiCase): string[] {
   ];
 }
 
+// ---------------------------------------------------------------- package cache (issue 16, item 5)
+
+/** Links the repository is served over: loopback, and a remote mirror's (100 Mbit/s, 20 ms to the first byte). */
+const LINKS = [
+  { name: 'loopback', link: undefined },
+  { name: '100 Mbit/s, 20 ms', link: { latencyMs: 20, bytesPerSecond: 12.5e6 } },
+] as const;
+
+/** Incompressible, deterministic bytes (AES-CTR over zeros): package payloads of a realistic size. */
+function noise(seed: string, bytes: number): Buffer {
+  const c = createCipheriv('aes-128-ctr', createHash('md5').update(seed).digest(), Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(bytes)), c.final()]);
+}
+
+/** A package set shaped like a Triton service's (a runtime, its libraries, tools): 8 packages, about 48 MB. */
+function cachePackages(): PackageSpec[] {
+  const pkg = (name: string, version: string, mb: number, depends: string[] = []): PackageSpec => ({
+    name,
+    version,
+    comment: `bench package ${name}`,
+    description: `${name}: ${mb} MB of payload for the package cache bench.`,
+    categories: 'misc',
+    depends,
+    files: [
+      { path: `lib/${name}/payload.bin`, content: noise(`${name}-${version}`, mb * 2 ** 20) },
+      { path: `bin/${name}`, content: `#!/bin/sh\necho ${name}\n`, mode: 0o755 },
+    ],
+  });
+  return [
+    pkg('benchssl', '3.0.15', 4),
+    pkg('benchz', '1.3.1', 1),
+    pkg('benchnode', '20.18.1', 16, ['benchssl>=3.0', 'benchz>=1.2']),
+    pkg('benchperl', '5.40.0', 10),
+    pkg('benchpython', '3.12.7', 12, ['benchssl>=3.0', 'benchz>=1.2']),
+    pkg('benchcurl', '8.11.0', 2, ['benchssl>=3.0']),
+    pkg('benchgsed', '4.9', 1),
+    pkg('benchsudo', '1.9.16', 2),
+  ];
+}
+
+interface CacheRun {
+  cold: number;
+  warm: number;
+  coldGets: number;
+  warmGets: number;
+  warmHits: number;
+}
+
+interface CacheCase {
+  packagesMb: number;
+  packages: number;
+  links: Array<{ name: string; runs: CacheRun[] }>;
+  note: string;
+}
+
+/**
+ * A cold build (empty cache) then a warm rebuild with the same packages,
+ * `runs` pairs on each link, the package cache under a work dir of its
+ * own; pkgadd's seconds from each build's --json timings, package
+ * downloads from the repository server's request log.
+ */
+async function benchPackageCache(w: Bench, runs: number): Promise<CacheCase> {
+  const specs = cachePackages();
+  const repoDir = join(w.dir, 'pc-repo');
+  const repo = writeRepository(repoDir, [...SAMPLE_PACKAGES, ...specs]);
+  const files = repo.packages.filter((p) => specs.some((s) => p.pkgname === `${s.name}-${s.version}`));
+  const res: CacheCase = { packagesMb: files.reduce((a, p) => a + p.size, 0) / 1e6, packages: files.length, links: [], note: '' };
+  const proto = join(w.dir, 'pc-proto');
+  // The bench's work dir, where the base was installed (runOurs leaves the cache off).
+  const workDir = join(w.dir, 'work');
+  const names = ['benchnode', 'benchpython', 'benchperl', 'benchcurl', 'benchgsed', 'benchsudo'];
+  let version = 0;
+  const digests: string[] = [];
+  for (const { name, link } of LINKS) {
+    // Per link: the proto's config files name that link's server.
+    const trees = new Set<string>();
+    const gets: string[] = [];
+    const server = await startRepoServer({ dir: repoDir, link, onRequest: (m, p) => m === 'GET' && /\.(tgz|tbz)$/.test(p) && gets.push(p) });
+    // The proto points the image's pkg_install.conf and repositories.conf at this server (as a component's proto could).
+    await rm(proto, { recursive: true, force: true });
+    await mkdir(join(proto, 'opt/smartdc/benchsvc'), { recursive: true });
+    await writeFile(join(proto, 'opt/smartdc/benchsvc/server.js'), 'console.log(1)\n');
+    setRepoUrl(proto, server.url);
+    const row = { name, runs: [] as CacheRun[] };
+    try {
+      for (let i = 0; i < runs; i++) {
+        await rm(join(workDir, 'cache'), { recursive: true, force: true });
+        const one = async (): Promise<{ pkgadd: number; gets: number; hits: number }> => {
+          const from = gets.length;
+          const out = join(w.dir, `pc-out-${++version}`);
+          await mkdir(out, { recursive: true });
+          const r = await execa(BIN, ['build', '-i', w.originUuid, '-d', proto, '-m', JSON.stringify({ name: 'benchsvc', version: `2.0.${version}` }), '-p', names.join(','),
+            '--source', w.sampleDir, '--dataset-root', w.datasetRoot, '--output-dir', out, '--json'], {
+            env: { BUILDIMAGE_WORK_DIR: workDir, BUILDIMAGE_LOG_LEVEL: 'warn', SOURCE_DATE_EPOCH: '1734688800' },
+            reject: false,
+            stdin: 'ignore',
+          });
+          if (r.exitCode !== 0) throw new Error(`buildimage failed: ${r.stderr}`);
+          const j = JSON.parse(String(r.stdout)) as { timings: Record<string, number>; packageCache?: { hits: number }; image: { outputs: { buildInfo: string } } };
+          trees.add((JSON.parse(await readFile(j.image.outputs.buildInfo, 'utf8')) as { contents: { digest: string } }).contents.digest);
+          await rm(out, { recursive: true, force: true });
+          return { pkgadd: j.timings.pkgadd, gets: gets.length - from, hits: j.packageCache?.hits ?? 0 };
+        };
+        say(`package cache, ${name}, pair ${i + 1}/${runs}: cold`);
+        const cold = await one();
+        say(`  pkgadd ${f2(cold.pkgadd)} s, ${cold.gets} packages downloaded; warm`);
+        const warm = await one();
+        say(`  pkgadd ${f2(warm.pkgadd)} s, ${warm.gets} packages downloaded, ${warm.hits} from the cache`);
+        row.runs.push({ cold: cold.pkgadd, warm: warm.pkgadd, coldGets: cold.gets, warmGets: warm.gets, warmHits: warm.hits });
+      }
+    } finally {
+      await server.close();
+    }
+    res.links.push(row);
+    if (trees.size !== 1) throw new Error(`package cache, ${name}: the images differ between cold and warm builds (${trees.size} contents digests)`);
+    digests.push([...trees][0]);
+  }
+  await rm(join(workDir, 'cache'), { recursive: true, force: true });
+  res.note = `package cache: on each link every cold and warm image had the same contents digest (${digests.map((d) => `${d.slice(0, 19)}…`).join(', ')}): the cache changes nothing in the image`;
+  return res;
+}
+
+function packageCacheReport(c: CacheCase): string[] {
+  return [
+    '### Package cache: warm rebuild / cold build, pkgadd stage (ratio; min / **median** / max)',
+    '',
+    `${c.packages} packages (${c.packagesMb.toFixed(0)} MB, incompressible) installed with their dependencies by \`-p\`; the cache emptied before each cold build; the repository served on loopback, and paced to a remote mirror's link.`,
+    '',
+    '| link | pairs | packages downloaded cold | packages downloaded warm (goal 0) | warm / cold pkgadd (goal ≤ 0.5) | cold pkgadd (s) | warm pkgadd (s) |',
+    '|---|---|---|---|---|---|---|',
+    ...c.links.map((l) => `| ${l.name} | ${l.runs.length} | ${l.runs.map((r) => r.coldGets).join(', ')} | ${l.runs.map((r) => r.warmGets).join(', ')} | ${fmtStats(l.runs.map((r) => r.warm / r.cold))} | ${fmtStats(l.runs.map((r) => r.cold))} | ${fmtStats(l.runs.map((r) => r.warm))} |`),
+  ];
+}
+
 // ---------------------------------------------------------------- the world
 
 interface Bench {
@@ -623,6 +764,16 @@ async function main(): Promise<void> {
       const load1 = loadavg();
       report.push(`## Results, several images only (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')}`, '');
       report.push(...multiReport(m), '', `- ${m.note}`, '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
+      const text = report.join('\n');
+      console.log(text);
+      if (o.write) writeFileSync(o.write, text + '\n');
+      return;
+    }
+    if (o.only === 'package-cache') {
+      const c = await benchPackageCache(w, o.runs);
+      const load1 = loadavg();
+      report.push(`## Results, package cache only (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')}`, '');
+      report.push(...packageCacheReport(c), '', `- ${c.note}`, '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
       const text = report.join('\n');
       console.log(text);
       if (o.write) writeFileSync(o.write, text + '\n');
@@ -698,6 +849,10 @@ async function main(): Promise<void> {
     const multi = await benchMulti(w, o.scaleRuns, o.multiProto);
     notes.push(multi.note);
 
+    say('package cache: cold build, then warm rebuild');
+    const cacheCase = await benchPackageCache(w, o.runs);
+    notes.push(cacheCase.note);
+
     // ------------------------------------------------------------ report
     const load1 = loadavg();
     report.push(`## Results (${startedAt.toISOString().slice(0, 16)}Z)`, '', machine(), `- load average at start ${load0.map(f2).join(' ')}, at end ${load1.map(f2).join(' ')} (other work on the machine shows as spread)`, '');
@@ -740,6 +895,7 @@ async function main(): Promise<void> {
     }
     if (rssLine) report.push('', '### Peak RSS of one build (VmHWM of the buildimage process)', '', '| image | peak RSS | time |', '|---|---|---|', rssLine);
     report.push('', ...multiReport(multi));
+    report.push('', ...packageCacheReport(cacheCase));
     report.push('', '### Checks', '', ...notes.map((n) => `- ${n}`), '', `Bench wall time: ${((Date.now() - startedAt.getTime()) / 60000).toFixed(1)} min.`, '');
     const text = report.join('\n');
     console.log(text);

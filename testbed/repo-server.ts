@@ -15,6 +15,7 @@
 import { createReadStream, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 import { join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -26,6 +27,12 @@ export interface RepoServerOptions {
   port?: number;
   /** Called for every request (method and URL path), e.g. to count fetches in tests. */
   onRequest?: (method: string, path: string) => void;
+  /**
+   * A remote repository's link, for the bench: every answer waits
+   * `latencyMs` before its first byte and a file's bytes go out at no more
+   * than `bytesPerSecond`. Default: loopback speed.
+   */
+  link?: { latencyMs: number; bytesPerSecond: number };
 }
 
 export interface RepoServer {
@@ -102,10 +109,30 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(res.req.method === 'HEAD' ? undefined : buf);
 }
 
-function handler(root: string, onRequest?: RepoServerOptions['onRequest']) {
+/** Paces a stream to `bytesPerSecond` (whole chunks, each sent once its share of time has passed). */
+function paced(bytesPerSecond: number): Transform {
+  const start = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sent += chunk.length;
+      setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / bytesPerSecond) * 1000 - Date.now()));
+    },
+  });
+}
+
+function handler(root: string, onRequest?: RepoServerOptions['onRequest'], link?: RepoServerOptions['link']) {
+  const serve = handle(root, link);
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    onRequest?.(req.method ?? 'GET', (req.url ?? '/').split('?')[0]);
+    if (link?.latencyMs) setTimeout(() => serve(req, res), link.latencyMs);
+    else serve(req, res);
+  };
+}
+
+function handle(root: string, link?: RepoServerOptions['link']) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const rawPath = (req.url ?? '/').split('?')[0];
-    onRequest?.(req.method ?? 'GET', rawPath);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, '<h1>405 Method Not Allowed</h1>\n', { Allow: 'GET, HEAD' });
       return;
@@ -157,9 +184,9 @@ function handler(root: string, onRequest?: RepoServerOptions['onRequest']) {
       res.end();
       return;
     }
-    createReadStream(target)
-      .on('error', () => res.destroy())
-      .pipe(res);
+    const file = createReadStream(target).on('error', () => res.destroy());
+    if (link?.bytesPerSecond) file.pipe(paced(link.bytesPerSecond)).pipe(res);
+    else file.pipe(res);
   };
 }
 
@@ -169,7 +196,7 @@ export async function startRepoServer(opts: RepoServerOptions): Promise<RepoServ
   if (!LOOPBACK.test(host)) throw new Error(`repo server binds to loopback only, not ${host}`);
   const root = realpathSync(resolve(opts.dir));
   if (!statSync(root).isDirectory()) throw new Error(`not a directory: ${opts.dir}`);
-  const server: Server = createServer(handler(root, opts.onRequest));
+  const server: Server = createServer(handler(root, opts.onRequest, opts.link));
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(opts.port ?? 0, host, () => {

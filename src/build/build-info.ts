@@ -13,6 +13,7 @@ import type { ImageManifest } from '../image/manifest/types.js';
 import { sha2File, writeAtomic } from '../core/files.js';
 import { recordedUrl } from '../core/redact.js';
 import { recordedDefinition } from '../settings/definition.js';
+import { PackageCacheStatsSchema } from '../pkgsrc/mirror.js';
 import type { BuildState } from './state.js';
 
 export const BuildInfoSchema = z.object({
@@ -52,6 +53,8 @@ export const BuildInfoSchema = z.object({
   contents: z.object({ digest: z.string(), added: z.number(), changed: z.number(), deleted: z.number() }).optional(),
   /** What pkg_info -a listed in the image. */
   packages: z.array(z.object({ name: z.string(), comment: z.string() })),
+  /** What the package cache did in pkgadd: packages from the cache and downloaded (pkgsrc/mirror). */
+  packageCache: PackageCacheStatsSchema.optional(),
   tool: z.object({ name: z.literal('buildimage'), version: z.string(), node: z.string() }),
   host: z.object({ platform: z.string(), release: z.string(), uname: z.string().optional(), arch: z.string(), hostname: z.string() }),
   /** Jenkins' own variables, when it ran there. */
@@ -127,6 +130,7 @@ export async function buildInfo(state: BuildState, manifest: ImageManifest, env:
     },
     ...(state.contents ? { contents: state.contents } : {}),
     packages: state.packagesInstalled ?? [],
+    ...(state.packageCache ? { packageCache: state.packageCache } : {}),
     tool: { name: 'buildimage', version: toolVersion(), node: process.version },
     host: {
       platform: platform(),

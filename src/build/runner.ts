@@ -17,6 +17,7 @@ import { lockHeld, tryLock } from '../host/lock.js';
 import { log, setLogBuildId } from '../core/log.js';
 import { makeWorkDir } from './owned.js';
 import { checkLock, pkgnameOf } from '../pkgsrc/lock.js';
+import type { PackageCacheStats } from '../pkgsrc/mirror.js';
 import { writeLockfile } from '../settings/lockfile.js';
 import type { BuildObserver } from './events.js';
 import { runStages } from './pipeline.js';
@@ -31,6 +32,8 @@ export interface BuildResult {
   analog?: { dataset: string; mountpoint: string };
   image?: { uuid: string; outputs: NonNullable<BuildState['outputs']> };
   packages?: number;
+  /** What the package cache did in pkgadd. */
+  packageCache?: PackageCacheStats;
   /** --write-lock: the lockfile written. */
   lockfile?: string;
   timings: Record<string, number>;
@@ -48,6 +51,7 @@ export function resultOf(sf: StateFile, keepStatePath: boolean): BuildResult {
     ...(s.analog && !done ? { analog: s.analog } : {}),
     ...(done && s.outputs ? { image: { uuid: s.manifestUuid ?? s.buildId, outputs: s.outputs } } : {}),
     ...(s.packagesInstalled ? { packages: s.packagesInstalled.length } : {}),
+    ...(s.packageCache ? { packageCache: s.packageCache } : {}),
     timings: s.timings,
   };
 }
@@ -106,8 +110,8 @@ export interface FailedStage {
   seconds: number;
 }
 
-/** Called once a run ends, on failure too: the commands print the timing table. */
-export type TimingsHook = (timings: Record<string, number>, failed?: FailedStage) => void;
+/** Called once a run ends, on failure too: the commands print the timing table (with the package cache's figures). */
+export type TimingsHook = (timings: Record<string, number>, failed?: FailedStage, packageCache?: PackageCacheStats) => void;
 
 export interface RunOptions {
   stepTimeoutMs?: number;
@@ -134,11 +138,11 @@ async function runTimed(
     if (sf.state.failed) {
       const okSecs = sf.state.completed.filter((s) => !before.has(s)).reduce((a, s) => a + (sf.state.timings[s] ?? 0), 0);
       const failed = { stage: sf.state.failed.stage, interrupted: !!interruptedBy(), seconds: (Date.now() - t0) / 1000 - okSecs };
-      opts.onTimings?.(sf.state.timings, failed);
+      opts.onTimings?.(sf.state.timings, failed, sf.state.packageCache);
     }
     throw err;
   }
-  opts.onTimings?.(sf.state.timings);
+  opts.onTimings?.(sf.state.timings, undefined, sf.state.packageCache);
 }
 
 export async function startBuild(

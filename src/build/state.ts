@@ -15,6 +15,7 @@ import { Layout } from '../core/layout.js';
 import { lockHeld, readLock } from '../host/lock.js';
 import { untrustedFile } from '../host/trusted.js';
 import { PackageLockSchema } from '../pkgsrc/lock.js';
+import { PackageCacheStatsSchema } from '../pkgsrc/mirror.js';
 import { DefinitionSchema, recordedDefinition, type BuildDefinition } from '../settings/definition.js';
 
 export const STAGES = ['prepare', 'assemble', 'pkgadd', 'seal'] as const;
@@ -70,6 +71,8 @@ export const StateSchema = z.object({
   chroot: z.object({ mounts: z.array(z.string()), createdDirs: z.array(z.string()) }).default({ mounts: [], createdDirs: [] }),
   tempFiles: z.array(z.string()).default([]),
   packagesInstalled: z.array(z.object({ name: z.string(), comment: z.string() })).optional(),
+  /** What the package cache did in pkgadd (pkgsrc/mirror). */
+  packageCache: PackageCacheStatsSchema.optional(),
   /** The versions pkgadd resolved, as a lockfile has them (`build --write-lock`, `buildimage lock`). */
   packagesResolved: PackageLockSchema.optional(),
   outputs: OutputsSchema.optional(),

@@ -7,6 +7,7 @@ import { formatBytes } from '../core/progress.js';
 import type { DoctorResult } from '../setup/doctor.js';
 import { GITIGNORE_ENTRIES, type InitResult } from '../setup/init.js';
 import { log } from '../core/log.js';
+import type { PackageCacheStats } from '../pkgsrc/mirror.js';
 
 export function renderResult(r: BuildResult): string {
   if (r.image) {
@@ -18,7 +19,7 @@ export function renderResult(r: BuildResult): string {
 }
 
 /** The per-stage timing table every build command ends with, a failed stage included. */
-export function renderTimings(timings: Record<string, number>, failed?: FailedStage): void {
+export function renderTimings(timings: Record<string, number>, failed?: FailedStage, packageCache?: PackageCacheStats): void {
   const rows: Array<[string, number]> = Object.entries(timings);
   if (failed) rows.push([`${failed.stage} (${failed.interrupted ? 'interrupted' : 'failed'})`, failed.seconds]);
   if (!rows.length) return;
@@ -27,6 +28,17 @@ export function renderTimings(timings: Record<string, number>, failed?: FailedSt
   log.info(`${'stage'.padEnd(width)}  seconds`);
   for (const [stage, secs] of rows) log.info(`${stage.padEnd(width)} ${secs.toFixed(1).padStart(8)}`);
   log.info(`${'total'.padEnd(width)} ${total.toFixed(1).padStart(8)}`);
+  if (packageCache) log.info(packageCacheLine(packageCache));
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** Under the timing table: what pkgadd's packages cost, from the cache and from the network. */
+export function packageCacheLine(c: PackageCacheStats): string {
+  const extra = [c.dropped ? `${c.dropped} bad cached dropped` : '', c.evicted ? `${c.evicted} evicted` : ''].filter(Boolean);
+  return `package cache: ${c.hits} hit${c.hits === 1 ? '' : 's'} (${mib(c.hitBytes)}), ${c.misses} miss${c.misses === 1 ? '' : 'es'} downloaded (${mib(c.missBytes)})${extra.length ? `, ${extra.join(', ')}` : ''}`;
 }
 
 export function renderClean(r: CleanResult): string {

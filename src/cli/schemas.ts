@@ -12,6 +12,7 @@ import type { PlanResult } from '../build/plan.js';
 import { STAGES } from '../build/state.js';
 import { ASPECTS, type DiffResult } from '../contents/diff.js';
 import { EntrySchema } from '../contents/listing.js';
+import { PackageCacheStatsSchema } from '../pkgsrc/mirror.js';
 import type { PublishResult } from '../publish/publish.js';
 import type { VerifyResult } from '../provenance/verify.js';
 import type { DoctorResult } from '../setup/doctor.js';
@@ -63,6 +64,8 @@ export const BuildResultSchema = z
       .optional(),
     /** Packages in the image (after pkgadd). */
     packages: z.number().int().optional(),
+    /** What the package cache did in pkgadd: hits, misses (downloads), their bytes, bad files dropped, files evicted. */
+    packageCache: PackageCacheStatsSchema.optional(),
     /** build --write-lock: the lockfile written. */
     lockfile: z.string().optional(),
     /** Seconds per finished stage. */

@@ -17,6 +17,11 @@
  *       lock, zone/ (the analog's mountpoint), origin/ (the origin clone's), packages.json,
  *       pkgaudit.txt, pkgaudit.junit.xml
  *   <work>/states/<build id>.json          the state of a build run without --state
+ *   <work>/cache/packages/<repo key>/<sha256>-<file>
+ *                                          a pkgsrc package kept by the package cache (pkgsrc/cache),
+ *                                          by the sha256 of the repository directory's URL and of its bytes
+ *   <work>/cache/packages/tmp/             downloads in progress, renamed into place once checked
+ *   <work>/locks/package-cache.lock        held while the package cache is evicted
  */
 import { join, resolve } from 'node:path';
 
@@ -113,6 +118,16 @@ export class Layout {
 
   defaultStatePath(buildId: string): string {
     return join(this.workDir, 'states', `${buildId}.json`);
+  }
+
+  // ---- the package cache, shared by every build with this work dir
+
+  get packageCacheDir(): string {
+    return join(this.workDir, 'cache', 'packages');
+  }
+
+  get packageCacheLock(): string {
+    return join(this.lockDir, 'package-cache.lock');
   }
 }
 

@@ -152,6 +152,11 @@ export class Pkgsrc {
     private readonly timeoutMs: number,
   ) {}
 
+  /** The same tools with more in their environment (the package cache's PKG_PATH and PKG_REPOS, pkgsrc/mirror). */
+  with(env: Record<string, string>): Pkgsrc {
+    return new Pkgsrc(this.root, { ...this.env, ...env }, this.timeoutMs);
+  }
+
   /** With a label, the long ones (pkgin, pkg_add) report elapsed time and their last output line. */
   private async run(argv: string[], okExitCodes = [0], label?: string) {
     const p = label ? startProgress(label, { unit: 'lines', heartbeat: true }) : undefined;

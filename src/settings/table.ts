@@ -115,6 +115,16 @@ export function parseDuration(value: string, label: string): number {
   return ms;
 }
 
+/** `500M`, `2G`, `1.5T` (powers of 1024, an optional `iB` or `B`), or a bare number of bytes; `0` is allowed. */
+export function parseSize(value: string, label: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?$/i.exec(value.trim());
+  const bytes = m ? Math.floor(Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] ?? ' ').toUpperCase())) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes > 1024 ** 5) {
+    throw new UsageError(`${label} must be a size like 500M, 2G or 10G (0 turns it off), got ${JSON.stringify(value)}`);
+  }
+  return bytes;
+}
+
 /** `--min-platform 20210826T002459Z` or `7.0=20210826T002459Z`. */
 export function parseMinPlatform(value: string, label = '--min-platform'): Record<string, string> {
   const [ver, stamp] = value.includes('=') ? value.split('=', 2) : ['7.0', value];
@@ -601,6 +611,17 @@ export const SETTINGS = {
     type: 'boolean',
     help: 'of a definition with "images": when one image fails, stop the others (each cleaned up) and start no more; without it a failure stops nothing else',
     commands: ['build'],
+  }),
+
+  'package-cache-size': setting({
+    type: 'string',
+    help: 'bound of the package cache under the work dir (pkgsrc packages fetched once, offered to pkg_add and pkgin in later builds, least recently used evicted): 500M, 2G, 10G; 0 turns it off',
+    env: 'BUILDIMAGE_PACKAGE_CACHE_SIZE',
+    default: '2G',
+    parse: parseSize,
+    field: 'packageCacheSize',
+    stored: z.number().int().nonnegative().optional(),
+    commands: DEFINING,
   }),
 
   // ---- running stages

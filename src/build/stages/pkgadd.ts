@@ -5,8 +5,9 @@
  * config/ directory. Every build records the versions it resolved
  * (state.packagesResolved, a lock); a --locked build installs the lock's
  * versions instead of resolving (pkgsrc/lock), after checking that the
- * repository still has each of them. Last in the chroot, the definition's
- * scripts (`--run`, build/scripts).
+ * repository still has each of them. pkg_add and pkgin fetch through the
+ * package cache (pkgsrc/mirror) unless it is off (--package-cache-size 0).
+ * Last in the chroot, the definition's scripts (`--run`, build/scripts).
  */
 import { rm } from 'node:fs/promises';
 import { zoneConfig } from '../../core/layout.js';
@@ -15,6 +16,7 @@ import { setupChroot, teardownChroot } from '../../host/chroot.js';
 import { checkImageRoot, removeInRoot } from '../../host/rootfs.js';
 import { log } from '../../core/log.js';
 import { Pkgsrc, auditJunit, chrootEnv, chrootProxyEnv } from '../../pkgsrc/tools.js';
+import { offerPackageCache, type PackageCacheOffer } from '../../pkgsrc/mirror.js';
 import { writeAtomic } from '../../core/files.js';
 import { BuildError } from '../../core/errors.js';
 import { runScripts } from '../scripts.js';
@@ -56,6 +58,7 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
   const env = chrootEnv(await chrootProxyEnv());
   const pkgsrc = new Pkgsrc(root, env, ctx.stepTimeoutMs);
   const reports = ctx.layout.reports(sf.state.buildId);
+  let offer: PackageCacheOffer | undefined;
 
   try {
     await setupChroot(root, sf.state.chroot, () => sf.save());
@@ -64,15 +67,29 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
     const lock = def.packageLock && checkLock(def.packageLock, 'the package lock in the state file');
     const changes = def.upgrade || def.packages.length > 0 || !!lock;
     const before = changes ? (await pkgsrc.installed()).map((p) => p.name) : [];
-    const repository = changes ? await pkgsrc.configVar('PKG_PATH').then((p) => p && recordedPath(p)) : undefined;
+    const pkgPath = changes ? await pkgsrc.configVar('PKG_PATH') : undefined;
+    const repository = pkgPath && recordedPath(pkgPath);
+    if (changes) {
+      const cache = ctx.layout;
+      offer = await offerPackageCache({ root, dir: cache.packageCacheDir, lockPath: cache.packageCacheLock, maxBytes: def.packageCacheSize ?? 0, pkgPath, chrootEnv: env });
+    }
+    // Only what fetches packages goes through the cache; every question about the image asks it as it is.
+    const fetching = offer ? pkgsrc.with(offer.env) : pkgsrc;
     if (lock) {
-      await installLocked(pkgsrc, lock, repository);
+      await installLocked(fetching, lock, repository);
     } else {
       if (def.upgrade) {
-        await pkgsrc.pkginUpdate();
-        await pkgsrc.pkginFullUpgrade();
+        await fetching.pkginUpdate();
+        await fetching.pkginFullUpgrade();
       }
-      if (def.packages.length) await pkgsrc.pkgAdd(def.packages);
+      if (def.packages.length) await fetching.pkgAdd(def.packages);
+    }
+    if (offer) {
+      const o = offer;
+      offer = undefined;
+      sf.state.packageCache = await o.finish();
+      const c = sf.state.packageCache;
+      log.info(`package cache: ${c.hits} package${c.hits === 1 ? '' : 's'} from the cache, ${c.misses} downloaded${c.dropped ? `, ${c.dropped} bad cached file(s) dropped` : ''}${c.evicted ? `, ${c.evicted} evicted` : ''}`);
     }
     const installed = await pkgsrc.installed();
     sf.state.packagesInstalled = installed;
@@ -103,6 +120,7 @@ export async function pkgadd(ctx: StageContext): Promise<void> {
     // The definition's scripts, last, in the chroot as mounted (build/scripts).
     if (def.scripts?.length) await runScripts(root, def.scripts, ctx.stepTimeoutMs);
   } finally {
+    if (offer) sf.state.packageCache = await offer.finish().catch(() => undefined);
     await teardownChroot(root, sf.state.chroot);
     await sf.save();
   }
