@@ -20,6 +20,7 @@ import type { ImageManifest } from '../../src/image/manifest/types.js';
 import { testManifest } from '../helpers/manifests.js';
 import { ImgapiTestServer, satisfies, startImgapiServer } from '../servers/imgapi-server.js';
 import { haveOpenssl, selfSignedCert } from '../servers/tls.js';
+import { rejection } from '../helpers/rejection.js';
 
 const FAST = {
   retry: { attempts: 4, firstDelayMs: 5, maxDelayMs: 20 },
@@ -36,16 +37,7 @@ function manifest(over: Partial<ImageManifest> = {}, data?: Buffer): ImageManife
   return testManifest({ public: false, requirements: { min_platform: { '7.0': '20230101T000000Z' } }, ...over }, data);
 }
 
-async function rejectsWith(p: Promise<unknown>): Promise<ImgapiError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ImgapiError, `expected an ImgapiError, got ${String(err)}`);
-    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
+const rejectsWith = (p: Promise<unknown>): Promise<ImgapiError> => rejection(p, ImgapiError);
 
 /** A loopback forward proxy: absolute-URI requests and CONNECT tunnels; counts both. */
 async function startProxy(opts: { auth?: string } = {}): Promise<{

@@ -26,18 +26,10 @@ import { makePlan, type PlanInput, type PublishPlan } from '../../src/publish/pl
 import type { Store } from '../../src/publish/store.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey } from '../servers/ssh-keys.js';
+import { rejection } from '../helpers/rejection.js';
 
 const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
 const STAMP = 'master-20240501T120000Z-g0123abc';
-
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** Every path under `top` (relative, sorted), links marked with their target. */
 async function tree(top: string): Promise<string[]> {
@@ -117,7 +109,7 @@ describe('publish apply (unit, real stores)', function () {
       const theirs = sameSize(files['demo/b.bin']);
       await mkdir(join(dest, 'demo'), { recursive: true });
       await writeFile(join(dest, 'demo/b.bin'), theirs);
-      const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      const err = await rejection(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
       assert.ok(err instanceof PublishError, err.message);
       assert.equal(err.message, `${join(dest, 'demo/b.bin')} exists with MD5 ${md5hex(theirs)}, local ${md5hex(files['demo/b.bin'])} (${join(bits, 'demo/b.bin')})`);
       // The stamp's directories are made before the files are looked at; no file is written.
@@ -129,13 +121,13 @@ describe('publish apply (unit, real stores)', function () {
     it('one conflict is enough to stop the run; more are counted in the one line', async () => {
       await mkdir(join(dest, 'demo/sub'), { recursive: true });
       await writeFile(join(dest, 'demo/a.txt'), 'ALPHA\n');
-      const one = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      const one = await rejection(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
       assert.ok(one instanceof PublishError);
       assert.match(one.message, /demo\/a\.txt exists with MD5 [0-9a-f]{32}, local [0-9a-f]{32} \(.*\)$/);
       assert.ok(!one.message.includes('more'), one.message);
       assert.deepEqual(await tree(dest), ['demo/', 'demo/a.txt', 'demo/sub/']);
       await writeFile(join(dest, 'demo/sub/c.txt'), 'x');
-      const two = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      const two = await rejection(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
       assert.match(two.message, /demo\/a\.txt exists with MD5 .* \(and 1 more\)$/);
       assert.equal((two as PublishError).hint, 'published bits are never overwritten; build again with a new stamp');
     });
@@ -168,7 +160,7 @@ describe('publish apply (unit, real stores)', function () {
       ];
       for (const [rel, make, reason] of cases) {
         await make();
-        const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+        const err = await rejection(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
         assert.ok(err instanceof PublishError, err.message);
         assert.equal(err.message, `${join(dest, rel)} ${reason}`);
         const dry = await runPlan(await plan(base), new LocalStore(base), { dryRun: true });
@@ -183,7 +175,7 @@ describe('publish apply (unit, real stores)', function () {
     it('a file where a directory goes stops the run before any upload', async () => {
       await mkdir(join(dest), { recursive: true });
       await writeFile(join(dest, 'demo'), 'a file');
-      const err = await rejects(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
+      const err = await rejection(runPlan(await plan(base), new LocalStore(base), { dryRun: false }));
       assert.ok(err instanceof PublishError);
       assert.equal(err.message, `${join(dest, 'demo')} exists and is not a directory`);
       assert.deepEqual(await tree(dest), ['demo']);
@@ -256,7 +248,7 @@ describe('publish apply (unit, real stores)', function () {
     it('same size, another MD5: a conflict, nothing uploaded', async () => {
       const theirs = sameSize(files['demo/a.txt']);
       await srv.seed(`${dest}/demo/a.txt`, theirs);
-      const err = await rejects(runPlan(await plan(base), store, { dryRun: false }));
+      const err = await rejection(runPlan(await plan(base), store, { dryRun: false }));
       assert.ok(err instanceof PublishError);
       assert.equal(err.message, `${dest}/demo/a.txt exists with MD5 ${md5hex(theirs)}, local ${md5hex(files['demo/a.txt'])} (${join(bits, 'demo/a.txt')})`);
       assert.deepEqual(objectPuts(), []);
@@ -271,7 +263,7 @@ describe('publish apply (unit, real stores)', function () {
       const dry = await runPlan(await plan(base, { stamp: 'nomd5' }), store, { dryRun: true });
       assert.equal(dry.conflicts, 1);
       assert.deepEqual(dry.steps.find((s) => s.op === 'conflict'), { op: 'conflict', path: `${d2}/demo/a.txt`, rel: 'demo/a.txt', reason: 'exists and has no MD5' });
-      const err = await rejects(runPlan(await plan(base, { stamp: 'nomd5' }), store, { dryRun: false }));
+      const err = await rejection(runPlan(await plan(base, { stamp: 'nomd5' }), store, { dryRun: false }));
       assert.equal(err.message, `${d2}/demo/a.txt exists and has no MD5`);
       assert.deepEqual(objectPuts(), []);
     });
@@ -279,11 +271,11 @@ describe('publish apply (unit, real stores)', function () {
     it('a directory where a file goes is a conflict; an object where a directory goes stops the run (PutDirectory would replace it)', async () => {
       const d3 = `${base}/dirs`;
       await srv.seed(`${d3}/demo/a.txt/inner`, 'x');
-      const err = await rejects(runPlan(await plan(base, { stamp: 'dirs' }), store, { dryRun: false }));
+      const err = await rejection(runPlan(await plan(base, { stamp: 'dirs' }), store, { dryRun: false }));
       assert.equal(err.message, `${d3}/demo/a.txt exists and is a directory, not a file`);
       const d4 = `${base}/objs`;
       await srv.seed(`${d4}/demo/sub`, 'an object');
-      const e2 = await rejects(runPlan(await plan(base, { stamp: 'objs' }), store, { dryRun: false }));
+      const e2 = await rejection(runPlan(await plan(base, { stamp: 'objs' }), store, { dryRun: false }));
       assert.equal(e2.message, `${d4}/demo/sub exists and is not a directory`);
       assert.equal(srv.entry(`${d4}/demo/sub`)?.type, 'object', 'not replaced by a directory');
       assert.deepEqual(objectPuts(), []);

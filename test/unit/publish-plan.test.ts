@@ -15,17 +15,9 @@ import { UsageError } from '../../src/core/errors.js';
 import { makePlan, type PlanInput, type PublishPlan } from '../../src/publish/plan.js';
 import { captureRecords } from '../helpers/logs.js';
 import { testManifest } from '../helpers/manifests.js';
+import { rejection } from '../helpers/rejection.js';
 
 const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
-
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('publish plan (unit)', () => {
   let dir: string;
@@ -91,19 +83,19 @@ describe('publish plan (unit)', () => {
       // A file beside the bits dir that a walk of ".." would find.
       await writeFile(join(dir, 'outside.txt'), 'host file');
       for (const s of ['..', '../', '../bits/a', 'a/../..', 'a/b/../../..', '/etc', join(bits, 'a')]) {
-        const err = await rejects(makePlan(input({ subdirs: [s] })));
+        const err = await rejection(makePlan(input({ subdirs: [s] })));
         assert.ok(err instanceof UsageError, `${s}: ${err.message}`);
         assert.equal(err.message, `subdirectory ${s} is not inside the bits directory`);
       }
     });
 
     it('a subdirectory that is missing or a file is a usage error naming it', async () => {
-      const missing = await rejects(makePlan(input({ subdirs: ['nope'] })));
+      const missing = await rejection(makePlan(input({ subdirs: ['nope'] })));
       assert.ok(missing instanceof UsageError);
       assert.equal(missing.message, `${join(bits, 'nope')} is not a directory`);
-      const file = await rejects(makePlan(input({ subdirs: ['a', 'top.txt'] })));
+      const file = await rejection(makePlan(input({ subdirs: ['a', 'top.txt'] })));
       assert.equal(file.message, `${join(bits, 'top.txt')} is not a directory`);
-      const under = await rejects(makePlan(input({ subdirs: ['top.txt/x'] })));
+      const under = await rejection(makePlan(input({ subdirs: ['top.txt/x'] })));
       assert.equal(under.message, `${join(bits, 'top.txt/x')} is not a directory`);
     });
   });
@@ -134,14 +126,14 @@ describe('publish plan (unit)', () => {
       delete noUuid.uuid;
       await put({ 'demo/demo-zfs-1.zfs.gz': image, 'demo/demo-zfs-1.imgmanifest': JSON.stringify(noUuid) });
       for (const imports of [false, true]) {
-        const err = await rejects(makePlan(input({ imports })));
+        const err = await rejection(makePlan(input({ imports })));
         assert.ok(err instanceof UsageError, err.message);
         assert.match(err.message, /^image manifest demo\/demo-zfs-1\.imgmanifest: "uuid" is missing/);
       }
       // With -p a .manifest is an image manifest too (bits-upload.sh's rule); without -p it is only a file.
       await rm(join(bits, 'demo/demo-zfs-1.imgmanifest'));
       await put({ 'demo/demo-zfs-1.manifest': JSON.stringify(noUuid) });
-      assert.match((await rejects(makePlan(input({ imports: true })))).message, /^image manifest demo\/demo-zfs-1\.manifest: "uuid" is missing/);
+      assert.match((await rejection(makePlan(input({ imports: true })))).message, /^image manifest demo\/demo-zfs-1\.manifest: "uuid" is missing/);
       assert.deepEqual(rels(await makePlan(input())), ['demo/demo-zfs-1.manifest', 'demo/demo-zfs-1.zfs.gz']);
     });
 
@@ -181,7 +173,7 @@ describe('publish plan (unit)', () => {
       it('none of them the manifest\'s: refused, naming each (and without -p too: the manifest is checked against its image)', async () => {
         await put({ 'demo/demo-zfs-1.imgmanifest': mf(), 'demo/demo-zfs-1.zfs.gz': other, 'demo/demo-zfs-1.sh': Buffer.concat([image, Buffer.from('x')]) });
         for (const imports of [true, false]) {
-          const err = await rejects(makePlan(input({ imports })));
+          const err = await rejection(makePlan(input({ imports })));
           assert.ok(err instanceof UsageError, err.message);
           assert.equal(
             err.message,

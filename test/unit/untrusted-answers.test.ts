@@ -33,20 +33,10 @@ import { startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-serv
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey } from '../servers/ssh-keys.js';
 import { haveOpenssl, selfSignedCert } from '../servers/tls.js';
+import { rejection } from '../helpers/rejection.js';
 
 const FAST = { retry: { attempts: 2, firstDelayMs: 5, maxDelayMs: 10 }, timeoutMs: 5_000, connectTimeoutMs: 1_000, env: {} } satisfies Partial<ImgapiClientOptions>;
 const MiB = 1024 * 1024;
-
-async function rejects<E extends Error>(p: Promise<unknown>, cls: new (...a: never[]) => E): Promise<E> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${String(err)}`);
-    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** A plain http server that records every request (the place a redirect points at). */
 async function sink(): Promise<{ url: string; hits: http.IncomingHttpHeaders[]; close(): Promise<void> }> {
@@ -96,7 +86,7 @@ describe('untrusted server answers (issue 12)', function () {
   describe('redirects (item 6)', () => {
     it('a signed GET answered 302 is one line naming the status and the Location host; nothing is sent there', async () => {
       server.addFault({ kind: 'redirect', status: 302, location: `${target.url}/images/${image.uuid}`, route: 'GetImage' });
-      const err = await rejects(admin().findImage(image.uuid), ImgapiError);
+      const err = await rejection(admin().findImage(image.uuid), ImgapiError);
       assert.match(err.message, new RegExp(`HTTP 302 redirect to ${target.url.replace(/\./g, '\\.')} not followed`));
       assert.equal(target.hits.length, 0);
     });
@@ -104,7 +94,7 @@ describe('untrusted server answers (issue 12)', function () {
     it('a signed write answered 307 (or 301) is not followed: neither body nor Authorization goes anywhere else', async () => {
       for (const status of [307, 301]) {
         server.addFault({ kind: 'redirect', status, location: `${target.url}/images/${image.uuid}`, action: 'activate' });
-        const err = await rejects(admin().activateImage(image.uuid, 'dev'), ImgapiError);
+        const err = await rejection(admin().activateImage(image.uuid, 'dev'), ImgapiError);
         assert.match(err.message, new RegExp(`activate image ${image.uuid}: HTTP ${status} redirect to http://127\\.0\\.0\\.1:\\d+ not followed`));
       }
       assert.equal(target.hits.length, 0);
@@ -129,10 +119,10 @@ describe('untrusted server answers (issue 12)', function () {
       it('an unsigned GetImage or file download is never redirected from https to http', async () => {
         const c = new ImgapiClient({ ...FAST, url: tls.url, ca: cert });
         tls.addFault({ kind: 'redirect', status: 301, location: `${target.url}/images/${image.uuid}`, route: 'GetImage' });
-        let err = await rejects(c.getImage(image.uuid), ImgapiError);
+        let err = await rejection(c.getImage(image.uuid), ImgapiError);
         assert.match(err.message, /HTTP 301 redirect to http:\/\/127\.0\.0\.1:\d+ not followed \(from https to http\)/);
         tls.addFault({ kind: 'redirect', status: 302, location: `${target.url}/images/${image.uuid}/file`, route: 'GetImageFile' });
-        err = await rejects(c.getImageFileStream(image.uuid), ImgapiError);
+        err = await rejection(c.getImageFileStream(image.uuid), ImgapiError);
         assert.match(err.message, /file: HTTP 302 redirect to http:\/\/127\.0\.0\.1:\d+ not followed \(from https to http\)/);
         assert.equal(target.hits.length, 0);
       });
@@ -148,22 +138,22 @@ describe('untrusted server answers (issue 12)', function () {
   describe('JSON answers are capped (item 10)', () => {
     it('a huge GetImage answer stops at the cap with one line naming the URL and the cap', async () => {
       server.addFault({ kind: 'huge', bytes: 64 * MiB, route: 'GetImage' });
-      const err = await rejects(new ImgapiClient({ ...FAST, url: server.url }).getImage(image.uuid), ImgapiError);
+      const err = await rejection(new ImgapiClient({ ...FAST, url: server.url }).getImage(image.uuid), ImgapiError);
       assert.match(err.message, new RegExp(`^IMGAPI ${server.url.replace(/\./g, '\\.')}: image ${image.uuid}: the answer is larger than 8 MiB`));
       assert.equal(server.requestsTo('GetImage').length, 1, 'not retried');
     });
 
     it('a gzip bomb is capped by its decompressed size', async () => {
       server.addFault({ kind: 'huge', bytes: 256 * MiB, gzip: true, route: 'ListImages' });
-      const err = await rejects(new ImgapiClient({ ...FAST, url: server.url }).listImages(), ImgapiError);
+      const err = await rejection(new ImgapiClient({ ...FAST, url: server.url }).listImages(), ImgapiError);
       assert.match(err.message, /image list: the answer is larger than 8 MiB/);
     });
 
     it('signed calls and writes are capped too', async () => {
       server.addFault({ kind: 'huge', bytes: 64 * MiB, gzip: true, route: 'GetImage' });
-      assert.match((await rejects(admin().findImage(image.uuid), ImgapiError)).message, /the answer is larger than 8 MiB/);
+      assert.match((await rejection(admin().findImage(image.uuid), ImgapiError)).message, /the answer is larger than 8 MiB/);
       server.addFault({ kind: 'huge', bytes: 64 * MiB, action: 'activate' });
-      assert.match((await rejects(admin().activateImage(image.uuid, 'dev'), ImgapiError)).message, /activate image .*: the answer is larger than 8 MiB/);
+      assert.match((await rejection(admin().activateImage(image.uuid, 'dev'), ImgapiError)).message, /activate image .*: the answer is larger than 8 MiB/);
     });
 
     it('Manta answers are capped (1 MiB) and a redirect names its Location host', async () => {
@@ -171,10 +161,10 @@ describe('untrusted server answers (issue 12)', function () {
       const c = new MantaClient({ url: m.url, user: 'u', signer: keyObjectSigner(createPrivateKey(key.pem), 'test key'), retry: { attempts: 2, firstDelayMs: 5, maxDelayMs: 10, budgetMs: 5_000 } });
       try {
         m.fault({ kind: 'huge', status: 500, bytes: 64 * MiB, method: 'PUT' });
-        const err = await rejects(c.mkdir('/u/stor/x'), MantaError);
+        const err = await rejection(c.mkdir('/u/stor/x'), MantaError);
         assert.match(err.message, /^Manta PUT \/u\/stor\/x: 500 ResponseTooLarge: the answer is larger than 1 MiB/);
         m.fault({ kind: 'redirect', status: 301, location: `${target.url}/u/stor/y`, method: 'PUT' });
-        const r = await rejects(c.mkdir('/u/stor/y'), MantaError);
+        const r = await rejection(c.mkdir('/u/stor/y'), MantaError);
         assert.match(r.message, /^Manta PUT \/u\/stor\/y: 301 Moved Permanently: redirect to http:\/\/127\.0\.0\.1:\d+ not followed/);
         assert.equal(target.hits.length, 0);
       } finally {
@@ -188,9 +178,9 @@ describe('untrusted server answers (issue 12)', function () {
     it('a GetImage answer for another uuid is refused (a lying server)', async () => {
       const other = randomUUID();
       server.store.set(other, server.store.get(image.uuid)!);
-      const err = await rejects(new ImgapiSource({ ...FAST, url: server.url }).getManifest(other), ImgapiError);
+      const err = await rejection(new ImgapiSource({ ...FAST, url: server.url }).getManifest(other), ImgapiError);
       assert.match(err.message, new RegExp(`image ${other}: the server answered with image ${image.uuid}`));
-      const adminErr = await rejects(admin().findImage(other), ImgapiError);
+      const adminErr = await rejection(admin().findImage(other), ImgapiError);
       assert.match(adminErr.message, new RegExp(`image ${other}: the server answered with image ${image.uuid}`));
     });
 
@@ -207,20 +197,20 @@ describe('untrusted server answers (issue 12)', function () {
       };
       const zfs = { exists: async () => false } as unknown as Zfs;
       const layout = new Layout('pool/images', '/var/tmp/nowhere');
-      let err = await rejects(installImage({ zfs, layout, source }, top.uuid), BuildError);
+      let err = await rejection(installImage({ zfs, layout, source }, top.uuid), BuildError);
       assert.match(err.message, new RegExp(`answered image ${other.uuid} when asked for origin ${origin}`));
       // A loop: the origin's origin is the top again.
       byUuid.set(origin, { ...other, uuid: origin, origin: top.uuid });
-      err = await rejects(installImage({ zfs, layout, source }, top.uuid), BuildError);
+      err = await rejection(installImage({ zfs, layout, source }, top.uuid), BuildError);
       assert.match(err.message, new RegExp(`origin chain from a lying source loops \\(${top.uuid} → ${origin} → ${top.uuid}\\)`));
-      await rejects(installImage({ zfs, layout, source }, '../../x'), BuildError);
+      await rejection(installImage({ zfs, layout, source }, '../../x'), BuildError);
     });
 
     it('a uuid that is not a uuid never reaches a URL', async () => {
       for (const bad of ['../../x', 'a/b', `${image.uuid}/file`]) {
-        await rejects(new ImgapiClient({ ...FAST, url: server.url }).getImage(bad), ImgapiError);
-        await rejects(admin().findImage(bad), ImgapiError);
-        await rejects(admin().activateImage(bad, 'dev'), ImgapiError);
+        await rejection(new ImgapiClient({ ...FAST, url: server.url }).getImage(bad), ImgapiError);
+        await rejection(admin().findImage(bad), ImgapiError);
+        await rejection(admin().activateImage(bad, 'dev'), ImgapiError);
         assert.throws(() => admin().importCall(bad, 'dev'), ImgapiError);
       }
       assert.equal(server.requests.length, 0);
@@ -231,7 +221,7 @@ describe('untrusted server answers (issue 12)', function () {
       try {
         await writeFile(join(dir, 'bad.imgmanifest'), JSON.stringify({ ...image, uuid: '../../x' }));
         const src = new DirectorySource(dir);
-        await rejects(src.getManifest('../../x'), Error);
+        await rejection(src.getManifest('../../x'), Error);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -243,7 +233,7 @@ describe('untrusted server answers (issue 12)', function () {
         await mkdir(join(dir, 'demo'));
         await writeFile(join(dir, 'demo/demo.imgmanifest'), JSON.stringify(testManifest({ uuid: '../../x', name: 'demo', version: '1' }, Buffer.from('x'))));
         await writeFile(join(dir, 'demo/demo.zfs.gz'), 'x');
-        const err = await rejects(
+        const err = await rejection(
           makePlan({ name: 'demo', branch: 'master', stamp: 's', channel: 'dev', bitsDir: dir, baseDir: '/u/stor/b', imports: true }),
           UsageError,
         );
@@ -279,15 +269,15 @@ describe('untrusted server answers (issue 12)', function () {
           assert.match(warned[0], /not publishing 3 symlinks.*: svc\/linked, svc\/notes\.txt, top/);
           // Named as a subdirectory argument: still not followed.
           warned.length = 0;
-          await rejects(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['top'] }), Error);
-          await rejects(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['svc/linked'] }), Error);
+          await rejection(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['top'] }), Error);
+          await rejection(makePlan({ name: 'svc', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b', subdirs: ['svc/linked'] }), Error);
           // Build outputs (--state) are staged only into a real <bits>/<name>/, and only regular files.
           await symlink(join(dir, 'elsewhere'), join(bits, 'linkedname'));
           await writeFile(join(dir, 'out.zfs.gz'), 'img');
           await symlink(secret, join(dir, 'out.imgmanifest'));
           const p = { name: 'linkedname', branch: 'master', stamp: 's', channel: 'dev', bitsDir: bits, baseDir: '/u/stor/b' };
-          assert.match((await rejects(makePlan({ ...p, outputs: [join(dir, 'out.zfs.gz')] }), PublishError)).message, /linkedname is not a directory \(a symlink\)/);
-          assert.match((await rejects(makePlan({ ...p, name: 'svc', outputs: [join(dir, 'out.imgmanifest')] }), PublishError)).message, /out\.imgmanifest is not a regular file/);
+          assert.match((await rejection(makePlan({ ...p, outputs: [join(dir, 'out.zfs.gz')] }), PublishError)).message, /linkedname is not a directory \(a symlink\)/);
+          assert.match((await rejection(makePlan({ ...p, name: 'svc', outputs: [join(dir, 'out.imgmanifest')] }), PublishError)).message, /out\.imgmanifest is not a regular file/);
         } finally {
           (log as unknown as { warn: typeof orig }).warn = orig;
         }
