@@ -1,6 +1,6 @@
 /**
  * Scripts in the image (--run, buildimage.json "scripts") on real ZFS: two
- * scripts whose effects (a user in /etc/passwd, a chown'd directory, the
+ * scripts and a host hook whose effects (a user in /etc/passwd, a chown'd directory, the
  * docs removed) are in the sealed image received back and in its contents
  * listing; a clean environment (no credential of the agent's); a failing
  * script and one that times out fail the build with one line, and nothing
@@ -84,7 +84,11 @@ describe('scripts in the image on real ZFS', function () {
     );
     await writeFile(
       join(def, 'buildimage.json'),
-      JSON.stringify({ scripts: ['scripts/10-user.sh', { path: 'scripts/20-clean.sh', env: { SVC_USER: 'svc', GREETING: 'hello world' } }] }),
+      JSON.stringify({
+        scripts: ['scripts/10-user.sh', { path: 'scripts/20-clean.sh', env: { SVC_USER: 'svc', GREETING: 'hello world' } }],
+        // And a hook on the host (issue 17: two scripts and a hook, each with its effect in the image).
+        hooks: { 'after.assemble': ['sh', '-c', 'echo "$BUILDIMAGE_STAGE" > "$BUILDIMAGE_ROOT/etc/hooked"'] },
+      }),
     );
     const out = await w.outDir();
     const r = await cli(['--config', join(def, 'buildimage.json'), '-i', w.origin.uuid, '-d', proto, '-m', JSON.stringify({ name: 'scripted', version: '1.0.0' }), '-u', '--output-dir', out], {
@@ -115,6 +119,7 @@ describe('scripts in the image on real ZFS', function () {
     assert.deepEqual({ ...m.get('/opt/svc/data') }, { path: '/opt/svc/data', change: 'added', type: 'dir', mode: '0755', uid: 901, gid: 901 });
     assert.ok(![...m.keys()].some((p) => p.startsWith('/opt/local/share/doc')), 'the docs are not in the image');
     assert.ok(![...m.keys()].some((p) => p.includes('.buildimage-script')), 'no script left in the image');
+    assert.equal(m.get('/etc/hooked')?.change, 'added', 'the after.assemble hook wrote into the image root');
 
     // The image itself, received back.
     const mnt = join(w.dir, 'rx-scripts');
@@ -128,6 +133,7 @@ describe('scripts in the image on real ZFS', function () {
       assert.deepEqual([st.isDirectory(), st.uid, st.gid], [true, 901, 901]);
       await assert.rejects(lstat(join(root, 'opt/local/share/doc')), 'docs removed');
       assert.ok((await stat(join(root, 'opt/local/bin/greeter'))).isFile(), 'the packages are there');
+      assert.equal(await readFile(join(root, 'etc/hooked'), 'utf8'), 'assemble\n', "the hook's file, with the stage it ran after");
       assert.deepEqual((await readdir(root)).filter((n) => n.startsWith('.buildimage')), []);
       for (const d of ['dev', 'proc']) assert.deepEqual(await readdir(join(root, d)), [], `${d} is an empty mountpoint`);
       // The clean environment: the base, the definition's variables, what sh itself sets; nothing of the agent's.
