@@ -135,7 +135,12 @@ export function loadDefinitionFile(path: string): DefinitionFile {
       issue.code === 'unrecognized_keys'
         ? `${where ? `${where}: ` : ''}unknown key ${keys.slice(0, 3).map(shown).join(', ')}${keys.length > 3 ? ` and ${keys.length - 3} more` : ''}`
         : `${where || 'top level'}: ${issue.message}`;
-    throw new UsageError(`--config ${path}: ${what}`, `keys are build's long flag names: ${configIds.join(', ')}${where.startsWith('images') ? ', and an image\'s "name"' : ', "images"'}`);
+    // The flag names are the keys of the file and of each image; inside a key's value (scripts[0]) they are not.
+    const atKeys = where === '' || /^images\[\d+\]$/.test(where);
+    throw new UsageError(
+      `--config ${path}: ${what}`,
+      atKeys ? `keys are build's long flag names: ${configIds.join(', ')}${where ? ', and an image\'s "name"' : ', "images"'}` : undefined,
+    );
   }
   const { images, $schema: _schema, ...values } = parsed.data;
   if (!images) return { path, values };

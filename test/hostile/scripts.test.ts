@@ -96,7 +96,7 @@ describe('hostile: scripts', function () {
     await writeFile(config, JSON.stringify({ scripts: [{ path: 'ok.sh', env: { A: 1 } }] }));
     await refusedAtDefinition(await cli(args('--config', config), { env: w.env }), /--config .*buildimage\.json: scripts/);
     await writeFile(config, JSON.stringify({ scripts: [{ path: 'ok.sh', run: 'rm -rf /' }] }));
-    await refusedAtDefinition(await cli(args('--config', config), { env: w.env }), /--config .*buildimage\.json: unknown key "run"/);
+    await refusedAtDefinition(await cli(args('--config', config), { env: w.env }), /--config .*buildimage\.json: scripts\[0\]: unknown key "run"$/);
   });
 
   it('a link planted in the image where the script is put is not followed: the build fails, the host is untouched', async () => {
