@@ -110,9 +110,21 @@ export async function teardownWorld(): Promise<void> {
   created = {};
 }
 
-/** Removes every imported image so the next build imports again. */
+/**
+ * Removes every imported image so the next build imports again: dependents
+ * first (an image received onto its origin is a clone of the origin's
+ * @final, and ZFS refuses to destroy an origin before its clones).
+ */
 export async function forgetImports(w: World): Promise<void> {
-  for (const ds of await w.zfs.listChildren(w.datasetRoot)) await w.zfs.destroyOwned(ds);
+  let left = await w.zfs.listChildren(w.datasetRoot);
+  while (left.length) {
+    const cloned = new Set(
+      (await w.zfs.origins(w.datasetRoot.split('/')[0])).flatMap((d) => (d.origin && left.some((l) => d.name === l || d.name.startsWith(`${l}/`)) ? [d.origin.split('@')[0]] : [])));
+    const leaves = left.filter((ds) => !cloned.has(ds));
+    if (!leaves.length) throw new Error(`forgetImports: ${left.join(', ')} are each other's origins`);
+    for (const ds of leaves) await w.zfs.destroyOwned(ds);
+    left = left.filter((ds) => !leaves.includes(ds));
+  }
   await rm(new Layout(w.datasetRoot, w.workDir).lockDir, { recursive: true, force: true });
 }
 
