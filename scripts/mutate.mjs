@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // `npm run mutate [-- --mutate FILE[,FILE…]] [-- other stryker flags]`: mutation
 // testing (TESTING.md), one Stryker run per group of modules that decide
-// things, each with only the unit test files that import the group
-// (directly or through other modules). A test file that never loads a
-// module cannot see a bug planted in it; and a "static" mutant (one in code
-// run when the module loads, e.g. a table of fields) makes Stryker rerun
-// every test file it was given, so a group's own files are the difference
-// between seconds and a minute per static mutant. Files that import the
-// group directly go first: Stryker stops at the first failing test.
+// things, each with the unit test files that import a module of the group
+// themselves: the group's own tests. A mutant in code that runs when a module
+// loads ("static": a table of fields, a schema, a regex) makes Stryker rerun
+// every test file it was given, so the whole suite there would cost a minute
+// per static mutant; and a test that never loads a module cannot see a bug in
+// it. A mutant that only a test reaching the module through others would
+// kill counts as surviving.
 //
 // Ends with the scores per module (also in .stryker/scores.md) and every
 // surviving mutant. Each group keeps its own incremental file, so a rerun
@@ -117,48 +117,25 @@ function fail(msg) {
 
 // ---- which unit tests load a module
 
-const importsCache = new Map();
-
 /** Relative imports of one compiled file (static and dynamic). */
 function importsOf(file) {
-  if (importsCache.has(file)) return importsCache.get(file);
   let src = '';
   try {
     src = readFileSync(file, 'utf8');
   } catch {
     // not compiled (a .cjs in testbed, a JSON file): no imports of ours
   }
-  const out = [...src.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => resolve(dirname(file), m[1]));
-  importsCache.set(file, out);
-  return out;
+  return [...src.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => resolve(dirname(file), m[1]));
 }
 
-/** How many imports away each module is from `file` (breadth first). */
-function distances(file) {
-  const dist = new Map([[file, 0]]);
-  const queue = [file];
-  while (queue.length) {
-    const f = queue.shift();
-    for (const g of importsOf(f)) {
-      if (!dist.has(g)) {
-        dist.set(g, dist.get(f) + 1);
-        queue.push(g);
-      }
-    }
-  }
-  return dist;
-}
-
-/** Unit test files (build/, relative to the repo) that load any of `sources`, nearest first. */
+/** Unit test files (build/, relative to the repo) that import any of `sources` themselves. */
 function testFilesFor(sources) {
-  const targets = sources.flatMap(expand).map((s) => join(BUILD, s.replace(/\.ts$/, '.js')));
-  const hits = [];
-  for (const name of readdirSync(UNIT).filter((f) => f.endsWith('.test.js') && !NOT_USED.has(f)).sort()) {
-    const d = distances(join(UNIT, name));
-    const near = Math.min(...targets.map((t) => d.get(t) ?? Infinity));
-    if (near !== Infinity) hits.push({ file: relative(ROOT, join(UNIT, name)), near });
-  }
-  return hits.sort((a, b) => a.near - b.near || a.file.localeCompare(b.file)).map((h) => h.file);
+  const targets = new Set(sources.flatMap(expand).map((s) => join(BUILD, s.replace(/\.ts$/, '.js'))));
+  return readdirSync(UNIT)
+    .filter((f) => f.endsWith('.test.js') && !NOT_USED.has(f))
+    .sort()
+    .filter((f) => importsOf(join(UNIT, f)).some((g) => targets.has(g)))
+    .map((f) => relative(ROOT, join(UNIT, f)));
 }
 
 /** `src/x/*.ts` → the files; anything else as given. */
