@@ -157,6 +157,30 @@ describe('channel and branch rules (bits-upload.sh)', () => {
     }
   });
 
+  it('each refusal says what to check', async () => {
+    const hint = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return (err as UsageError).hint;
+      }
+      assert.fail('expected a UsageError');
+    };
+    assert.equal(hint(() => checkSegment('branch', '-b', 'a/b')), 'check -b');
+    assert.equal(hint(() => checkChannel('A')), 'lowercase letters, digits, _ and -');
+    const bits = mkdtempSync(join(tmpdir(), 'bi-stamp-'));
+    try {
+      mkdirSync(join(bits, 'svc'));
+      writeFileSync(join(bits, 'svc', 'latest-build-stamp'), 'a/b');
+      await assert.rejects(readLatestStamp(bits, 'svc'), (e: UsageError) => e.hint === 'pass -t');
+      rmSync(join(bits, 'svc', 'latest-build-stamp'));
+      mkdirSync(join(bits, 'svc', 'latest-build-stamp'));
+      await assert.rejects(readLatestStamp(bits, 'svc'), (e: UsageError) => e.hint === 'pass -t' && e.message.endsWith('is not a regular file: not reading a stamp from it'));
+    } finally {
+      rmSync(bits, { recursive: true, force: true });
+    }
+  });
+
   it('-dirty only at the end of a stamp', () => {
     assert.equal(isDirtyStamp('x-dirty'), true);
     assert.equal(isDirtyStamp('dirty-x'), false);

@@ -203,6 +203,17 @@ describe('state file: every field it records, and what it refuses', () => {
     );
   });
 
+  it('a directory or a file others may write is refused with a hint to pass the right one; what save writes ends with a newline', async () => {
+    const { mkdir, chmod } = await import('node:fs/promises');
+    await mkdir(join(dir, 'd.json'));
+    await assert.rejects(StateFile.load(join(dir, 'd.json')), (e: unknown) => e instanceof StateError && e.hint === 'pass the state file, not a directory');
+    const sf = new StateFile(join(dir, 's.json'), newState(sampleDefinition));
+    await sf.save();
+    assert.ok((await readFile(sf.path, 'utf8')).endsWith('}\n'));
+    await chmod(sf.path, 0o666);
+    await assert.rejects(StateFile.load(sf.path), (e: unknown) => e instanceof StateError && e.hint === 'use a state file only buildimage (root or you) wrote');
+  });
+
   it('save stamps updatedAt', async () => {
     const sf = new StateFile(join(dir, 's.json'), newState(sampleDefinition));
     sf.state.updatedAt = '2000-01-01T00:00:00.000Z';
