@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ExitCode, UsageError } from '../../src/core/errors.js';
-import { MAX_PACKAGES, MAX_PACKAGE_NAME_LENGTH, parsePackageList } from '../../src/pkgsrc/names.js';
+import { MAX_PACKAGES, MAX_PACKAGE_NAME_LENGTH, checkPackageName, parsePackageList } from '../../src/pkgsrc/names.js';
 
 function usageError(flag: string): UsageError {
   try {
@@ -81,5 +81,34 @@ describe('parsePackageList (-p)', () => {
   it('keeps a long name at the limit', () => {
     const name = 'x'.repeat(MAX_PACKAGE_NAME_LENGTH);
     assert.deepEqual(parsePackageList(name), [name]);
+  });
+
+  it('shows at most 80 characters of a refused name (the error stays one short line)', () => {
+    const name = `${'a'.repeat(100)}@${'b'.repeat(100)}`;
+    const msg = usageError(name).message;
+    assert.equal(msg, `invalid package name "${'a'.repeat(80)}" in -p: only letters, digits and - _ . + are allowed`);
+  });
+});
+
+describe('checkPackageName (one name, and where it was written)', () => {
+  const refusal = (name: string, where?: string): string => {
+    try {
+      checkPackageName(name, where);
+    } catch (err) {
+      assert.ok(err instanceof UsageError);
+      return err.message;
+    }
+    assert.fail(`expected ${JSON.stringify(name)} to be refused`);
+  };
+
+  it('names the place: an empty name in a lockfile gets no hint about commas', () => {
+    assert.equal(refusal('', 'lockfile /w/buildimage.lock'), 'empty package name in lockfile /w/buildimage.lock');
+    assert.equal(refusal(''), 'empty package name in -p (check for ",," or a leading/trailing ",")');
+  });
+
+  it('uses the place in every refusal', () => {
+    assert.match(refusal('-x', 'lockfile L'), /^invalid package name "-x" in lockfile L: it must not start with "-"$/);
+    assert.match(refusal('a b', 'lockfile L'), /^invalid package name "a b" in lockfile L: only letters/);
+    assert.doesNotThrow(() => checkPackageName('curl', 'lockfile L'));
   });
 });
