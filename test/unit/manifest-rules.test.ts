@@ -45,11 +45,14 @@ describe('manifest rules at their edges', () => {
       // Platform stamps start in 2012 (SmartOS's first 7.x platforms).
       assert.equal(isPlatformStamp('20120101T000000Z'), true);
       assert.equal(isPlatformStamp('20111231T235959Z'), false);
+      assert.equal(isPlatformStamp('20180007T230146Z'), false);
+      assert.equal(isPlatformStamp('20181300T230146Z'), false);
     });
 
     it('published_at', () => {
       assert.deepEqual(check({ published_at: '2024-01-31T12:00:00Z' }), []);
-      for (const bad of ['x2024-01-31T12:00:00Z', '2024-01-31T12:00:00Zx']) {
+      // An expanded year (+00YYYY) is a date to Date.parse, not to IMGAPI.
+      for (const bad of ['x2024-01-31T12:00:00Z', '2024-01-31T12:00:00Zx', '+002024-01-31T12:00:00Z']) {
         assert.deepEqual(check({ published_at: bad }), [`"published_at" must be a date like 2024-01-31T12:00:00.000Z, got ${JSON.stringify(bad)}`]);
       }
     });
@@ -106,6 +109,7 @@ describe('manifest rules at their edges', () => {
       assert.deepEqual(check({ type: 'null', os: 'null', state: 'creating' }, 'import'), []);
       assert.deepEqual(check({ type: 'null', os: 'null', state: 'failed' }, 'import'), []);
       assert.deepEqual(check({ type: 'null', state: 'active' }, 'import'), ['"type" must be one of zone-dataset, lx-dataset, zvol, docker, lxd, other; got "null"']);
+      assert.deepEqual(check({ type: 'bogus', state: 'failed' }, 'import'), ['"type" must be one of zone-dataset, lx-dataset, zvol, docker, lxd, other; got "bogus"']);
       assert.deepEqual(check({ os: 'null' }), ['"os" must be one of smartos, linux, windows, bsd, illumos, other; got "null"']);
     });
 
@@ -116,7 +120,12 @@ describe('manifest rules at their edges', () => {
         '"icon" must be true or false, got "x"',
         '"error" must be an object',
       ]);
-      assert.deepEqual(check({ icon: true }), ['"icon" is managed by IMGAPI and must not be in a new image\'s manifest']);
+      assert.deepEqual(check({ icon: true, activated: true, error: {} }), [
+        '"icon" is managed by IMGAPI and must not be in a new image\'s manifest',
+        '"activated" is managed by IMGAPI and must not be in a new image\'s manifest',
+        '"error" is managed by IMGAPI and must not be in a new image\'s manifest',
+      ]);
+      assert.deepEqual(validateManifest(created({ error: 'x' }), 'import'), [{ field: 'error', code: 'Invalid', message: '"error" must be an object' }]);
       for (const key of ['state', 'activated', 'channels', 'icon', 'error']) {
         assert.throws(
           () => parseManifestInput(JSON.stringify({ name: 'x', version: '1', [key]: 'x' })),
@@ -186,6 +195,11 @@ describe('manifest rules at their edges', () => {
       assert.deepEqual(check({ ...zvol, inherited_directories: ['/opt'] }), ['"inherited_directories" is only allowed for type "zone-dataset" images (type is "zvol")']);
       assert.deepEqual(check({ ...zvol, inherited_directories: ['/opt'] }, 'import'), ['"inherited_directories" is only allowed for type "zone-dataset" images (type is "zvol")']);
       assert.deepEqual(messages(validate({ name: 'x', version: '1', inherited_directories: ['/opt'] }, 'input')), []);
+      // Once built, no type is no zone-dataset either.
+      assert.deepEqual(check({ type: undefined, inherited_directories: ['/opt'] }), [
+        '"type" is missing',
+        '"inherited_directories" is only allowed for type "zone-dataset" images (type is undefined)',
+      ]);
     });
 
     it('requirements.networks entries: exactly name and description', () => {
@@ -270,6 +284,16 @@ describe('manifest rules at their edges', () => {
         'users', 'billing_tags', 'traits', 'tags', 'generate_passwords',
         'nic_driver', 'disk_driver', 'cpu_type', 'image_size', 'files',
       ]);
+    });
+
+    it('inherited_directories in its place on a zone-dataset image', () => {
+      const m = build({ name: 'x', version: '1', inherited_directories: ['/opt'], generate_passwords: false, tags: {}, os: 'smartos' });
+      assert.deepEqual(Object.keys(m), ['v', 'uuid', 'owner', 'name', 'version', 'published_at', 'type', 'os', 'origin', 'requirements', 'tags', 'generate_passwords', 'inherited_directories', 'files']);
+    });
+
+    it('an unknown key goes after every known one, image_size included', () => {
+      const m = build({ name: 'x', version: '1', type: 'zvol', future_field: 1, image_size: 10240 } as unknown as ManifestInput);
+      assert.deepEqual(Object.keys(m).slice(-3), ['image_size', 'future_field', 'files']);
     });
 
     it('keys it does not know keep their value, after the known ones and before files', () => {

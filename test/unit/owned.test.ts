@@ -5,11 +5,11 @@
  * suites run the same checks against real datasets.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { BuildError, StateError } from '../../src/core/errors.js';
-import { checkedOutputs, checkOwned, isKeptPhase, makeWorkDir, outputPaths, sealTempPath, workDirParts } from '../../src/build/owned.js';
+import { checkedOutputs, checkOwned, isKeptPhase, makeWorkDir, outputPaths, PHASE_PROPERTY, sealTempPath, workDirParts } from '../../src/build/owned.js';
 import { newState, type BuildState } from '../../src/build/state.js';
 import { BUILD_PROPERTY, type Zfs } from '../../src/host/zfs.js';
 import { sampleDefinition } from './state.test.js';
@@ -37,6 +37,8 @@ async function refusal(p: Promise<unknown>, kind: typeof StateError | typeof Bui
 
 describe('build/owned', () => {
   it('kept phases: waiting and kept, not running or anything else', () => {
+    // Kept builds on an agent carry this property from earlier versions: a new name would orphan them for clean --all.
+    assert.equal(PHASE_PROPERTY, 'com.tritondatacenter.buildimage:phase');
     assert.equal(isKeptPhase('waiting'), true);
     assert.equal(isKeptPhase('kept'), true);
     for (const v of ['running', '', '-', 'Kept']) assert.equal(isKeptPhase(v), false, v);
@@ -86,6 +88,7 @@ describe('build/owned', () => {
         process.umask(old);
       }
       for (const part of ['', 'locks', 'builds', 'states']) assert.equal(statSync(join(top, 'w', part)).mode & 0o777, 0o755, part || 'work dir');
+      assert.deepEqual(readdirSync(join(top, 'w')).sort(), ['builds', 'locks', 'states']);
     });
 
     it('refuses a work dir others could write, and makes nothing in it', async () => {
@@ -96,6 +99,16 @@ describe('build/owned', () => {
         `work dir ${join(top, 'w')} is writable by others (mode 0777); another user could change what buildimage does as root`,
       );
       assert.throws(() => statSync(join(top, 'w', 'locks')));
+      await assert.rejects(makeWorkDir(join(top, 'w')), (e: BuildError) => e.hint === 'use a directory only root can write: remove it, or pass another --work-dir');
+    });
+
+    it('a file where a part goes is named with the flag', async () => {
+      mkdirSync(join(top, 'w'));
+      writeFileSync(join(top, 'w', 'states'), '');
+      await assert.rejects(makeWorkDir(join(top, 'w')), (e: Error) => {
+        assert.match(e.message, new RegExp(`^cannot create work directory ${join(top, 'w', 'states')} \\(--work-dir\\): exists and is not a directory`));
+        return true;
+      });
     });
   });
 
@@ -162,6 +175,7 @@ describe('build/owned', () => {
       state.chroot = { mounts: [join(root, 'dev')], createdDirs: [join(root, 'dev')] };
       assert.deepEqual((await checkOwned(ours(), state)).chroot, { mounts: [join(root, 'dev')], createdDirs: [join(root, 'dev')] });
       state.chroot = { mounts: ['/dev'], createdDirs: [] };
+      await assert.rejects(checkOwned(ours(), state), (e: StateError) => e.hint === 'a state file changed by hand or by someone else is not acted on: clean up with `buildimage clean --all`');
       assert.equal(
         await refusal(checkOwned(ours(), state)),
         `state file of build ${ID} names chroot mount /dev, which this build does not own (not inside the image root ${root}); nothing was done`,
@@ -189,12 +203,30 @@ describe('build/owned', () => {
         `.${basename(image)}.partial-${ID.slice(0, 8)}-0123456789`, // random part too short
         `.${basename(image)}.partial-${ID.slice(0, 8)}-0123456789abx`,
         `.${basename(image)}.partial-${ID.slice(0, 8)}-0123456789AB`,
+        `.${basename(image)}.partial-${ID.slice(0, 8)}-zz0123456789ab`, // 12 hex digits at the end only
         `.${basename(image)}.partial-${ID.slice(0, 8)}x0123456789ab`,
         `.other.zfs.gz.partial-${ID.slice(0, 8)}-0123456789ab`,
       ]) {
-        assert.match(await refusedTemp(join(out, name)), /\(not a name seal gives its temp files\)/, name);
+        assert.match(await refusedTemp(join(out, name)), /names temp file .*, which this build does not own \(not a name seal gives its temp files\)/, name);
       }
     });
+  });
+
+  it('a build whose output dir is gone can still be cleaned and published from: its names are checked as written', async () => {
+    const top = mkdtempSync(join(tmpdir(), 'bi-owned-'));
+    try {
+      await makeWorkDir(join(top, 'work'));
+      const gone = join(top, 'gone');
+      const s = newState({ ...sampleDefinition, workDir: join(top, 'work'), outputDir: gone, datasetRoot: 'pool/images' }, ID);
+      const temp = sealTempPath(outputPaths(s.definition).image, ID);
+      s.tempFiles = [temp];
+      assert.deepEqual((await checkOwned(zfsSaying({}), s)).tempFiles, [temp]);
+      const want = outputPaths(s.definition);
+      s.outputs = { image: want.image, manifest: want.manifest };
+      assert.deepEqual(await checkedOutputs(s), [want.image, want.manifest]);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 
   describe('checkedOutputs', () => {

@@ -214,6 +214,8 @@ describe('channel and branch rules (bits-upload.sh)', () => {
       ['a.bz2', 'application/x-bzip2'],
       ['a.bz2.x', 'application/octet-stream'],
       ['a.xz', 'application/x-xz'],
+      ['a.xz.json', 'application/json'],
+      ['a.log.json', 'application/json'],
       ['a.txt', 'text/plain'],
       ['a.log', 'text/plain'],
       ['x.pkgaudit', 'text/plain'],
