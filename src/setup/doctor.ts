@@ -173,6 +173,19 @@ async function checkTools(): Promise<DoctorCheck> {
   return ok('tools', 'chroot, mount, umount, git present (rsync is not needed: the copy is built in)');
 }
 
+/**
+ * What `--run`/"scripts" need besides the chroot: on Linux each script gets
+ * its own PID and mount namespaces (unshare, nsenter) and drops capabilities
+ * (setpriv). Only scripts need them, so a missing one is a warning.
+ */
+export async function checkScriptTools(ns = platform().scriptNamespaces): Promise<DoctorCheck> {
+  if (!ns) return ok('script-tools', 'scripts run in the chroot with the platform\'s own tools');
+  const wanted = [ns.unshare, ns.nsenter, ns.setpriv, ns.waiter[0]];
+  const missing = (await Promise.all(wanted.map(async (c) => ((await locate(c)) ? undefined : c)))).filter(Boolean) as string[];
+  if (missing.length) return warn('script-tools', `missing: ${missing.join(', ')}; builds with --run or "scripts" fail`, 'apt-get install util-linux coreutils (or bash scripts/setup-host.sh)');
+  return ok('script-tools', `${wanted.join(', ')} present (for --run and "scripts")`);
+}
+
 async function checkCompressors(): Promise<DoctorCheck> {
   const has = async (c: string) => !!(await locate(c));
   const [gzip, pigz, bzip2, xz] = await Promise.all(['gzip', 'pigz', 'bzip2', 'xz'].map(has));
@@ -271,6 +284,7 @@ export async function doctor(o: DoctorOptions): Promise<DoctorResult> {
   checks.push(await checkDir('work-dir', 'work dir', o.workDir, `--work-dir or ${SETTINGS['work-dir'].env}`));
   checks.push(await checkDir('output-dir', 'output dir', o.outputDir, '--output-dir'));
   checks.push(await checkTools());
+  checks.push(await checkScriptTools());
   checks.push(await checkCompressors());
   checks.push(await checkSource(o, zfs));
   checks.push(...(await checkManta(o)));

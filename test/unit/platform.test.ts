@@ -30,7 +30,7 @@ import {
 } from '../../src/host/platform.js';
 import { Zfs } from '../../src/host/zfs.js';
 import { parseMinPlatformFromUname } from '../../src/image/manifest/create.js';
-import { checkDir } from '../../src/setup/doctor.js';
+import { checkDir, checkScriptTools } from '../../src/setup/doctor.js';
 import { UsageError } from '../../src/core/errors.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/illumos/', import.meta.url));
@@ -284,6 +284,24 @@ describe('platform: the facts, chosen by OS in one place', () => {
     it('Linux keeps statfs', async () => {
       assert.equal(platformFor('linux').freeSpace, 'statfs');
       assert.ok((await freeBytes(top, platformFor('linux'))) > 0);
+    });
+  });
+
+  describe("doctor: the scripts' namespace tools", () => {
+    it('Linux: all present on this host is ok; one missing is a warning naming it, with the package that has it', async () => {
+      const linux = platformFor('linux').scriptNamespaces;
+      assert.ok(linux);
+      const here = await checkScriptTools(linux);
+      assert.equal(here.status, 'ok', here.detail);
+      const c = await checkScriptTools({ ...linux, setpriv: join(top, 'no-setpriv') });
+      assert.equal(c.status, 'warn');
+      assert.equal(c.detail, `missing: ${join(top, 'no-setpriv')}; builds with --run or "scripts" fail`);
+      assert.match(c.fix ?? '', /util-linux/);
+    });
+
+    it('a platform without namespaces (illumos) has nothing to check', async () => {
+      assert.equal(platformFor('illumos').scriptNamespaces, undefined);
+      assert.equal((await checkScriptTools(undefined)).status, 'ok');
     });
   });
 });
