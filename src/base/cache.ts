@@ -93,7 +93,7 @@ export async function recordUse(zfs: Zfs, layout: Layout, uuid: string, by: Omit
     for (let depth = 0; current && depth < MAX_ORIGIN_DEPTH; depth++) {
       const ds = layout.imageDataset(current);
       if (!(await zfs.exists(ds))) break;
-      if ((await zfs.localOwner(ds)) === 'image') {
+      if ((await zfs.owner(ds)) === 'image') {
         await zfs.set(ds, { [LAST_USED_PROPERTY]: value });
         recorded.push(current);
       }
@@ -180,11 +180,11 @@ interface Scan {
 
 async function dependent(zfs: Zfs, layout: Layout, dataset: string): Promise<Dependent> {
   if (imageUuidOf(layout, dataset)) {
-    const role = await zfs.localOwner(dataset).catch(() => undefined);
+    const role = await zfs.owner(dataset).catch(() => undefined);
     if (role === 'analog') return { dataset, kind: 'analog', build: await zfs.getOne(dataset, BUILD_PROPERTY).catch(() => '?') };
     return { dataset, kind: 'image' };
   }
-  const role = await zfs.localOwner(dataset).catch(() => undefined);
+  const role = await zfs.owner(dataset).catch(() => undefined);
   return { dataset, kind: role === 'origin-view' ? 'origin-view' : 'other' };
 }
 
@@ -218,7 +218,7 @@ async function scan(zfs: Zfs, layout: Layout, o: { imgadmDir?: string; now: Date
     }
     const uuid = imageUuidOf(layout, ds);
     if (!uuid || !(await zfs.exists(`${ds}@final`))) continue;
-    const owner = await zfs.localOwner(ds);
+    const owner = await zfs.owner(ds);
     // Zone analogs are uuid-named too (a build id), and have an @final after seal: not images.
     if (owner === 'analog' || owner === 'origin-view') continue;
     const p = await zfs.get(ds, ['used', 'referenced', 'creation', 'origin']);
@@ -450,7 +450,7 @@ export async function pruneImages(zfs: Zfs, layout: Layout, o: PruneOptions = {}
         continue;
       }
       try {
-        if (!(await zfs.localOwner(p.dataset))) await zfs.markOwned(p.dataset, 'image');
+        if (!(await zfs.owner(p.dataset))) await zfs.markOwned(p.dataset, 'image');
         await zfs.destroyOwned(p.dataset);
         if (await removeOwnFile(layout.lockDir, journal)) result.removed.push(journal);
         result.partials.push({ dataset: p.dataset, action: 'destroy', reason: 'left by a killed import' });

@@ -136,18 +136,15 @@ export class Zfs {
     return (await this.getOne(name, 'mounted')) === 'yes';
   }
 
-  async owner(name: string): Promise<string | undefined> {
-    const v = await this.getOne(name, OWNER_PROPERTY);
-    return v === '-' || v === '' ? undefined : v;
-  }
-
   /**
-   * OWNER_PROPERTY only when set on `name` itself: not inherited from a
-   * parent (set on a pool it would mark every dataset below), nor received
-   * with a stream someone else sent. For deciding what to destroy unasked.
+   * Our role for `name` (for a snapshot: its dataset's) when OWNER_PROPERTY is
+   * set on it itself: not inherited from a parent (set on a pool it would
+   * mark every dataset below), nor received with a stream someone else sent.
+   * What decides whether the tool may destroy something.
    */
-  async localOwner(name: string): Promise<string | undefined> {
-    const r = await this.run(['get', '-H', '-p', '-o', 'value,source', OWNER_PROPERTY, name]);
+  async owner(name: string): Promise<string | undefined> {
+    const dataset = name.split('@')[0];
+    const r = await this.run(['get', '-H', '-p', '-o', 'value,source', OWNER_PROPERTY, dataset]);
     const [value, source] = r.stdout.replace(/\n$/, '').split('\t');
     return source === 'local' && value && value !== '-' ? value : undefined;
   }
@@ -176,7 +173,7 @@ export class Zfs {
     if (!(await this.exists(name))) return false;
     const owner = await this.owner(name);
     if (!owner) {
-      throw new BuildError(`refusing to destroy ${name}: it was not created by buildimage (no ${OWNER_PROPERTY} property)`);
+      throw new BuildError(`refusing to destroy ${name}: it was not created by buildimage (no ${OWNER_PROPERTY} property set on it)`);
     }
     await this.runBusy(['destroy', '-r', name], { uninterruptible: true });
     return true;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setupChroot } from '../../src/host/chroot.js';
 import { run } from '../../src/host/exec.js';
 import { withRetry } from '../../src/core/retry.js';
-import { isBusyError } from '../../src/host/zfs.js';
+import { isBusyError, OWNER_PROPERTY } from '../../src/host/zfs.js';
 import { PHASE_PROPERTY } from '../../src/build/owned.js';
 import { StateFile } from '../../src/build/state.js';
 import { cli } from '../helpers/cli.js';
@@ -90,6 +90,32 @@ describe('clean', function () {
     // The look-alikes are the test's own: remove them with plain zfs.
     for (const ds of [lookalike, partialNotOurs]) {
       await withRetry(() => run('zfs', ['destroy', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
+    }
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
+  });
+
+  it('--all never destroys a dataset whose ownership is only inherited from a parent, nor does destroyOwned', async () => {
+    // Someone set our property on the dataset root: every dataset below inherits it, ours or not.
+    const stranger = `${w.datasetRoot}/${randomUUID()}`;
+    const strangerPartial = `${w.datasetRoot}/${randomUUID()}-partial`;
+    await w.zfs.create(stranger);
+    await w.zfs.create(strangerPartial);
+    await w.zfs.snapshot(`${stranger}@final`);
+    try {
+      for (const role of ['analog', 'image']) {
+        await w.zfs.set(w.datasetRoot, { [OWNER_PROPERTY]: role });
+        const r = await cli(['clean', '--all', '--json'], { env: w.env });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(JSON.parse(r.stdout).destroyed, [], `inherited ${role}`);
+        for (const ds of [stranger, strangerPartial, `${stranger}@final`]) assert.equal(await w.zfs.exists(ds), true, `${ds} (inherited ${role})`);
+        await assert.rejects(w.zfs.destroyOwned(stranger), /not created by buildimage/);
+        await assert.rejects(w.zfs.destroyOwned(`${stranger}@final`), /not created by buildimage/);
+      }
+    } finally {
+      await run('zfs', ['inherit', OWNER_PROPERTY, w.datasetRoot]);
+      for (const ds of [stranger, strangerPartial]) {
+        if (await w.zfs.exists(ds)) await withRetry(() => run('zfs', ['destroy', '-r', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
+      }
     }
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
   });
