@@ -1,7 +1,8 @@
 import { BaseCommand } from '../src/cli/base.js';
 import { flagsFor } from '../src/cli/flags.js';
 import { writeLockFromState, type LockResult } from '../src/build/runner.js';
-import { lockfilePath } from '../src/settings/lockfile.js';
+import { lockfileForState } from '../src/settings/lockfile.js';
+import { definitionFileOf } from '../src/settings/resolve.js';
 
 export default class Lock extends BaseCommand {
   static summary = 'Write the package versions a build resolved (after its pkgadd stage) to the lockfile beside the build definition.';
@@ -16,7 +17,7 @@ export default class Lock extends BaseCommand {
   async run(): Promise<LockResult> {
     const { flags } = await this.parse(Lock);
     const s = await this.settings('lock', flags);
-    const result = await writeLockFromState(s.state, lockfilePath(s['lock-file'], s.config));
+    const result = await writeLockFromState(s.state, lockfileForState(s['lock-file'], definitionFileOf(s)));
     this.result(`locked ${result.packages.length} package${result.packages.length === 1 ? '' : 's'} in ${result.lockfile}${result.packages.length ? `: ${result.packages.join(' ')}` : ''}`);
     return result;
   }

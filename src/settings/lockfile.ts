@@ -9,6 +9,7 @@ import { UsageError } from '../core/errors.js';
 import { writeAtomic } from '../core/files.js';
 import { DEFAULT_LOCKFILE, MAX_LOCKFILE_BYTES, checkLockFits, lockText, parseLock, type PackageLock } from '../pkgsrc/lock.js';
 import { parseInputJson, readInputFile } from './input-file.js';
+import type { DefinitionFile } from './resolve.js';
 
 /**
  * --lock-file, else `<stem>.lock.json` beside --config, else
@@ -21,6 +22,23 @@ export function lockfilePath(given: string | undefined, config: string | undefin
   const stem = basename(config).replace(/\.json$/, '');
   if (image !== undefined) return resolve(dirname(config), `${stem}.${image}.lock.json`);
   return resolve(dirname(config), stem === 'buildimage' ? DEFAULT_LOCKFILE : `${stem}.lock.json`);
+}
+
+/**
+ * The lockfile `buildimage lock --state` writes. A definition of several
+ * images gives each its own, and a state does not say which image it built:
+ * then only --lock-file says where.
+ */
+export function lockfileForState(given: string | undefined, file: DefinitionFile | undefined): string {
+  const images = file?.images;
+  if (given === undefined && file && images?.length) {
+    const names = images.map((i) => i.name);
+    throw new UsageError(
+      `--config ${file.path} defines ${names.length} images (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}), each with its own lockfile: lock cannot tell which one this state built`,
+      `pass --lock-file ${lockfilePath(undefined, file.path, names[0])} (or that image's "lock-file"), or lock at build time: build --only ${names[0]} --write-lock`,
+    );
+  }
+  return lockfilePath(given, file?.path);
 }
 
 /** The lock a --locked build installs, checked against the build's own package list. */

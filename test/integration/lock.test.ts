@@ -164,4 +164,16 @@ describe('package lock (build --write-lock, --locked, buildimage lock)', functio
     await rm(join(comp, '.buildimage'), { recursive: true, force: true });
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, outputDir: again });
   });
+
+  it('`buildimage lock --config` on a definition of several images: one line asking which lockfile, none written', async () => {
+    const multi = join(comp, 'services.json');
+    await writeFile(multi, JSON.stringify({ image: w.origin.uuid, dir: 'proto', images: [{ name: 'api', manifest: { name: 'api', version: '1' } }, { name: 'worker', manifest: { name: 'worker', version: '1' } }] }));
+    const r = await cli(['lock', '--state', join(comp, 'no-state.json'), '--config', multi], { env: w.env });
+    assert.equal(r.code, 2, r.stderr);
+    const lines = errorLines(r);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /services\.json defines 2 images \(api, worker\), each with its own lockfile/);
+    assert.match(r.stderr, /--lock-file .*services\.api\.lock\.json/);
+    assert.deepEqual((await readdir(comp)).filter((f) => f.startsWith('services') && f.endsWith('.lock.json')), []);
+  });
 });
