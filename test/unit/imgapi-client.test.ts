@@ -269,11 +269,9 @@ describe('imgapi client against the test server', function () {
 
   it('500 forever fails after bounded retries with one line', async () => {
     server.addFault({ kind: 'status', status: 500, route: 'GetImage', times: Infinity });
-    const t0 = Date.now();
     const err = await rejectsWith(client(server.url, { retry: { attempts: 4 } }).getImage(active.uuid));
     assert.match(err.message, new RegExp(`^IMGAPI ${server.url}: image ${active.uuid}: 500 InternalError: boom; gave up after 4 attempts in \\d+\\.\\ds$`));
     assert.equal(server.requestsTo('GetImage').length, 4);
-    assert.ok(Date.now() - t0 < 5_000);
   });
 
   it('the retry time budget bounds attempts too', async () => {

@@ -11,6 +11,7 @@ import { acquireLock, lockHeld } from '../../src/host/lock.js';
 import { chrootProxyEnv, parsePkgInfo } from '../../src/pkgsrc/tools.js';
 import { renderMotd } from '../../src/build/stages/assemble.js';
 import { parseMinPlatform } from '../../src/settings/table.js';
+import sinon from 'sinon';
 import winston from 'winston';
 import { InterruptedError } from '../../src/core/errors.js';
 import { readAtMost, readSmallFile } from '../../src/core/files.js';
@@ -174,22 +175,37 @@ describe('withRetry', () => {
   });
 
   it('starts no retry that would end past the time budget', async () => {
-    let n = 0;
-    const t0 = Date.now();
-    await assert.rejects(
-      withRetry(async () => { n++; throw new Error('down'); }, { attempts: 100, firstDelayMs: 40, maxDelayMs: 40, budgetMs: 100, retryable: () => true, ...quiet }),
-      /down/,
-    );
-    assert.ok(n >= 2 && n <= 3, `${n} tries`);
-    assert.ok(Date.now() - t0 < 100);
+    // Each try takes 30 ms on the clock withRetry reads (Date, faked; its waits are real 40 ms):
+    // fails at 30, 30+40 <= 100 waits; at 60, 60+40 <= 100 waits; at 90, 90+40 > 100 gives up.
+    const clock = sinon.useFakeTimers({ toFake: ['Date'] });
+    try {
+      let n = 0;
+      const waits: number[] = [];
+      await assert.rejects(
+        withRetry(
+          async () => {
+            n++;
+            clock.tick(30);
+            throw new Error('down');
+          },
+          { attempts: 100, firstDelayMs: 40, maxDelayMs: 40, budgetMs: 100, retryable: () => true, onRetry: (_e, _a, ms) => waits.push(ms) },
+        ),
+        /down/,
+      );
+      assert.equal(n, 3);
+      assert.deepEqual(waits, [40, 40]);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('SIGINT/SIGTERM cut a wait short and the interruption is thrown; a retry started after one (cleanup) runs on', async () => {
     const t0 = Date.now();
-    const p = withRetry(async () => { throw new Error('busy'); }, { attempts: 5, firstDelayMs: 10_000, retryable: () => true, ...quiet });
+    // A 10-minute wait: cut short, it ends a hundred times sooner whatever the machine's load.
+    const p = withRetry(async () => { throw new Error('busy'); }, { attempts: 5, firstDelayMs: 600_000, maxDelayMs: 600_000, retryable: () => true, ...quiet });
     setTimeout(() => interrupt('SIGTERM'), 20);
     await assert.rejects(p, (e: InterruptedError) => e instanceof InterruptedError && e.signal === 'SIGTERM');
-    assert.ok(Date.now() - t0 < 2000, 'stopped promptly');
+    assert.ok(Date.now() - t0 < 6_000, 'stopped long before the wait would end');
     assert.equal(await withRetry(async (a) => (a < 3 ? Promise.reject(new Error('busy')) : 'cleaned'), { attempts: 3, firstDelayMs: 5, retryable: () => true, ...quiet }), 'cleaned');
   });
 });
