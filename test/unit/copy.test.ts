@@ -129,6 +129,16 @@ describe('copyTree: proto dir into an image root', () => {
     for (const [path, t] of times(d)) assert.ok(Math.abs(copied.get(path)! - t) < 1e-5, `${path} mtime ${copied.get(path)} vs ${t}`);
   });
 
+  it('a directory made inside a setgid image directory gets the proto\'s mode and group, and so does all in it', async () => {
+    // Such a directory inherits the setgid bit and the group, as does what is made in it; rsync -a sets both back.
+    await mkdir(join(root, 'opt'));
+    await chown(join(root, 'opt'), 0, 77);
+    await chmod(join(root, 'opt'), 0o2755);
+    await copyTree(src, root);
+    const list = (dir: string) => execFileSync('find', ['.', '-printf', '%p %y %m %U %G %l\n'], { cwd: dir }).toString().split('\n').sort();
+    assert.deepEqual(list(join(root, 'opt')), list(join(src, 'opt')));
+  });
+
   it('replaces an image file or link by the proto\'s, and refuses a proto file where the image has a directory', async () => {
     await mkdir(join(root, 'opt/smartdc/svc'), { recursive: true });
     await writeFile(join(root, 'opt/smartdc/svc/link.js'), 'was a file');
