@@ -3,8 +3,8 @@ import { chmod, chown, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../../src/core/errors.js';
-import { copyTree } from '../../src/host/copy.js';
+import { BuildError, UsageError } from '../../src/core/errors.js';
+import { copyTree, isNoSpace } from '../../src/host/copy.js';
 import { buildDefinition } from '../../src/settings/definition.js';
 import { resolveSettings } from '../../src/settings/resolve.js';
 
@@ -101,6 +101,8 @@ describe('copyTree: proto dir into an image root', () => {
     try {
       const stats = await copyTree(src, root);
       assert.equal(stats.hardlinks, 2);
+      // Reading the umask sets it for a moment: the copy puts it back (what the build writes next obeys it).
+      assert.equal(process.umask(0o077), 0o077);
     } finally {
       process.umask(old);
     }
@@ -149,6 +151,51 @@ describe('copyTree: proto dir into an image root', () => {
     await rm(join(root, 'opt/smartdc/svc/app.js'));
     await mkdir(join(root, 'opt/smartdc/svc/app.js'));
     await assert.rejects(copyTree(src, root), /is a directory in the image but not in the proto/);
+  });
+
+  /** Runs `body` with a small tmpfs (mount options `opts`) mounted on the image root. */
+  async function onTmpfs(opts: string, body: () => Promise<void>): Promise<void> {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', opts, 'tmpfs', root]);
+    try {
+      await body();
+    } finally {
+      execFileSync('umount', [root]);
+    }
+  }
+
+  it('a full image file system is named as such, with the proto file that did not fit and a hint', async () => {
+    await writeFile(join(src, 'big'), Buffer.alloc(256 * 1024, 1));
+    await onTmpfs('size=64k', () =>
+      assert.rejects(copyTree(src, root), (e: Error) => {
+        assert.ok(e instanceof BuildError);
+        assert.equal(e.message, `no space left copying ${join(src, 'big')} into the image`);
+        assert.equal(e.hint, "the dataset root's pool or quota is full");
+        return true;
+      }),
+    );
+  });
+
+  it('any other failure to write names the path and the system\'s reason', async () => {
+    // Files only, copied by the workers (a directory would fail in the walk itself, at mkdir).
+    await rm(join(src, 'opt'), { recursive: true });
+    await writeFile(join(src, 'f'), 'x');
+    await onTmpfs('ro', () =>
+      assert.rejects(copyTree(src, root), (e: Error) => {
+        assert.ok(e instanceof BuildError);
+        assert.match(e.message, new RegExp(`^copy failed at ${join(src, 'f')}: EROFS: read-only file system, open '${join(root, 'f')}'$`));
+        assert.equal(e.hint, undefined);
+        return true;
+      }),
+    );
+  });
+
+  it('isNoSpace: ENOSPC, and EDQUOT (a quota) whether Node names it or only numbers it, as a worker reports it', () => {
+    assert.equal(isNoSpace(Object.assign(new Error('x'), { code: 'ENOSPC', errno: -28 })), true);
+    assert.equal(isNoSpace({ path: '/p', message: 'x', errno: -28 }), true);
+    assert.equal(isNoSpace({ path: '/p', message: 'x', code: 'EDQUOT' }), true);
+    assert.equal(isNoSpace({ path: '/p', message: 'Unknown system error -122', code: 'Unknown system error -122', errno: -122 }), true);
+    assert.equal(isNoSpace({ path: '/p', message: 'x', code: 'EIO', errno: -5 }), false);
+    assert.equal(isNoSpace(undefined), false);
   });
 
   it('refuses special files', async () => {
