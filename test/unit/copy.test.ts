@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BuildError, UsageError } from '../../src/core/errors.js';
-import { copyTree, isNoSpace } from '../../src/host/copy.js';
+import { copyTree, currentUmask, isNoSpace, WorkerPool } from '../../src/host/copy.js';
+import type { Job } from '../../src/host/copy-worker.js';
 import { buildDefinition } from '../../src/settings/definition.js';
 import { resolveSettings } from '../../src/settings/resolve.js';
 
@@ -203,6 +204,16 @@ describe('copyTree: proto dir into an image root', () => {
     await assert.rejects(copyTree(src, root), /special file/);
   });
 
+  it('after a failure no more work is handed out: most of what the walk queued behind it is never copied', async () => {
+    // One worker: it holds two batches of 16 when the first one fails at the fifo; the other ~200 files are never sent.
+    execFileSync('mkfifo', [join(src, 'fifo')]);
+    await mkdir(join(src, 'many'));
+    for (let i = 0; i < 230; i++) await writeFile(join(src, `many/${i}`), '');
+    await assert.rejects(copyTree(src, root, { concurrency: 1 }), /fifo is a special file/);
+    const copied = execFileSync('find', [root, '-type', 'f']).toString().split('\n').filter(Boolean).length;
+    assert.ok(copied <= 32, `${copied} files copied after the failure`);
+  });
+
   it('fails clearly on a missing or non-directory proto', async () => {
     await assert.rejects(copyTree(join(top, 'nope'), root), /does not exist/);
     await assert.rejects(copyTree(join(src, 'opt/smartdc/svc/app.js'), root), /not a directory/);
@@ -219,5 +230,18 @@ describe('copyTree: proto dir into an image root', () => {
     await assert.rejects(copyTree(linked, root), want);
     // The directory itself passes both.
     assert.equal((await definition(src)).protoDir, src);
+  });
+});
+
+describe('WorkerPool', () => {
+  it('a worker that dies (here on a job it cannot read) ends drain with its error instead of hanging', async () => {
+    const pool = new WorkerPool(2, { umask: currentUmask(), uid: 0, gid: 0 }, () => undefined);
+    try {
+      pool.add(null as unknown as Job);
+      await pool.drain();
+      assert.ok(pool.error instanceof Error, String(pool.error));
+    } finally {
+      await pool.close();
+    }
   });
 });
