@@ -239,7 +239,7 @@ describe('WorkerPool', () => {
     try {
       pool.add(null as unknown as Job);
       await pool.drain();
-      assert.ok(pool.error instanceof Error, String(pool.error));
+      assert.ok(pool.error instanceof Error, JSON.stringify(pool.error));
     } finally {
       await pool.close();
     }
