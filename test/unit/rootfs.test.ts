@@ -105,6 +105,10 @@ describe('rootfs: paths inside an image root', () => {
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), true);
     assert.equal(await readFile(join(outside, 'keep'), 'utf8'), 'k');
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), false);
+    // A directory goes with what is in it.
+    await writeFile(join(root, 'var/db/f'), 'f');
+    assert.equal(await removeInRoot(root, 'var/db'), true);
+    assert.deepEqual(await readdir(join(root, 'var')), []);
   });
 
   describe('the image root itself (issue 12, item 2)', () => {
