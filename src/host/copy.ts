@@ -244,8 +244,10 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
       if (ex) await rm(d);
       const createMode = (st.mode & 0o777) | 0o700;
       await mkdir(d, { mode: createMode });
-      await copyDir(s, d, undefined, false);
-      dirMeta.push({ kind: 'dir', dest: d, ...metaFor(st, createMode, parentSetgid, who) });
+      // A directory made in a setgid one is setgid itself, with its group (Linux and illumos alike): what is
+      // made in it needs its owner set, and it needs the proto's mode even when the rest would match.
+      await copyDir(s, d, undefined, parentSetgid);
+      dirMeta.push({ kind: 'dir', dest: d, ...metaFor(st, createMode | (parentSetgid ? 0o2000 : 0), parentSetgid, who) });
     }
     stats.dirs++;
   }

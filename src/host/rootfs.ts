@@ -5,7 +5,7 @@
  * write into the image goes through these helpers.
  */
 import { lstat, lutimes, mkdir, open, readdir, readlink, rm } from 'node:fs/promises';
-import { isAbsolute, join, posix, relative } from 'node:path';
+import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { BuildError } from '../core/errors.js';
 import { zoneRoot } from '../core/layout.js';
 
@@ -68,11 +68,10 @@ function parts(p: string): string[] {
 
 /**
  * Resolves `relPath` under `root`, following symlinks as if `root` were `/`.
- * With `followLast: false` the last component is not followed (lstat
- * semantics). The result always lies under `root`; missing components are
- * joined as they are, and a `..` after one goes back over it.
+ * The result always lies under `root`; missing components are joined as
+ * they are, and a `..` after one goes back over it.
  */
-export async function resolveInRoot(root: string, relPath: string, followLast = true): Promise<string> {
+export async function resolveInRoot(root: string, relPath: string): Promise<string> {
   // Everything below is re-rooted at `root`; `root` itself must be no link.
   await realDirIn(root);
   const rootDev = (await lstat(root)).dev;
@@ -95,7 +94,7 @@ export async function resolveInRoot(root: string, relPath: string, followLast = 
     }
     // A mount inside the root (the chroot's host dirs) is the host's, not the image's.
     if (st.dev !== rootDev) throw new BuildError(`${here} is on another file system than the image root (a mount?): refusing to go through it`);
-    if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
+    if (st.isSymbolicLink()) {
       if (++links > MAX_LINKS) throw new BuildError(`too many symlinks resolving /${relPath} in ${root}`);
       const target = await readlink(here);
       if (isAbsolute(target)) done.length = 0;
@@ -107,10 +106,10 @@ export async function resolveInRoot(root: string, relPath: string, followLast = 
   return join(root, ...done);
 }
 
-/** True when `p` is `root` or below it (lexically). */
+/** True when `p` is `root` or below it (lexically; a name below it may begin with `..`, as in `..data`). */
 export function isUnder(root: string, p: string): boolean {
   const rel = relative(root, p);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyTree } from '../../src/host/copy.js';
@@ -61,6 +61,43 @@ describe('rootfs: paths inside an image root', () => {
     assert.equal(await readlink(join(root, 'etc')), '/real-etc');
   });
 
+  it('writeFileInRoot replaces a file (not through its other hardlinks) or a directory, with the mode asked or 0644 whatever the umask', async () => {
+    await mkdir(join(root, 'etc'));
+    await writeFile(join(root, 'base'), 'base');
+    await link(join(root, 'base'), join(root, 'etc/motd'));
+    await mkdir(join(root, 'etc/profile/d'), { recursive: true });
+    const old = process.umask(0o077);
+    try {
+      assert.equal(await writeFileInRoot(root, 'etc/motd', 'hello\n'), join(root, 'etc/motd'));
+      await writeFileInRoot(root, 'etc/profile', 'p', 0o600);
+    } finally {
+      process.umask(old);
+    }
+    assert.equal(await readFile(join(root, 'base'), 'utf8'), 'base');
+    assert.equal(await readFile(join(root, 'etc/motd'), 'utf8'), 'hello\n');
+    assert.equal((await stat(join(root, 'etc/motd'))).mode & 0o7777, 0o644);
+    assert.equal(await readFile(join(root, 'etc/profile'), 'utf8'), 'p');
+    assert.equal((await stat(join(root, 'etc/profile'))).mode & 0o7777, 0o600);
+  });
+
+  it('a name that begins with ".." is inside the root; ".." and what is above or beside it are not', async () => {
+    assert.equal(await writeFileInRoot(root, '..data', 'd'), join(root, '..data'));
+    assert.equal(await readFile(join(root, '..data'), 'utf8'), 'd');
+    assert.equal(isUnder(root, root), true);
+    assert.equal(isUnder(root, join(root, '..data/x')), true);
+    assert.equal(isUnder(root, top), false);
+    assert.equal(isUnder(root, outside), false);
+    assert.equal(isUnder(root, `${root}2`), false);
+  });
+
+  it('removeInRoot refuses the root itself and what is above it', async () => {
+    await assert.rejects(removeInRoot(root, '/'), new RegExp(`refusing to remove outside the image root: ${root}$`));
+    await assert.rejects(removeInRoot(root, '..'), new RegExp(`refusing to remove outside the image root: ${top}$`));
+    await assert.rejects(removeInRoot(root, 'usr/../..'), /refusing to remove outside the image root/);
+    assert.deepEqual((await readdir(top)).sort(), ['host', 'root']);
+    assert.deepEqual((await readdir(root)).sort(), ['bin', 'usr']);
+  });
+
   it('removes a link, not its target', async () => {
     await mkdir(join(root, 'var/db'), { recursive: true });
     await writeFile(join(outside, 'keep'), 'k');
@@ -68,6 +105,10 @@ describe('rootfs: paths inside an image root', () => {
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), true);
     assert.equal(await readFile(join(outside, 'keep'), 'utf8'), 'k');
     assert.equal(await removeInRoot(root, 'var/db/pkgin'), false);
+    // A directory goes with what is in it.
+    await writeFile(join(root, 'var/db/f'), 'f');
+    assert.equal(await removeInRoot(root, 'var/db'), true);
+    assert.deepEqual(await readdir(join(root, 'var')), []);
   });
 
   describe('the image root itself (issue 12, item 2)', () => {
@@ -120,6 +161,8 @@ describe('rootfs: paths inside an image root', () => {
       assert.equal(await realDirIn(root, 'a/nope', { missingOk: true }), undefined);
       await assert.rejects(realDirIn(root, 'bin/x', { missingOk: true }), /root\/bin is a symlink \(to \.\/usr\/bin\)/);
       await assert.rejects(realDirIn(root, 'nope/x', { missingOk: true }), /root\/nope does not exist/);
+      // missingOk is for the last component below the top: a missing top is still an error.
+      await assert.rejects(realDirIn(join(top, 'gone'), '', { missingOk: true }), /gone does not exist/);
       await assert.rejects(realDirIn(root, 'a/../..'), /"\.\."/);
       await assert.rejects(realDirIn('/', 'proc'), /\/proc is on another file system/);
       await assert.rejects(resolveInRoot('/', 'proc/self'), /\/proc is on another file system/);
