@@ -129,6 +129,7 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     assert.equal(plan.action, 'import');
     assert.equal(plan.detail, 'not on the server: import, add-file, activate');
     assert.equal(plan.calls?.length, 3);
+    assert.equal(plan.calls?.[1], `PUT ${server.url}/images/${manifest.uuid}/file?channel=dev&compression=gzip&sha1=${sha1(data)} (${data.length} bytes from ${req.imageFile})`);
     assert.deepEqual(writes(server), []);
     const r = await importer().apply(req);
     assert.deepEqual(r, { uuid: manifest.uuid, action: 'imported', detail: `import, add-file, activate: active in channel dev ${want()}`, calls: r.calls });
@@ -206,6 +207,19 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       await write({ ...manifest, origin: '../x' });
       const plan = await importer().plan(req);
       assert.equal(plan.detail, `image ${manifest.uuid}: its "origin" "../x" is not a uuid`);
+    });
+
+    it('a long one that is not a uuid is cut to 80 characters in the message', async () => {
+      await write({ ...manifest, origin: 'x'.repeat(500) });
+      assert.equal((await importer().plan(req)).detail, `image ${manifest.uuid}: its "origin" "${'x'.repeat(79)} is not a uuid`);
+    });
+
+    it('an empty one is not a uuid either: a conflict before the import IMGAPI would refuse', async () => {
+      await write({ ...manifest, origin: '' });
+      const problem = `image ${manifest.uuid}: its "origin" "" is not a uuid`;
+      assert.deepEqual(await importer().plan(req), { uuid: manifest.uuid, action: 'conflict', detail: problem, calls: [] });
+      assert.equal((await refused(importer().apply(req))).message, problem);
+      assert.deepEqual(writes(server), []);
     });
 
     it('in another channel only: imported with a warning that imgadm cannot install it from ours yet', async () => {
@@ -352,6 +366,22 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       assert.deepEqual(writes(server).slice(0, 5), ['AdminImportImage', 'AddImageFile', 'ActivateImage', 'AddImageFile', 'ActivateImage']);
     });
 
+    it('each call has the whole retry budget: a 503 on the import and another on the file, with 2 attempts, still import', async () => {
+      server.addFault({ kind: 'status', status: 503, route: 'UpdateImage', action: 'import' });
+      server.addFault({ kind: 'status', status: 503, route: 'AddImageFile' });
+      assert.equal((await importer({ attempts: 2 }).apply(req)).action, 'imported');
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AdminImportImage', 'AddImageFile', 'AddImageFile', 'ActivateImage']);
+    });
+
+    it('a call whose lost answer the fresh read shows as done gives the next call the whole budget', async () => {
+      server.addFault({ kind: 'lost-answer', route: 'UpdateImage', action: 'import' });
+      server.addFault({ kind: 'status', status: 503, route: 'AddImageFile' });
+      const r = await importer({ attempts: 2 }).apply(req);
+      assert.equal(r.action, 'imported');
+      assert.equal(r.detail, `import, add-file, activate: active in channel dev ${want()}`);
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFile', 'AddImageFile', 'ActivateImage']);
+    });
+
     it('"the image moved on" is looked at again at once, without the backoff', async () => {
       server.beforeHandle = async (ctx) => {
         if (ctx.query.action === 'import' && !served()) {
@@ -395,6 +425,13 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     });
 
     it('IMGAPI fetches the file itself: import, AddImageFileFromUrl, activate', async () => {
+      const plan = await importer({ uploadFile: false }).plan(req);
+      const q = `?channel=dev&compression=gzip&sha1=${sha1(data)}`;
+      assert.deepEqual(plan.calls, [
+        `POST ${server.url}/images/${manifest.uuid}${q.replace(/&.*/, '')}&action=import (manifest demo 1.0.0)`,
+        `POST ${server.url}/images/${manifest.uuid}/file/from-url${q} (file_url: presigned Manta URL of ${req.imagePath})`,
+        `POST ${server.url}/images/${manifest.uuid}?channel=dev&action=activate`,
+      ]);
       const r = await importer({ uploadFile: false }).apply(req);
       assert.equal(r.action, 'imported');
       assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage']);
@@ -433,6 +470,16 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       const r = await importer({ uploadFile: false, pollMs: 20, fileWaitMs: 10_000, fileTimeoutMs: 200 }).apply(req);
       assert.equal(r.action, 'imported');
       assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage']);
+    });
+
+    it('the image deleted while we wait for its file: imported again from the start', async () => {
+      server.addFault({ kind: 'html', status: 504, route: 'AddImageFileFromUrl' });
+      server.beforeHandle = (ctx) => {
+        if (ctx.fault?.kind === 'html') setTimeout(() => server.store.delete(manifest.uuid), 100);
+      };
+      const r = await importer({ uploadFile: false, pollMs: 20, fileWaitMs: 10_000 }).apply(req);
+      assert.equal(r.action, 'imported');
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFileFromUrl', 'AdminImportImage', 'AddImageFileFromUrl', 'ActivateImage']);
     });
 
     it('the file does not come within the wait: asked for again', async () => {
