@@ -382,6 +382,44 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFile', 'AddImageFile', 'ActivateImage']);
     });
 
+    it('another publisher activated it between our read and our activate (ImageAlreadyActivated): done, not a failure', async () => {
+      server.beforeHandle = (ctx) => {
+        const image = served();
+        if (ctx.query.action === 'activate' && image && !image.raw.activated) {
+          Object.assign(image.raw, { activated: true, state: 'active' });
+          throw new RestError(422, 'ImageAlreadyActivated', `image "${manifest.uuid}" is already activated`);
+        }
+      };
+      const r = await importer().apply(req);
+      assert.equal(r.action, 'imported');
+      assert.equal(r.detail, `import, add-file, activate: active in channel dev ${want()}`);
+    });
+
+    it('another publisher added the file and activated it before our upload (ImageFilesImmutable): done, no second file', async () => {
+      server.beforeHandle = async (ctx) => {
+        if (ctx.req.method === 'PUT' && !served()?.files.length) {
+          await server.addImage(manifest, data, { channels: ['dev'] });
+          throw new RestError(422, 'ImageFilesImmutable', `cannot modify files on activated image ${manifest.uuid}`);
+        }
+      };
+      const r = await importer().apply(req);
+      assert.equal(r.action, 'imported');
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFile']);
+    });
+
+    it('the image deleted between our read and our write (ResourceNotFound): imported again from the start', async () => {
+      let deleted = false;
+      server.beforeHandle = (ctx) => {
+        if (ctx.req.method === 'PUT' && !deleted) {
+          deleted = true;
+          server.store.delete(manifest.uuid);
+        }
+      };
+      const r = await importer().apply(req);
+      assert.equal(r.action, 'imported');
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFile', 'AdminImportImage', 'AddImageFile', 'ActivateImage']);
+    });
+
     it('"the image moved on" is looked at again at once, without the backoff', async () => {
       server.beforeHandle = async (ctx) => {
         if (ctx.query.action === 'import' && !served()) {
