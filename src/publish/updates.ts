@@ -222,7 +222,8 @@ export class UpdatesImporter implements ImgapiImporter {
   /** Checked before importing (read-only): IMGAPI refuses an import whose origin it lacks. */
   private async originProblem(input: ImportInput, channel: string): Promise<string | undefined> {
     const origin = input.manifest.origin;
-    if (origin === undefined || origin === '') return undefined;
+    // An empty origin is not "none": IMGAPI would refuse the import (OriginDoesNotExist), so it is a conflict here.
+    if (origin === undefined) return undefined;
     if (!isUuid(origin)) return `image ${input.want.uuid}: its "origin" ${JSON.stringify(origin).slice(0, 80)} is not a uuid`;
     const o = await this.call(() => this.client.findImage(origin));
     if (!o) return `origin image ${origin} of ${input.want.uuid} is not on ${this.client.url}`;
