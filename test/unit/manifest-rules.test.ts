@@ -289,6 +289,12 @@ describe('manifest rules at their edges', () => {
     it('inherited_directories in its place on a zone-dataset image', () => {
       const m = build({ name: 'x', version: '1', inherited_directories: ['/opt'], generate_passwords: false, tags: {}, os: 'smartos' });
       assert.deepEqual(Object.keys(m), ['v', 'uuid', 'owner', 'name', 'version', 'published_at', 'type', 'os', 'origin', 'requirements', 'tags', 'generate_passwords', 'inherited_directories', 'files']);
+      // Before a key it does not know, whether -m gave it after that key or the origin passed it on.
+      const given = build({ name: 'x', version: '1', future_field: 1, inherited_directories: ['/opt'] } as unknown as ManifestInput);
+      assert.deepEqual(Object.keys(given).slice(-3), ['inherited_directories', 'future_field', 'files']);
+      const inherited = build({ name: 'x', version: '1', future_field: 1 } as unknown as ManifestInput, { origin: { ...origin, inherited_directories: ['/opt'] } });
+      assert.deepEqual(inherited.inherited_directories, ['/opt']);
+      assert.deepEqual(Object.keys(inherited).slice(-3), ['inherited_directories', 'future_field', 'files']);
     });
 
     it('an unknown key goes after every known one, image_size included', () => {
