@@ -32,6 +32,7 @@ import { testManifest } from '../helpers/manifests.js';
 import { MantaTestServer } from '../servers/manta-server.js';
 import { nodeRsaKey } from '../servers/ssh-keys.js';
 import { rejection } from '../helpers/rejection.js';
+import { captureRecords } from '../helpers/logs.js';
 
 const md5hex = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
 const STAMP = 'master-20240501T120000Z-g0123abc';
@@ -227,6 +228,44 @@ describe('publish apply (unit, real stores)', function () {
       const again = await runPlan(await plan(base), new LocalStore(base), { dryRun: false });
       assert.deepEqual(again.steps.filter((s) => s.op === 'pointer'), [{ op: 'pointer', path: join(base, 'master-latest'), target: dest, unchanged: true }]);
       assert.deepEqual(again.steps.filter((s) => s.op === 'put'), []);
+    });
+
+    it('says each step on the log: at info when it is done, at debug as "dry run:" when it would be', async () => {
+      const out = join(dir, 'out');
+      await mkdir(out);
+      await writeFile(join(out, 'o.txt'), 'o');
+      const p = await plan(base, { outputs: [join(out, 'o.txt')] });
+      const lines = async (dryRun: boolean): Promise<string[]> => {
+        const c = captureRecords();
+        try {
+          await runPlan(p, new LocalStore(base), { dryRun });
+        } finally {
+          c.stop();
+        }
+        return c.infos.filter((r) => r.level === (dryRun ? 'debug' : 'info') || r.level === 'warn').map((r) => `${String(r.level)} ${String(r.message)}`);
+      };
+      const pointer = join(base, 'master-latest');
+      const dry = await lines(true);
+      assert.deepEqual(dry, [
+        `debug dry run: staged ${join(out, 'o.txt')} as ${join(bits, 'demo/o.txt')}`,
+        ...[join(dir, 'store'), join(dir, 'store/builds'), base, dest, join(dest, 'demo'), join(dest, 'demo/sub')].map((d) => `debug dry run: mkdir ${d}`),
+        ...['demo/a.txt', 'demo/b.bin', 'demo/o.txt', 'demo/sub/c.txt'].map((f) => `debug dry run: copy ${f}`),
+        `debug dry run: wrote ${join(dest, 'md5sums.txt')}`,
+        `debug dry run: wrote ${join(dest, 'SHA256SUMS')}`,
+        `debug dry run: ${pointer} → ${dest}`,
+        `debug dry run: listed 7 paths in ${join(bits, 'artifacts.txt')}`,
+      ]);
+      const real = await lines(false);
+      assert.equal(real[0], `info staged ${join(out, 'o.txt')} as ${join(bits, 'demo/o.txt')}`);
+      assert.match(real.find((l) => l.includes('a.txt')) ?? '', new RegExp(`^info copying demo/a\\.txt \\(6 B\\) to ${dest}/demo/a\\.txt$`));
+      assert.match(real.find((l) => l.includes('a.txt') && !l.includes('copying')) ?? '', /^info copied demo\/a\.txt: 6 B in \d+\.\d s, .+$/);
+      assert.equal(real.at(-1), `info listed 7 paths in ${join(bits, 'artifacts.txt')}`);
+      const again = await lines(false);
+      assert.deepEqual(again, [
+        ...['demo/a.txt', 'demo/b.bin', 'demo/o.txt', 'demo/sub/c.txt'].map((f) => `info skip ${f}: already published with the same MD5`),
+        `info ${pointer} already points at ${dest}`,
+        `info listed 7 paths in ${join(bits, 'artifacts.txt')}`,
+      ]);
     });
 
     it('a file where a directory goes stops the run before any upload', async () => {
@@ -438,6 +477,37 @@ describe('publish apply (unit, real stores)', function () {
       assert.equal(e2.message, `${d4}/demo/sub exists and is not a directory`);
       assert.equal(srv.entry(`${d4}/demo/sub`)?.type, 'object', 'not replaced by a directory');
       assert.deepEqual(objectPuts(), []);
+    });
+
+    it('a new stamp: one HEAD per level up to a directory that exists, none under what the run made; each object with its MD5 and type', async () => {
+      const fresh = `/${USER}/stor/fresh/demo`;
+      const r = await runPlan(await plan(fresh, { stamp: 'one' }), store, { dryRun: false });
+      assert.equal(r.uploaded, 3);
+      const heads = (): string[] => srv.requests.slice(seen).filter((q) => q.method === 'HEAD').map((q) => q.path);
+      assert.deepEqual(heads(), [fresh, `/${USER}/stor/fresh`, `${fresh}/master-latest`]);
+      const mkdirs = srv.requests.slice(seen).filter((q) => q.method === 'PUT' && String(q.headers['content-type']).includes('type=directory')).map((q) => q.path);
+      assert.deepEqual(mkdirs, [`/${USER}/stor/fresh`, fresh, `${fresh}/one`, `${fresh}/one/demo`, `${fresh}/one/demo/sub`]);
+      const puts = srv.requests.slice(seen).filter((q) => q.method === 'PUT' && q.committed && !String(q.headers['content-type']).includes('type=directory'));
+      assert.deepEqual(
+        puts.map((q) => [q.path, q.headers['content-type']]),
+        [
+          [`${fresh}/one/demo/a.txt`, 'text/plain'],
+          [`${fresh}/one/demo/b.bin`, 'application/octet-stream'],
+          [`${fresh}/one/demo/sub/c.txt`, 'text/plain'],
+          [`${fresh}/one/md5sums.txt`, 'text/plain'],
+          [`${fresh}/one/SHA256SUMS`, 'text/plain'],
+          [`${fresh}/master-latest`, 'text/plain'],
+        ],
+      );
+      // The files go with the MD5 of the plan (Manta refuses a body that does not match it).
+      assert.deepEqual(
+        puts.slice(0, 3).map((q) => q.headers['content-md5']),
+        Object.keys(files).sort().map((rel) => createHash('md5').update(files[rel]).digest('base64')),
+      );
+      // Another stamp under the same base: the base is looked at once, as is the new stamp.
+      seen = srv.requests.length;
+      await runPlan(await plan(fresh, { stamp: 'two' }), store, { dryRun: false });
+      assert.deepEqual(heads(), [fresh, `${fresh}/two`, `${fresh}/master-latest`]);
     });
 
     it('a clean run uploads each file once with its MD5; a rerun only looks', async () => {
