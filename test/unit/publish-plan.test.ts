@@ -344,6 +344,21 @@ describe('publish plan (unit)', () => {
       assert.equal(prov.md5, createHash('md5').update('signed, longer').digest('base64'));
       assert.match(p.md5sums.body, new RegExp(`^${md5hex('signed, longer')}  demo/prov\\.json$`, 'm'));
       assert.match(p.sha256sums.body, new RegExp(`^${createHash('sha256').update('signed, longer').digest('hex')}  demo/prov\\.json$`, 'm'));
+      // A changed output that is no longer a regular file is refused, named as the build output it is.
+      const swapped = await rejection(
+        makePlan(
+          input({
+            outputs: [join(out, 'prov.json')],
+            beforeCheck: async (files) => {
+              await rm(join(out, 'prov.json'));
+              await symlink(join(out, 'img.zfs.gz'), join(out, 'prov.json'));
+              return files;
+            },
+          }),
+        ),
+        PublishError,
+      );
+      assert.match(swapped.message, new RegExp(`^build output ${join(out, 'prov.json')} .*; only regular files are published$`));
     });
   });
 
