@@ -104,10 +104,24 @@ describe('publish apply (unit, real stores)', function () {
         (await readFile(join(bits, 'artifacts.txt'), 'utf8')).trim().split('\n'),
         [...Object.keys(files).sort().map((rel) => join(dest, rel)), join(dest, 'md5sums.txt'), join(dest, 'SHA256SUMS'), join(base, 'master-latest')],
       );
+      // What the publish result (--json) lists.
+      assert.deepEqual(
+        r.steps.filter((s) => s.op === 'upload'),
+        Object.keys(files)
+          .sort()
+          .map((rel) => ({ op: 'upload', path: join(dest, rel), rel, size: files[rel].length, md5: createHash('md5').update(files[rel]).digest('base64') })),
+      );
+      assert.deepEqual(r.steps.at(-1), { op: 'artifacts', path: join(bits, 'artifacts.txt') });
       const inodes = await Promise.all(Object.keys(files).map(async (rel) => (await stat(join(dest, rel))).ino));
       const again = await runPlan(await plan(base), new LocalStore(base), { dryRun: false });
       assert.deepEqual([again.uploaded, again.skipped, again.conflicts, again.bytes], [0, 3, 0, 0]);
       assert.deepEqual(again.steps.filter((s) => s.op !== 'skip' && s.op !== 'artifacts').map((s) => s.op), ['pointer']);
+      assert.deepEqual(
+        again.steps.filter((s) => s.op === 'skip'),
+        Object.keys(files)
+          .sort()
+          .map((rel) => ({ op: 'skip', path: join(dest, rel), rel, reason: 'already published with the same MD5' })),
+      );
       assert.deepEqual(await Promise.all(Object.keys(files).map(async (rel) => (await stat(join(dest, rel))).ino)), inodes, 'nothing rewritten');
     });
 
