@@ -91,7 +91,7 @@ describe('publish apply (unit, real stores)', function () {
       dest = join(base, STAMP);
     });
 
-    it('publishes every file, the sums, the pointer and artifacts.txt; a rerun skips everything and writes nothing', async () => {
+    it('publishes every file, the sums, the pointer and artifacts.txt, each a step of the result; a rerun skips everything and writes nothing', async () => {
       const r = await runPlan(await plan(base), new LocalStore(base), { dryRun: false });
       assert.equal(r.uploaded, 3);
       assert.equal(r.skipped, 0);
