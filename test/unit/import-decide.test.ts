@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
-import { decide, planSteps, type Want } from '../../src/imgapi/import-state.js';
+import { decide, importBody, planSteps, simulate, type Want } from '../../src/imgapi/import-state.js';
 
 describe('import decisions: failed and mixed states (unit)', () => {
   const w: Want = { uuid: 'u', name: 'demo', version: '1.0', sha1: 'a'.repeat(40), size: 10, channel: 'dev' };
@@ -58,5 +58,74 @@ describe('import decisions: failed and mixed states (unit)', () => {
     );
     // An empty channel list is a server without channels.
     assert.deepEqual(decide(img({ channels: [] }), w), { kind: 'done', state: 'active' });
+  });
+
+  it('a disabled image left unactivated ends disabled, not active, once activated', () => {
+    assert.deepEqual(planSteps(img({ state: 'unactivated', disabled: true }), w), { steps: [{ kind: 'step', step: 'activate' }], end: { kind: 'done', state: 'disabled' } });
+    assert.deepEqual(planSteps(img({ state: 'unactivated', disabled: false, files: [] }), w).end, { kind: 'done', state: 'active' });
+  });
+
+  it('what the server holds after each step, as planning assumes it', () => {
+    const imported = simulate(undefined, { kind: 'step', step: 'import' }, w);
+    assert.deepEqual(imported, { v: 2, uuid: 'u', name: 'demo', version: '1.0', state: 'unactivated', files: [], channels: ['dev'] });
+    assert.deepEqual(simulate(imported, { kind: 'step', step: 'add-file' }, w).files, [{ sha1: w.sha1, size: 10, compression: 'gzip' }]);
+    assert.deepEqual(simulate(img({ channels: ['staging'] }), { kind: 'step', step: 'channel-add', from: 'staging' }, w).channels, ['staging', 'dev']);
+    assert.equal(simulate(img({ state: 'unactivated' }), { kind: 'step', step: 'activate' }, w).state, 'active');
+  });
+});
+
+describe('the AdminImportImage body (unit)', () => {
+  // Every field imgmanifest and AdminImportImage know, one of each kind.
+  const everything = {
+    v: 2,
+    uuid: '11111111-1111-1111-1111-111111111111',
+    owner: '00000000-0000-0000-0000-000000000000',
+    name: 'demo',
+    version: '1.0',
+    description: 'd',
+    homepage: 'https://example.com',
+    eula: 'https://example.com/eula',
+    disabled: false,
+    public: true,
+    acl: ['22222222-2222-2222-2222-222222222222'],
+    requirements: { min_platform: { '7.0': '20240101T000000Z' } },
+    users: [{ name: 'root' }],
+    billing_tags: ['b'],
+    traits: { t: true },
+    tags: { role: 'x' },
+    generate_passwords: true,
+    inherited_directories: ['/opt'],
+    origin: '33333333-3333-3333-3333-333333333333',
+    error: { message: 'm' },
+    published_at: '2024-05-01T12:00:00.000Z',
+    urn: 'sdc:sdc:demo:1.0',
+    type: 'zone-dataset',
+    os: 'smartos',
+  };
+  const serverManaged = { files: [{ sha1: 'a'.repeat(40), size: 1, compression: 'gzip' }], state: 'active', channels: ['dev'], activated: true, icon: true };
+  const zvolOnly = { nic_driver: 'virtio', disk_driver: 'virtio', cpu_type: 'host', image_size: 10240 };
+
+  it('keeps every field the server accepts, as it is (but public:false), and drops only unknown ones', () => {
+    const { body, dropped } = importBody({ ...everything, ...serverManaged, ...zvolOnly, expires_at: 'soon', bogus: 1 } as unknown as ImageManifest);
+    assert.deepEqual(body, { ...everything, public: false });
+    assert.deepEqual(dropped, ['expires_at', 'bogus']);
+  });
+
+  it('a zvol image keeps its zvol fields; the server-managed ones go either way, unwarned', () => {
+    const { body, dropped } = importBody({ ...everything, type: 'zvol', ...serverManaged, ...zvolOnly } as unknown as ImageManifest);
+    assert.deepEqual(body, { ...everything, type: 'zvol', public: false, ...zvolOnly });
+    assert.deepEqual(dropped, []);
+  });
+
+  it('a field left undefined is neither sent nor warned about; a published_at that is not a string is dropped, and said', () => {
+    const { body, dropped } = importBody({ ...everything, description: undefined, expires_at: undefined });
+    assert.ok(!('description' in body));
+    assert.deepEqual(dropped, []);
+    const bad = importBody({ ...everything, published_at: 1714564800000 } as unknown as ImageManifest);
+    assert.ok(!('published_at' in bad.body));
+    assert.deepEqual(bad.dropped, ['published_at']);
+    // v is the one field defaulted; a v given is kept.
+    assert.equal(importBody({ ...everything, v: undefined } as unknown as ImageManifest).body.v, 2);
+    assert.equal(importBody({ ...everything, v: 3 }).body.v, 3);
   });
 });

@@ -8,11 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../../src/core/errors.js';
-import { makePlan, type PlanInput, type PublishPlan } from '../../src/publish/plan.js';
+import { execa } from 'execa';
+import { PublishError, UsageError } from '../../src/core/errors.js';
+import { makePlan, type PlannedFile, type PlanInput, type PublishPlan } from '../../src/publish/plan.js';
 import { captureRecords } from '../helpers/logs.js';
 import { testManifest } from '../helpers/manifests.js';
 import { rejection } from '../helpers/rejection.js';
@@ -182,6 +183,215 @@ describe('publish plan (unit)', () => {
         }
       });
     });
+  });
+
+  describe('what is not a regular file in the bits dir', () => {
+    const warnings = async (i: PlanInput): Promise<{ p: PublishPlan; warned: string[] }> => {
+      const c = captureRecords();
+      try {
+        const p = await makePlan(i);
+        return { p, warned: c.infos.filter((r) => r.level === 'warn').map((r) => String(r.message)) };
+      } finally {
+        c.stop();
+      }
+    };
+
+    it('symlinks (to a file, to a directory, dangling) are never followed nor published, and are named in one warning', async () => {
+      await put({ 'demo/x.txt': 'x', 'secret/id_rsa': 'KEY', 'secret/inner.txt': 'in' });
+      await symlink(join(bits, 'secret/id_rsa'), join(bits, 'demo/key'));
+      await symlink(join(bits, 'secret'), join(bits, 'demo/dir'));
+      await symlink('nowhere', join(bits, 'demo/dangling'));
+      const { p, warned } = await warnings(input({ subdirs: ['demo'] }));
+      assert.deepEqual(rels(p), ['demo/x.txt']);
+      assert.deepEqual(p.dirs, ['/u/stor/b', '/u/stor/b/s1/demo']);
+      assert.deepEqual(warned, [`not publishing 3 symlinks in ${bits} (only regular files are published): demo/dangling, demo/dir, demo/key`]);
+      await rm(join(bits, 'demo/dir'));
+      await rm(join(bits, 'demo/dangling'));
+      assert.deepEqual((await warnings(input({ subdirs: ['demo'] }))).warned, [`not publishing 1 symlink in ${bits} (only regular files are published): demo/key`]);
+    });
+
+    it('a FIFO is not published (nor opened), and is named in a warning', async () => {
+      await put({ 'demo/x.txt': 'x' });
+      await execa('mkfifo', [join(bits, 'demo/pipe')]);
+      const { p, warned } = await warnings(input());
+      assert.deepEqual(rels(p), ['demo/x.txt']);
+      assert.deepEqual(warned, [`not publishing 1 special file(s) (FIFO, socket, device) in ${bits}: demo/pipe`]);
+    });
+
+    it('only regular files: no warning at all', async () => {
+      await put({ 'demo/x.txt': 'x' });
+      assert.deepEqual((await warnings(input())).warned, []);
+    });
+
+    it('a subdirectory argument through a symlink is refused, naming the link', async () => {
+      await put({ 'real/x.txt': 'x', 'real/deeper/y.txt': 'y' });
+      await symlink(join(bits, 'real'), join(bits, 'alias'));
+      for (const [s, at] of [
+        ['alias', 'alias'],
+        ['alias/deeper', 'alias'],
+      ]) {
+        const err = await rejection(makePlan(input({ subdirs: [s] })), UsageError);
+        assert.equal(err.message, `subdirectory ${s}: ${at} is a symlink; publish does not follow links inside the bits directory`);
+        assert.equal(err.hint, 'name the real directory, or copy the files in');
+      }
+      await symlink(join(bits, 'real/deeper'), join(bits, 'real/link'));
+      assert.equal((await rejection(makePlan(input({ subdirs: ['real/link'] })), UsageError)).message, `subdirectory real/link: real/link is a symlink; publish does not follow links inside the bits directory`);
+      // The real path is fine, a missing one is not a directory.
+      assert.deepEqual(rels(await makePlan(input({ subdirs: ['real/deeper'] }))), ['real/deeper/y.txt']);
+      assert.equal((await rejection(makePlan(input({ subdirs: ['real/nope'] })), UsageError)).hint, 'check the subdirectory arguments');
+    });
+
+    it('an empty bits dir, or a missing one, is a usage error', async () => {
+      await mkdir(join(bits, 'demo/empty'), { recursive: true });
+      const empty = await rejection(makePlan(input()), UsageError);
+      assert.equal(empty.message, `nothing to publish: no files in ${bits}`);
+      assert.equal(empty.hint, 'check -D and -n');
+      const missing = await rejection(makePlan(input({ bitsDir: join(dir, 'nope') })), UsageError);
+      assert.equal(missing.message, `bits directory ${join(dir, 'nope')} does not exist`);
+      assert.equal(missing.hint, 'check -D, or run the build first');
+      await writeFile(join(dir, 'afile'), 'x');
+      assert.equal((await rejection(makePlan(input({ bitsDir: join(dir, 'afile') })), UsageError)).message, `bits directory ${join(dir, 'afile')} does not exist`);
+      // An empty subdirectory list is the whole bits dir.
+      await put({ 'demo/x.txt': 'x' });
+      assert.deepEqual(rels(await makePlan(input({ subdirs: [] }))), ['demo/x.txt']);
+    });
+  });
+
+  describe('build outputs (--state): staged into <bits>/<name>/', () => {
+    let out: string;
+    beforeEach(async () => {
+      out = join(dir, 'out');
+      await mkdir(out);
+    });
+
+    it('each output is planned at <name>/<its name>, read from where it is, staged to the bits dir', async () => {
+      await put({ 'other/o.txt': 'o' });
+      await writeFile(join(out, 'demo-zfs-1.zfs.gz'), 'image bytes');
+      await writeFile(join(out, 'demo-zfs-1.imgmanifest.txt'), 'notes');
+      const p = await makePlan(input({ outputs: [join(out, 'demo-zfs-1.zfs.gz'), join(out, 'demo-zfs-1.imgmanifest.txt')] }));
+      assert.deepEqual(p.staged, [
+        { from: join(out, 'demo-zfs-1.zfs.gz'), to: join(bits, 'demo/demo-zfs-1.zfs.gz') },
+        { from: join(out, 'demo-zfs-1.imgmanifest.txt'), to: join(bits, 'demo/demo-zfs-1.imgmanifest.txt') },
+      ]);
+      const f = p.files.find((x) => x.rel === 'demo/demo-zfs-1.zfs.gz') as PlannedFile;
+      assert.deepEqual(
+        { local: f.local, source: f.source, remote: f.remote, size: f.size, md5hex: f.md5hex, contentType: f.contentType },
+        { local: join(bits, 'demo/demo-zfs-1.zfs.gz'), source: join(out, 'demo-zfs-1.zfs.gz'), remote: '/u/stor/b/s1/demo/demo-zfs-1.zfs.gz', size: 11, md5hex: md5hex('image bytes'), contentType: 'application/gzip' },
+      );
+      const o = p.files.find((x) => x.rel === 'other/o.txt') as PlannedFile;
+      assert.deepEqual([o.local, o.source, o.contentType], [join(bits, 'other/o.txt'), join(bits, 'other/o.txt'), 'text/plain']);
+      assert.deepEqual(p.dirs, ['/u/stor/b', '/u/stor/b/s1', '/u/stor/b/s1/demo', '/u/stor/b/s1/other']);
+      assert.equal(p.md5sums.body, `${md5hex('notes')}  demo/demo-zfs-1.imgmanifest.txt\n${md5hex('image bytes')}  demo/demo-zfs-1.zfs.gz\n${md5hex('o')}  other/o.txt\n`);
+    });
+
+    it('outputs into a bits dir that has <name>/ already: its files and the outputs, the directory once', async () => {
+      await put({ 'demo/old.txt': 'old' });
+      await writeFile(join(out, 'new.txt'), 'new');
+      const p = await makePlan(input({ outputs: [join(out, 'new.txt')] }));
+      assert.deepEqual(rels(p), ['demo/new.txt', 'demo/old.txt']);
+      assert.deepEqual(p.dirs, ['/u/stor/b', '/u/stor/b/s1', '/u/stor/b/s1/demo']);
+      // Only outputs, no bits dir content: <name>/ is still a directory to make.
+      await rm(join(bits, 'demo'), { recursive: true });
+      assert.deepEqual((await makePlan(input({ outputs: [join(out, 'new.txt')] }))).dirs, ['/u/stor/b', '/u/stor/b/s1', '/u/stor/b/s1/demo']);
+    });
+
+    it('a missing output, or one that is not a regular file, is refused', async () => {
+      await mkdir(bits);
+      const missing = await rejection(makePlan(input({ outputs: [join(out, 'gone.zfs.gz')] })), PublishError);
+      assert.equal(missing.message, `build output ${join(out, 'gone.zfs.gz')} is missing; only regular files are published`);
+      await writeFile(join(dir, 'target'), 'x');
+      await symlink(join(dir, 'target'), join(out, 'link.zfs.gz'));
+      await mkdir(join(out, 'adir'));
+      for (const name of ['link.zfs.gz', 'adir']) {
+        const err = await rejection(makePlan(input({ outputs: [join(out, name)] })), PublishError);
+        assert.equal(err.message, `build output ${join(out, name)} is not a regular file; only regular files are published`);
+      }
+    });
+
+    it('<bits>/<name> a symlink or a file: outputs are not staged through it', async () => {
+      await writeFile(join(out, 'x.txt'), 'x');
+      await mkdir(join(dir, 'elsewhere'));
+      await mkdir(bits);
+      await symlink(join(dir, 'elsewhere'), join(bits, 'demo'));
+      const link = await rejection(makePlan(input({ outputs: [join(out, 'x.txt')] })), PublishError);
+      assert.equal(link.message, `${join(bits, 'demo')} is not a directory (a symlink); build outputs are not staged through it`);
+      await rm(join(bits, 'demo'));
+      await writeFile(join(bits, 'demo'), 'a file');
+      const file = await rejection(makePlan(input({ outputs: [join(out, 'x.txt')] })), PublishError);
+      assert.equal(file.message, `${join(bits, 'demo')} is not a directory (a file); build outputs are not staged through it`);
+      // Without outputs, the same bits dir plans (the link is only warned about, the file published).
+      assert.deepEqual(rels(await makePlan(input())), ['demo']);
+    });
+
+    it('a file changed by beforeCheck (the signed provenance) is hashed again; the others are not', async () => {
+      await mkdir(bits);
+      await writeFile(join(out, 'prov.json'), 'unsigned');
+      await writeFile(join(out, 'img.zfs.gz'), 'image');
+      let seen: string[] = [];
+      const p = await makePlan(
+        input({
+          outputs: [join(out, 'prov.json'), join(out, 'img.zfs.gz')],
+          beforeCheck: async (files) => {
+            seen = files.map((f) => f.rel);
+            await writeFile(join(out, 'prov.json'), 'signed, longer');
+            return files.filter((f) => f.rel === 'demo/prov.json');
+          },
+        }),
+      );
+      assert.deepEqual(seen, ['demo/img.zfs.gz', 'demo/prov.json']);
+      const prov = p.files.find((f) => f.rel === 'demo/prov.json') as PlannedFile;
+      assert.deepEqual([prov.size, prov.md5hex, prov.sha256], [14, md5hex('signed, longer'), createHash('sha256').update('signed, longer').digest('hex')]);
+      assert.equal(prov.md5, createHash('md5').update('signed, longer').digest('base64'));
+      assert.match(p.md5sums.body, new RegExp(`^${md5hex('signed, longer')}  demo/prov\\.json$`, 'm'));
+      assert.match(p.sha256sums.body, new RegExp(`^${createHash('sha256').update('signed, longer').digest('hex')}  demo/prov\\.json$`, 'm'));
+      // A changed output that is no longer a regular file is refused, named as the build output it is.
+      const swapped = await rejection(
+        makePlan(
+          input({
+            outputs: [join(out, 'prov.json')],
+            beforeCheck: async (files) => {
+              await rm(join(out, 'prov.json'));
+              await symlink(join(out, 'img.zfs.gz'), join(out, 'prov.json'));
+              return files;
+            },
+          }),
+        ),
+        PublishError,
+      );
+      assert.match(swapped.message, new RegExp(`^build output ${join(out, 'prov.json')} .*; only regular files are published$`));
+    });
+  });
+
+  it('md5sums.txt and SHA256SUMS check every file with md5sum -c and sha256sum -c in the stamp dir, odd names included', async () => {
+    const names = ['demo/plain.txt', 'demo/back\\slash.txt', 'demo/new\nline.txt', 'demo/cr\rname.txt', 'demo/sp ace.txt'];
+    await put(Object.fromEntries(names.map((n, i) => [n, `body ${i}`])));
+    const p = await makePlan(input());
+    assert.equal(p.sha256sums.remote, '/u/stor/b/s1/SHA256SUMS');
+    // The bits dir stands in for the stamp directory: the same relative paths.
+    await writeFile(join(dir, 'md5sums.txt'), p.md5sums.body);
+    await writeFile(join(dir, 'SHA256SUMS'), p.sha256sums.body);
+    for (const [tool, file] of [
+      ['md5sum', 'md5sums.txt'],
+      ['sha256sum', 'SHA256SUMS'],
+    ]) {
+      const r = await execa(tool, ['-c', '--strict', join(dir, file)], { cwd: bits, reject: false });
+      assert.equal(r.exitCode, 0, `${tool}: ${r.stdout} ${r.stderr}`);
+      assert.equal(r.stdout.split('\n').filter((l) => l.endsWith(': OK')).length, names.length, r.stdout);
+    }
+    // What GNU coreutils itself writes for these names.
+    const gnu = await execa('md5sum', [...names].sort(), { cwd: bits });
+    assert.equal(p.md5sums.body, `${gnu.stdout}\n`);
+  });
+
+  it('no try branch: the plan has none; without -p no imports, even with a valid image manifest', async () => {
+    const image = randomBytes(2048);
+    await put({ 'demo/demo-zfs-1.zfs.gz': image, 'demo/demo-zfs-1.imgmanifest': JSON.stringify(testManifest({ name: 'demo', version: '1' }, image)) });
+    const p = await makePlan(input());
+    assert.ok(!('tryBranch' in p), 'no tryBranch key');
+    assert.deepEqual(p.imports, []);
+    assert.deepEqual([p.name, p.stamp, p.branch, p.channel, p.bitsDir, p.baseDir, p.stampDir], ['demo', 's1', 'master', 'dev', bits, '/u/stor/b', '/u/stor/b/s1']);
+    assert.deepEqual(p.pointers, [{ remote: '/u/stor/b/master-latest', target: '/u/stor/b/s1' }]);
+    assert.equal((await makePlan(input({ imports: true }))).imports.length, 1);
   });
 
   describe('pointers and channel come from the branch, never from the try branch\'s name', () => {
