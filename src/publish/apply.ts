@@ -185,7 +185,7 @@ async function ensureDirs(dirs: string[], store: Store, dryRun: boolean, onCreat
       for (let a = d; !store.isRoot(a) && a !== posix.dirname(a); a = posix.dirname(a)) present.add(a);
       return;
     }
-    if (e) throw new PublishError(`${d} exists and is not a directory`, { hint: 'check -d' });
+    if (e) throw new PublishError(`${d} exists and is not a directory`, { hint: 'an object sits where the upload needs a directory: check -d (the upload base directory), or remove the object' });
     await ensure(parent);
     if (!dryRun) await store.mkdir(d);
     created.add(d);

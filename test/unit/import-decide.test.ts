@@ -121,6 +121,10 @@ describe('the AdminImportImage body (unit)', () => {
     const { body, dropped } = importBody({ ...everything, description: undefined, expires_at: undefined });
     assert.ok(!('description' in body));
     assert.deepEqual(dropped, []);
+    // A manifest without published_at (IMGAPI sets one at activation): nothing to warn about.
+    const none = importBody({ ...everything, published_at: undefined });
+    assert.ok(!('published_at' in none.body));
+    assert.deepEqual(none.dropped, []);
     const bad = importBody({ ...everything, published_at: 1714564800000 } as unknown as ImageManifest);
     assert.ok(!('published_at' in bad.body));
     assert.deepEqual(bad.dropped, ['published_at']);

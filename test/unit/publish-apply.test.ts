@@ -415,6 +415,13 @@ describe('publish apply (unit, real stores)', function () {
       assert.equal(server.store.get(manifest.uuid)!.files[0].compression, 'none');
     });
 
+    it('a dry run of an import that would go through counts no conflict', async () => {
+      await withImage('.zfs.gz');
+      const dry = await runPlan(await plan(base, { imports: true }), new LocalStore(base), { dryRun: true, importer: importer(true) });
+      assert.equal(dry.steps.find((s) => s.op === 'import')?.action, 'import');
+      assert.equal(dry.conflicts, 0);
+    });
+
     it('an import conflict in a dry run is counted with the file conflicts', async () => {
       await withImage('.zfs.gz');
       const other = randomBytes(100);
@@ -489,6 +496,7 @@ describe('publish apply (unit, real stores)', function () {
       await srv.seed(`${d4}/demo/sub`, 'an object');
       const e2 = await rejection(runPlan(await plan(base, { stamp: 'objs' }), store, { dryRun: false }));
       assert.equal(e2.message, `${d4}/demo/sub exists and is not a directory`);
+      assert.match((e2 as PublishError).hint ?? '', /check -d \(the upload base directory\), or remove the object/);
       assert.equal(srv.entry(`${d4}/demo/sub`)?.type, 'object', 'not replaced by a directory');
       assert.deepEqual(objectPuts(), []);
     });
@@ -522,6 +530,11 @@ describe('publish apply (unit, real stores)', function () {
       seen = srv.requests.length;
       await runPlan(await plan(fresh, { stamp: 'two' }), store, { dryRun: false });
       assert.deepEqual(heads(), [fresh, `${fresh}/two`, `${fresh}/master-latest`]);
+      // Two new directories side by side under one that exists: it is found once, then known with its parents.
+      const sibling = `/${USER}/stor/fresh/other`;
+      seen = srv.requests.length;
+      await runPlan(await plan(sibling, { stamp: 'three' }), store, { dryRun: false });
+      assert.deepEqual(heads(), [sibling, `/${USER}/stor/fresh`, `${sibling}/master-latest`]);
     });
 
     it('a clean run uploads each file once with its MD5; a rerun only looks', async () => {
