@@ -147,16 +147,18 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     assert.deepEqual(writes(server), []);
   });
 
-  it('in another channel: only added to ours', async () => {
-    await server.addImage(manifest, data, { channels: ['experimental'] });
+  it('in other channels: only added to ours', async () => {
+    await server.addImage(manifest, data, { channels: ['experimental', 'staging'] });
     const plan = await importer().plan(req);
     assert.equal(plan.action, 'add-channel');
-    assert.equal(plan.detail, 'active in experimental: channel-add');
+    assert.equal(plan.detail, 'active in experimental, staging: channel-add');
+    assert.equal(plan.calls?.length, 1);
+    assert.match(plan.calls![0], new RegExp(`^POST ${server.url}/images/${manifest.uuid}\\?channel=experimental&action=channel-add`), 'the channel-add call, not another');
     const r = await importer().apply(req);
     assert.equal(r.action, 'channel-added');
-    assert.equal(r.detail, `was active in experimental; now active in channel dev ${want()}`);
+    assert.equal(r.detail, `was active in experimental, staging; now active in channel dev ${want()}`);
     assert.deepEqual(writes(server), ['ChannelAddImage']);
-    assert.deepEqual(served()?.raw.channels, ['experimental', 'dev']);
+    assert.deepEqual(served()?.raw.channels, ['experimental', 'staging', 'dev']);
   });
 
   it('left unactivated by an earlier run: finished from where it stopped', async () => {
@@ -225,7 +227,7 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     it('in another channel only: imported with a warning that imgadm cannot install it from ours yet', async () => {
       const originBytes = randomBytes(50);
       const origin: ImageManifest = { ...manifest, uuid: randomUUID(), name: 'origin', files: [{ sha1: sha1(originBytes), size: 50, compression: 'gzip' }] };
-      await server.addImage(origin, originBytes, { channels: ['experimental'] });
+      await server.addImage(origin, originBytes, { channels: ['experimental', 'staging'] });
       await write({ ...manifest, origin: origin.uuid });
       const logs = captureLogs();
       try {
@@ -233,7 +235,7 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       } finally {
         logs.stop();
       }
-      assert.ok(logs.lines.some((l) => l.includes(`origin image ${origin.uuid} is not in channel dev (only experimental)`)), logs.lines.join(''));
+      assert.ok(logs.lines.some((l) => l.includes(`origin image ${origin.uuid} is not in channel dev (only experimental, staging)`)), logs.lines.join(''));
     });
 
     it('no check when the image is already imported: the origin only matters for the import', async () => {
@@ -342,11 +344,17 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
 
   describe('applying', () => {
     it('manifest keys AdminImportImage refuses are left out of the import, with a warning naming them', async () => {
-      await write({ ...manifest, build_host: 'jenkins-07' });
+      await write({ ...manifest, build_host: 'jenkins-07', build_note: 'nightly' });
       const { value: r, lines } = await logged(() => importer().apply(req));
       assert.equal(r.action, 'imported');
-      assert.ok(lines.some((l) => l.includes(`${req.manifestFile}: leaving out build_host (AdminImportImage does not accept them)`)), lines.join(''));
+      assert.ok(lines.some((l) => l.includes(`${req.manifestFile}: leaving out build_host, build_note (AdminImportImage does not accept them)`)), lines.join(''));
       assert.equal('build_host' in admin.importBodies[0], false);
+      assert.equal('build_note' in admin.importBodies[0], false);
+      // Each call done is said on the log, in order.
+      assert.deepEqual(
+        lines.filter((l) => l.includes('updates IMGAPI: ')).map((l) => l.slice(l.indexOf('updates IMGAPI: ')).trim().split(' ').slice(2, 3).join(' ')),
+        ['imported', 'added', 'activated'],
+      );
     });
 
     it('a manifest with nothing to leave out: no such warning', async () => {
