@@ -168,6 +168,26 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
     return l;
   }
 
+  /**
+   * A directory the archive needs but does not list: 0755 and the process's
+   * owner, also in a setgid directory (whose bit and group the kernel would
+   * hand down).
+   */
+  function madeDir(parent: Listing, name: string, p: string): void {
+    mkdirSync(p, 0o755);
+    if (parent.setgid) {
+      const fd = openSync(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      try {
+        fchownSync(fd, who.uid, who.gid);
+        fchmodSync(fd, 0o755);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    parent.kinds.set(name, 'dir');
+    lists.set(p, { kinds: new Map(), setgid: false });
+  }
+
   const linkText = (p: string) => {
     try {
       return readlinkSync(p);
@@ -191,9 +211,7 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
       const shown = `/${comps.slice(0, i + 1).join('/')}`;
       if (k === undefined) {
         if (!create) refuse(archive, e, `${what} not in the image (${shown} is missing)`);
-        mkdirSync(p, 0o755);
-        l.kinds.set(c, 'dir');
-        lists.set(p, { kinds: new Map(), setgid: false });
+        madeDir(l, c, p);
       } else if (k === 'link') {
         refuse(archive, e, `would be written through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
       } else if (k !== 'dir') {
@@ -247,7 +265,9 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
         if (ex !== undefined) unlinkSync(dest);
         mkdirSync(dest, (e.mode & 0o777) | 0o700);
         l.kinds.set(name, 'dir');
-        lists.set(dest, { kinds: new Map(), setgid: false });
+        // Made in a setgid directory it is setgid too, with that group, until its own mode and owner are set
+        // at the end: what goes in meanwhile needs its owner set.
+        lists.set(dest, { kinds: new Map(), setgid: l.setgid });
       }
       dirMeta.set(dest, metaOf(e, l.setgid, true));
       stats.dirs++;
@@ -321,11 +341,7 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
       const no = (why: string): never => {
         throw new BuildError(`archive ${archive}: its directory ${dir} ${why}`, { hint: 'nothing was written; give a DIR that is a directory in the image' });
       };
-      if (k === undefined) {
-        mkdirSync(p, 0o755);
-        l.kinds.set(c, 'dir');
-        lists.set(p, { kinds: new Map(), setgid: false });
-      } else if (k === 'link') no(`would be reached through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
+      if (k === undefined) madeDir(l, c, p); else if (k === 'link') no(`would be reached through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
       else if (k !== 'dir') no(`needs ${shown} to be a directory, and in the image it is not`);
       d = p;
     });

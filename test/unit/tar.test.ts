@@ -231,6 +231,41 @@ describe('extractArchives: --add DIR=ARCHIVE (an archive without root/, extracte
     assert.deepEqual([made.isDirectory(), made.mode & 0o7777, made.uid, made.gid], [true, 0o755, 0, 0]);
   });
 
+  it('into a setgid image directory: files and made directories are root:root, not the image directory\'s group, as a copy of the same tree', async () => {
+    // The image's /opt is setgid with group 77: what the kernel gives a new entry there is that group and, for a directory, the bit.
+    const src = join(top, 'sgid-src');
+    await mkdir(join(src, 'root/opt/svc/lib'), { recursive: true });
+    await writeFile(join(src, 'root/opt/svc/lib/a.js'), 'a\n');
+    await writeFile(join(src, 'root/opt/top.js'), 't\n');
+    const tar = gtarCreate(src, join(top, 'sgid.tar'), { compression: 'none', members: ['root/opt/svc/lib/a.js', 'root/opt/top.js'] });
+    const withSetgidOpt = async (name: string) => {
+      const img = join(top, name);
+      await mkdir(join(img, 'opt'), { recursive: true });
+      await chown(join(img, 'opt'), 0, 77);
+      await chmod(join(img, 'opt'), 0o2755);
+      return img;
+    };
+    const img = await withSetgidOpt('sgid-img');
+    await extractArchives([tar], img);
+    const got = async (p: string) => {
+      const st = await lstat(join(img, p));
+      return [p, st.mode & 0o7777, st.uid, st.gid];
+    };
+    assert.deepEqual(await got('opt/top.js'), ['opt/top.js', 0o644, 0, 0]);
+    // Only the file is in the archive: its directories are made, 0755 root:root.
+    assert.deepEqual(await got('opt/svc'), ['opt/svc', 0o755, 0, 0]);
+    assert.deepEqual(await got('opt/svc/lib'), ['opt/svc/lib', 0o755, 0, 0]);
+    assert.deepEqual(await got('opt/svc/lib/a.js'), ['opt/svc/lib/a.js', 0o644, 0, 0]);
+    // With its directories in the archive too, the tree a copy of root/ gives.
+    const whole = gtarCreate(src, join(top, 'sgid-whole.tar'), { compression: 'none', members: ['root'] });
+    const fromTar = await withSetgidOpt('sgid-img-whole');
+    const fromDir = await withSetgidOpt('sgid-img-dir');
+    await extractArchives([whole], fromTar);
+    await copyTree(join(src, 'root'), fromDir);
+    assert.deepEqual(diffTrees(await describeTree(fromDir), await describeTree(fromTar)), []);
+    assert.equal((await lstat(join(fromTar, 'opt/svc/lib/a.js'))).gid, 0);
+  });
+
   it('root/opt/smartdc=ARCHIVE gives the tree /opt/smartdc=ARCHIVE gives', async () => {
     const a = join(top, 'img-a');
     const b = join(top, 'img-b');
