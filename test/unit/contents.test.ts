@@ -242,6 +242,23 @@ describe('host/rootfs clampTimes (SOURCE_DATE_EPOCH)', () => {
       await lutimes(join(root, 'link'), new Date(), new Date());
       await clampTimes(root, epoch);
       assert.equal((await lstat(join(root, 'link'))).mtimeMs, epoch * 1000);
+      // Only the time that is later is clamped; one at the epoch itself is not later.
+      const late = new Date('2030-01-01T00:00:00Z');
+      const at = new Date(epoch * 1000);
+      await utimes(join(root, 'old'), old, late);
+      await writeFile(join(root, 'read-late'), 'r');
+      await utimes(join(root, 'read-late'), late, old);
+      await writeFile(join(root, 'at-epoch'), 'e');
+      await utimes(join(root, 'at-epoch'), at, at);
+      // (Directories are left out here: reading one may move its access time.)
+      await clampTimes(root, epoch);
+      const times = async (p: string) => {
+        const st = await lstat(join(root, p));
+        return [p, st.atimeMs, st.mtimeMs];
+      };
+      assert.deepEqual(await times('old'), ['old', old.getTime(), epoch * 1000]);
+      assert.deepEqual(await times('read-late'), ['read-late', epoch * 1000, old.getTime()]);
+      assert.deepEqual(await times('at-epoch'), ['at-epoch', epoch * 1000, epoch * 1000]);
     } finally {
       await rm(top, { recursive: true, force: true });
     }

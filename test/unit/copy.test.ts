@@ -201,9 +201,38 @@ describe('copyTree: proto dir into an image root', () => {
     assert.equal(isNoSpace(undefined), false);
   });
 
-  it('refuses special files', async () => {
+  it('refuses special files, in one line naming the file', async () => {
     execFileSync('mkfifo', [join(src, 'opt/fifo')]);
-    await assert.rejects(copyTree(src, root), /special file/);
+    await assert.rejects(copyTree(src, root), (e: Error) => e instanceof BuildError && e.message === `copy failed: ${join(src, 'opt/fifo')} is a special file (device, fifo or socket), not supported in a proto dir`);
+  });
+
+  it('a setgid image root, or a setgid directory an image link points to: what the copy puts there is the proto\'s owner and group', async () => {
+    // What the kernel gives a new entry in a setgid directory is its group; the copy must set the proto's back.
+    await chown(root, 0, 77);
+    await chmod(root, 0o2755);
+    await writeFile(join(src, 'top.txt'), 'top\n');
+    await mkdir(join(root, 'data'));
+    await chown(join(root, 'data'), 0, 88);
+    await chmod(join(root, 'data'), 0o2775);
+    await symlink('data', join(root, 'var'));
+    await mkdir(join(src, 'var'));
+    await writeFile(join(src, 'var/v.txt'), 'v\n');
+    await copyTree(src, root);
+    for (const p of ['top.txt', 'data/v.txt', 'opt/smartdc/svc/run.sh']) {
+      const st = await lstat(join(root, p));
+      assert.deepEqual([p, st.uid, st.gid], [p, 0, 0]);
+    }
+    assert.equal((await lstat(join(root, 'opt/smartdc/svc/app.js'))).gid, 5678);
+    assert.equal((await lstat(join(root, 'var'))).isSymbolicLink(), true, 'the image link stays');
+  });
+
+  it('a proto directory with a mode the umask would not give (0750, 0700) has it in the image', async () => {
+    await mkdir(join(src, 'private/inner'), { recursive: true });
+    await chmod(join(src, 'private'), 0o750);
+    await chmod(join(src, 'private/inner'), 0o700);
+    await copyTree(src, root);
+    assert.equal((await stat(join(root, 'private'))).mode & 0o7777, 0o750);
+    assert.equal((await stat(join(root, 'private/inner'))).mode & 0o7777, 0o700);
   });
 
   it('after a failure no more work is handed out: most of what the walk queued behind it is never copied', async () => {
@@ -217,8 +246,9 @@ describe('copyTree: proto dir into an image root', () => {
   });
 
   it('fails clearly on a missing or non-directory proto', async () => {
-    await assert.rejects(copyTree(join(top, 'nope'), root), /does not exist/);
-    await assert.rejects(copyTree(join(src, 'opt/smartdc/svc/app.js'), root), /not a directory/);
+    await assert.rejects(copyTree(join(top, 'nope'), root), (e: Error) => e.message === `proto directory ${join(top, 'nope')} does not exist`);
+    const file = join(src, 'opt/smartdc/svc/app.js');
+    await assert.rejects(copyTree(file, root), (e: Error) => e.message === `proto directory ${file} is not a directory`);
   });
 
   it('a symlinked proto dir (-d) is refused before prepare, as the copy refuses it (issue 12, item 16)', async () => {

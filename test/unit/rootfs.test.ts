@@ -36,6 +36,25 @@ describe('rootfs: paths inside an image root', () => {
     assert.equal(await resolveInRoot(root, 'up/etc/passwd'), join(root, 'etc/passwd'));
   });
 
+  it('follows a chain of 40 links (the limit) and refuses 41', async () => {
+    await mkdir(join(root, 'chain'));
+    await mkdir(join(root, 'target'));
+    // l0 -> l1 -> ... -> l40 -> /target: 41 links from l0, 40 from l1.
+    await symlink('/target', join(root, 'chain/l40'));
+    for (let i = 39; i >= 0; i--) await symlink(`l${i + 1}`, join(root, `chain/l${i}`));
+    assert.equal(await resolveInRoot(root, 'chain/l1/x'), join(root, 'target/x'));
+    await assert.rejects(resolveInRoot(root, 'chain/l0/x'), /too many symlinks resolving \/chain\/l0\/x/);
+  });
+
+  it('a relative link in a subdirectory goes from there, and "." in a target is no component ("./.." climbs one)', async () => {
+    await mkdir(join(root, 'opt/app/lib'), { recursive: true });
+    await symlink('lib', join(root, 'opt/app/current'));
+    assert.equal(await resolveInRoot(root, 'opt/app/current/x'), join(root, 'opt/app/lib/x'));
+    await symlink('./lib/./..', join(root, 'opt/app/up'));
+    assert.equal(await resolveInRoot(root, 'opt/app/up/x'), join(root, 'opt/app/x'));
+    assert.equal(await resolveInRoot(root, 'opt//app/./lib/y'), join(root, 'opt/app/lib/y'));
+  });
+
   it('stops symlink loops', async () => {
     await symlink('b', join(root, 'a'));
     await symlink('a', join(root, 'b'));
@@ -138,7 +157,7 @@ describe('rootfs: paths inside an image root', () => {
     it('checkImageRoot: root/, and etc/ and var/ when present, are real directories in the dataset', async () => {
       const mnt = join(top, 'ds');
       await mkdir(mnt);
-      await assert.rejects(checkImageRoot(mnt), /ds\/root does not exist/);
+      await assert.rejects(checkImageRoot(mnt), (e: Error) => e.message === `${join(mnt, 'root')} does not exist: not a zone dataset image`);
       await symlink('../host', join(mnt, 'root'));
       await assert.rejects(checkImageRoot(mnt), /ds\/root is a symlink \(to \.\.\/host\)/);
       await rm(join(mnt, 'root'));
