@@ -394,7 +394,14 @@ describe('publish apply (unit, real stores)', function () {
     it('the published image is imported, added with its file and activated in the plan\'s channel; a rerun finds it there', async () => {
       await withImage('.zfs.gz');
       const p = await plan(base, { imports: true, channel: 'staging' });
-      const dry = await runPlan(p, new LocalStore(base), { dryRun: true, importer: importer(true) });
+      const c = captureRecords();
+      let dry;
+      try {
+        dry = await runPlan(p, new LocalStore(base), { dryRun: true, importer: importer(true) });
+      } finally {
+        c.stop();
+      }
+      assert.ok(c.infos.some((r) => r.message === `dry run: import ${manifest.uuid}: not on the server: import, add-file, activate`), 'the import step is said');
       const planned = dry.steps.find((s) => s.op === 'import');
       assert.deepEqual({ ...planned, calls: undefined }, { op: 'import', uuid: manifest.uuid, path: join(base, STAMP, 'demo/demo-zfs-1.zfs.gz'), channel: 'staging', action: 'import', detail: 'not on the server: import, add-file, activate', calls: undefined });
       assert.equal((planned as { calls: string[] }).calls.length, 3);

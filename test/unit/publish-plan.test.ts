@@ -210,12 +210,15 @@ describe('publish plan (unit)', () => {
       assert.deepEqual((await warnings(input({ subdirs: ['demo'] }))).warned, [`not publishing 1 symlink in ${bits} (only regular files are published): demo/key`]);
     });
 
-    it('a FIFO is not published (nor opened), and is named in a warning', async () => {
+    it('FIFOs are not published (nor opened), and are named in one warning', async () => {
       await put({ 'demo/x.txt': 'x' });
       await execa('mkfifo', [join(bits, 'demo/pipe')]);
-      const { p, warned } = await warnings(input());
+      let { p, warned } = await warnings(input());
       assert.deepEqual(rels(p), ['demo/x.txt']);
       assert.deepEqual(warned, [`not publishing 1 special file(s) (FIFO, socket, device) in ${bits}: demo/pipe`]);
+      await execa('mkfifo', [join(bits, 'demo/another')]);
+      ({ p, warned } = await warnings(input()));
+      assert.deepEqual(warned, [`not publishing 2 special file(s) (FIFO, socket, device) in ${bits}: demo/another, demo/pipe`]);
     });
 
     it('only regular files: no warning at all', async () => {
