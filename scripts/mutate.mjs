@@ -84,7 +84,7 @@ async function main(argv) {
     if (run('npx', ['stryker', 'run', '--mutate', patterns.join(','), ...rest], false, env) !== 0) failed.push(group.name);
   }
   const minutes = ((Date.now() - started) / 60_000).toFixed(1);
-  const table = scores(groups, minutes);
+  const table = scores(groups, minutes, ts);
   mkdirSync(join(ROOT, '.stryker'), { recursive: true });
   writeFileSync(join(ROOT, '.stryker', i >= 0 ? 'scores-scoped.md' : 'scores.md'), table);
   console.log(`\n${table}`);
@@ -155,7 +155,7 @@ function expand(pattern) {
 // ---- the scores
 
 
-function scores(groups, minutes) {
+function scores(groups, minutes, ts) {
   const rows = [];
   const survivors = [];
   for (const group of groups) {
@@ -163,7 +163,11 @@ function scores(groups, minutes) {
     if (!existsSync(file)) continue;
     const report = JSON.parse(readFileSync(file, 'utf8'));
     for (const [name, f] of Object.entries(report.files).sort(([a], [b]) => a.localeCompare(b))) {
-      const n = (s) => f.mutants.filter((m) => m.status === s).length;
+      // With `only`, the declarations' lines: Stryker's incremental report also carries earlier results
+      // for mutants outside them.
+      const spans = group.only?.[name] ? ranges(ts, name, group.only[name]).map((r) => r.slice(r.lastIndexOf(':') + 1).split('-').map(Number)) : undefined;
+      const mutants = spans ? f.mutants.filter((m) => spans.some(([a, b]) => m.location.start.line >= a && m.location.start.line <= b)) : f.mutants;
+      const n = (s) => mutants.filter((m) => m.status === s).length;
       const killed = n('Killed');
       const timeout = n('Timeout');
       const survived = n('Survived');
@@ -171,7 +175,7 @@ function scores(groups, minutes) {
       const valid = killed + timeout + survived + noCov;
       const score = valid ? (100 * (killed + timeout)) / valid : 100;
       rows.push(`| ${name} | ${killed} | ${survived} | ${timeout} | ${noCov} | ${n('CompileError')} | ${score.toFixed(1)} |`);
-      for (const m of f.mutants.filter((x) => x.status === 'Survived' || x.status === 'NoCoverage')) {
+      for (const m of mutants.filter((x) => x.status === 'Survived' || x.status === 'NoCoverage')) {
         const where = `${name}:${m.location.start.line}:${m.location.start.column}`;
         const replacement = (m.replacement ?? '').replace(/\s+/g, ' ').slice(0, 100);
         survivors.push(`- ${where} ${m.mutatorName} (${m.status}${m.static ? ', static' : ''}): ${replacement}`);

@@ -216,6 +216,22 @@ describe('contents: diff of two listings', () => {
 });
 
 describe('host/rootfs clampTimes (SOURCE_DATE_EPOCH)', () => {
+  it('refuses to go into a mount inside the root, in one line naming it', async () => {
+    const top = await mkdtemp(join(tmpdir(), 'bi-clamp-mnt-'));
+    const mnt = join(top, 'root/mnt');
+    await mkdir(mnt, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+    try {
+      await writeFile(join(mnt, 'host-owned'), 'h');
+      await assert.rejects(clampTimes(join(top, 'root'), Date.parse('2020-01-01T00:00:00Z') / 1000), (e: Error) =>
+        e.message === `${mnt} is on another file system than the image root (a mount?): not clamping times through it`);
+      assert.ok((await lstat(join(mnt, 'host-owned'))).mtimeMs > Date.parse('2020-01-01T00:00:00Z'), 'nothing in the mount clamped');
+    } finally {
+      execFileSync('umount', [mnt]);
+      await rm(top, { recursive: true, force: true });
+    }
+  });
+
   it('clamps times later than the epoch, inside the root only: a link is set itself, its target (a host file) never', async () => {
     const top = await mkdtemp(join(tmpdir(), 'bi-clamp-'));
     try {

@@ -117,6 +117,14 @@ describe('rootfs: paths inside an image root', () => {
     assert.deepEqual((await readdir(root)).sort(), ['bin', 'usr']);
   });
 
+  it('writeFileInRoot refuses a name that climbs out (..), and the directory above the root stays whole', async () => {
+    for (const rel of ['..', 'usr/../..']) {
+      await assert.rejects(writeFileInRoot(root, rel, 'x'), new RegExp(`refusing to write outside the image root: ${top}$`));
+    }
+    assert.deepEqual((await readdir(top)).sort(), ['host', 'root']);
+    assert.deepEqual((await readdir(root)).sort(), ['bin', 'usr']);
+  });
+
   it('removes a link, not its target', async () => {
     await mkdir(join(root, 'var/db'), { recursive: true });
     await writeFile(join(outside, 'keep'), 'k');
