@@ -153,7 +153,7 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     assert.equal(plan.action, 'add-channel');
     assert.equal(plan.detail, 'active in experimental, staging: channel-add');
     assert.equal(plan.calls?.length, 1);
-    assert.match(plan.calls![0], new RegExp(`^POST ${server.url}/images/${manifest.uuid}\\?channel=experimental&action=channel-add`), 'the channel-add call, not another');
+    assert.match(plan.calls[0], new RegExp(`^POST ${server.url}/images/${manifest.uuid}\\?channel=experimental&action=channel-add`), 'the channel-add call, not another');
     const r = await importer().apply(req);
     assert.equal(r.action, 'channel-added');
     assert.equal(r.detail, `was active in experimental, staging; now active in channel dev ${want()}`);
