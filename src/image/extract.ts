@@ -341,7 +341,8 @@ export async function extractArchives(archives: readonly (string | AddArchive)[]
       const no = (why: string): never => {
         throw new BuildError(`archive ${archive}: its directory ${dir} ${why}`, { hint: 'nothing was written; give a DIR that is a directory in the image' });
       };
-      if (k === undefined) madeDir(l, c, p); else if (k === 'link') no(`would be reached through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
+      if (k === undefined) madeDir(l, c, p);
+      else if (k === 'link') no(`would be reached through ${shown}, a symlink in the image (to ${linkText(p)}): refusing to write through links`);
       else if (k !== 'dir') no(`needs ${shown} to be a directory, and in the image it is not`);
       d = p;
     });

@@ -162,9 +162,15 @@ export async function checkDir(id: string, what: string, dir: string, fixFlag: s
 }
 
 /** What the chroot stage and the mounts need; rsync is not among them (the copy is built in). */
+/** Those of `commands` that are not there (not on PATH, or an absolute path that is no executable). */
+async function missingCommands(commands: string[]): Promise<string[]> {
+  const found = await Promise.all(commands.map(locate));
+  return commands.filter((_, i) => !found[i]);
+}
+
 async function checkTools(): Promise<DoctorCheck> {
   const { mount, umount, chroot } = platform().commands;
-  const missing = (await Promise.all([mount, umount, chroot].map(async (c) => ((await locate(c)) ? undefined : c)))).filter(Boolean) as string[];
+  const missing = await missingCommands([mount, umount, chroot]);
   if (missing.length) {
     return fail('tools', `missing: ${missing.join(', ')}`, isSmartOS() ? 'these are part of the SmartOS platform (/usr/sbin): is this a SmartOS zone?' : 'apt-get install coreutils mount (or bash scripts/setup-host.sh)');
   }
@@ -181,7 +187,7 @@ async function checkTools(): Promise<DoctorCheck> {
 export async function checkScriptTools(ns = platform().scriptNamespaces): Promise<DoctorCheck> {
   if (!ns) return ok('script-tools', 'scripts run in the chroot with the platform\'s own tools');
   const wanted = [ns.unshare, ns.nsenter, ns.setpriv, ns.waiter[0]];
-  const missing = (await Promise.all(wanted.map(async (c) => ((await locate(c)) ? undefined : c)))).filter(Boolean) as string[];
+  const missing = await missingCommands(wanted);
   if (missing.length) return warn('script-tools', `missing: ${missing.join(', ')}; builds with --run or "scripts" fail`, 'apt-get install util-linux coreutils (or bash scripts/setup-host.sh)');
   return ok('script-tools', `${wanted.join(', ')} present (for --run and "scripts")`);
 }
