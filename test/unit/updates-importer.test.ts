@@ -21,6 +21,7 @@ import type { ImageManifest } from '../../src/image/manifest/types.js';
 import type { ImportRequest } from '../../src/publish/importer.js';
 import { UpdatesImporter } from '../../src/publish/updates.js';
 import { captureLogs } from '../helpers/logs.js';
+import { testManifest } from '../helpers/manifests.js';
 import { mountAdminApi, writes, type AdminApi } from '../servers/imgapi-admin.js';
 import { RestError, startImgapiServer, type ImgapiTestServer } from '../servers/imgapi-server.js';
 import { nodeRsaKey } from '../servers/ssh-keys.js';
@@ -96,17 +97,7 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
     mantaAnswers = [];
     admin = mountAdminApi(server, { authkeys: { mg: [key.pubLine] }, allowHttpFileUrl: true });
     data = randomBytes(1500);
-    manifest = {
-      v: 2,
-      uuid: randomUUID(),
-      owner: '00000000-0000-0000-0000-000000000000',
-      name: 'demo',
-      version: '1.0.0',
-      type: 'zone-dataset',
-      os: 'smartos',
-      published_at: '2024-05-01T12:00:00.000Z',
-      files: [{ sha1: sha1(data), size: data.length, compression: 'gzip' }],
-    };
+    manifest = testManifest({ name: 'demo', version: '1.0.0', published_at: '2024-05-01T12:00:00.000Z' }, data);
     req = {
       uuid: manifest.uuid,
       manifestFile: join(dir, 'demo.imgmanifest'),
