@@ -13,10 +13,16 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * Plain text whatever the environment says: oclif's colour library colours
+ * even a pipe when CI is set (as on CI's machines), and the tests read text.
+ */
+const PLAIN = { NO_COLOR: '1' };
+
 export async function cli(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   const r = await execa(BIN, args, {
     cwd: opts.cwd ?? REPO,
-    env: { BUILDIMAGE_LOG_LEVEL: 'info', ...opts.env },
+    env: { BUILDIMAGE_LOG_LEVEL: 'info', ...PLAIN, ...opts.env },
     reject: false,
     timeout: opts.timeoutMs ?? 10 * 60 * 1000,
     stdin: 'ignore',
@@ -41,7 +47,7 @@ export interface StartedCli {
  * kill after a signal: a CLI that does not stop by itself must show.
  */
 export function startCli(args: string[], env: Record<string, string>, until: RegExp): StartedCli {
-  const child = execa(BIN, args, { cwd: REPO, env, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+  const child = execa(BIN, args, { cwd: REPO, env: { ...PLAIN, ...env }, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
   let err = '';
   const ready = new Promise<void>((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {

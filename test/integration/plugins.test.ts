@@ -30,10 +30,14 @@ describe('oclif plugins', function () {
     await mkdir(join(proto, 'opt/app/lib'), { recursive: true });
     await writeFile(join(proto, 'opt/app/lib/big.bin'), Buffer.alloc(512 * 1024, 7));
     await writeFile(join(proto, 'opt/app/small'), 'x');
+  });
+  // Each test its own oclif dirs: a plugin one test leaves linked (it failed
+  // before its unlink) must not run in the next.
+  beforeEach(async () => {
     xdg = await mkdtemp(join(tmpdir(), 'buildimage-xdg-'));
     env = { ...w.env, XDG_DATA_HOME: join(xdg, 'data'), XDG_CONFIG_HOME: join(xdg, 'config'), XDG_CACHE_HOME: join(xdg, 'cache') };
   });
-  after(async () => {
+  afterEach(async () => {
     await rm(xdg, { recursive: true, force: true });
   });
 
@@ -48,8 +52,11 @@ describe('oclif plugins', function () {
     const out = await w.outDir();
     const reports = join(w.dir, 'size-reports');
     await mkdir(reports, { recursive: true });
-    r = await cli(['build', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--output-dir', out], { env: { ...env, SIZE_REPORT_DIR: reports } });
+    r = await cli(['build', '-i', w.origin.uuid, '-d', proto, '-m', mf, '--output-dir', out, '--json'], { env: { ...env, SIZE_REPORT_DIR: reports } });
     assert.equal(r.code, 0, r.stderr);
+    // stdout stays the build's JSON: the plugin says where its report went on stderr.
+    assert.equal((JSON.parse(r.stdout) as { image: { outputs: { image: string } } }).image.outputs.image, join(out, 'sized-zfs-2.0.0.zfs.gz'));
+    assert.match(r.stderr, new RegExp(`size report: ${reports}/sized-zfs-2\\.0\\.0\\.sizes\\.txt`));
     const report = await readFile(join(reports, 'sized-zfs-2.0.0.sizes.txt'), 'utf8');
     const lines = report.split('\n');
     assert.match(lines[0], /^# sized-zfs-2\.0\.0 \(image [0-9a-f-]{36}\): largest directories/);

@@ -29,5 +29,6 @@ export default async function writeSizeReport(options) {
     await rm(temp, { force: true });
     throw err;
   });
-  this.log?.(`size report: ${path}`);
+  // stderr: stdout is the command's own output (`build --json`'s result).
+  process.stderr.write(`size report: ${path}\n`);
 }
