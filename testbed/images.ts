@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAtomic } from '../src/core/files.js';
 import { run } from '../src/host/exec.js';
-import type { Zfs } from '../src/host/zfs.js';
+import { OWNER_PROPERTY, type Zfs } from '../src/host/zfs.js';
 import type { ImageManifest } from '../src/image/manifest/types.js';
 import { sendCompressed } from '../src/image/streams.js';
 import { writeOriginLayer, writeZoneDataset } from './zoneroot.js';
@@ -39,6 +39,9 @@ export interface SampleImages {
   dir: string;
 }
 
+/** Set on each scratch dataset itself: destroyOwned takes no child it cannot tell is ours. */
+const OWNED = { [OWNER_PROPERTY]: 'image' };
+
 function manifestFor(uuid: string, name: string, version: string, extra: Partial<ImageManifest>): ImageManifest {
   return {
     v: 2,
@@ -64,11 +67,10 @@ export async function makeSampleImages(opts: SampleImagesOptions): Promise<Sampl
   const tmp = await mkdtemp(join(opts.tmpDir ?? '/var/tmp', 'buildimage-sample-'));
   await mkdir(opts.outDir, { recursive: true });
   try {
-    await zfs.create(scratch, { mountpoint: 'none' });
-    await zfs.markOwned(scratch, 'image');
+    await zfs.create(scratch, { mountpoint: 'none', ...OWNED });
 
     const baseDs = `${scratch}/base`;
-    await zfs.create(baseDs, { mountpoint: join(tmp, 'base') });
+    await zfs.create(baseDs, { mountpoint: join(tmp, 'base'), ...OWNED });
     await writeZoneDataset(join(tmp, 'base'), { repoUrl: opts.repoUrl });
     await zfs.snapshot(`${baseDs}@final`);
     const baseStem = join(opts.outDir, 'minimal-64-lts-sample-24.4.1');
@@ -85,7 +87,7 @@ export async function makeSampleImages(opts: SampleImagesOptions): Promise<Sampl
     await writeAtomic(`${baseStem}.imgmanifest`, JSON.stringify(base, null, 2) + '\n');
 
     const originDs = `${scratch}/origin`;
-    await zfs.clone(`${baseDs}@final`, originDs, { mountpoint: join(tmp, 'origin') });
+    await zfs.clone(`${baseDs}@final`, originDs, { mountpoint: join(tmp, 'origin'), ...OWNED });
     await writeOriginLayer(join(tmp, 'origin', 'root'), { repoUrl: opts.repoUrl });
     await zfs.snapshot(`${originDs}@final`);
     const originStem = join(opts.outDir, 'triton-origin-sample-24.4.1');
@@ -132,12 +134,12 @@ export async function makeVariantImage(opts: VariantImageOptions): Promise<Image
   const tmp = await mkdtemp(join(opts.tmpDir ?? '/var/tmp', 'buildimage-variant-'));
   await mkdir(opts.outDir, { recursive: true });
   try {
-    await zfs.create(scratch, { mountpoint: 'none' });
-    await zfs.markOwned(scratch, 'image');
+    await zfs.create(scratch, { mountpoint: 'none', ...OWNED });
     const baseFile = join(opts.sampleDir, 'minimal-64-lts-sample-24.4.1.zfs.gz');
     await run('sh', ['-c', 'gzip -dc "$1" | zfs receive -u "$2"', 'sh', baseFile, `${scratch}/base`]);
+    await zfs.set(`${scratch}/base`, OWNED);
     const ds = `${scratch}/variant`;
-    await zfs.clone(`${scratch}/base@final`, ds, { mountpoint: join(tmp, 'variant') });
+    await zfs.clone(`${scratch}/base@final`, ds, { mountpoint: join(tmp, 'variant'), ...OWNED });
     await opts.mutate(join(tmp, 'variant'));
     await zfs.snapshot(`${ds}@final`);
     const name = opts.name ?? 'variant-sample';

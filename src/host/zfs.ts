@@ -146,7 +146,7 @@ export class Zfs {
     const dataset = name.split('@')[0];
     const r = await this.run(['get', '-H', '-p', '-o', 'value,source', OWNER_PROPERTY, dataset]);
     const [value, source] = r.stdout.replace(/\n$/, '').split('\t');
-    return source === 'local' && value && value !== '-' ? value : undefined;
+    return setHere(value, source);
   }
 
   /** Every filesystem and volume of `pool` with its origin snapshot (`-` when it is no clone): who is cloned from what. */
@@ -161,19 +161,38 @@ export class Zfs {
       });
   }
 
+  /** The filesystems and volumes below `name` (not itself, not snapshots) without our ownership property set on them. */
+  private async notOwnedBelow(name: string): Promise<string[]> {
+    // zfs-fuse's `get` has no -t: snapshots are told by their '@'.
+    const r = await this.run(['get', '-H', '-p', '-r', '-o', 'name,value,source', OWNER_PROPERTY, name]);
+    return r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('\t'))
+      .filter(([ds, value, source]) => ds !== name && !ds.includes('@') && !setHere(value, source))
+      .map(([ds]) => ds);
+  }
+
   async markOwned(name: string, role: OwnerRole): Promise<void> {
     await this.set(name, { [OWNER_PROPERTY]: role });
   }
 
   /**
-   * Destroys a dataset (recursively: its snapshots) only if it carries our
-   * ownership property. Returns false when it does not exist.
+   * Destroys a dataset (recursively: its snapshots and children) only if it
+   * and every filesystem or volume below it carry our ownership property.
+   * Returns false when it does not exist.
    */
   async destroyOwned(name: string): Promise<boolean> {
     if (!(await this.exists(name))) return false;
     const owner = await this.owner(name);
     if (!owner) {
       throw new BuildError(`refusing to destroy ${name}: it was not created by buildimage (no ${OWNER_PROPERTY} property set on it)`);
+    }
+    const stranger = name.includes('@') ? undefined : (await this.notOwnedBelow(name))[0];
+    if (stranger) {
+      throw new BuildError(`refusing to destroy ${name}: ${stranger} below it was not created by buildimage (no ${OWNER_PROPERTY} property set on it)`, {
+        hint: `move it out (\`zfs rename\`) or destroy it yourself, then run again`,
+      });
     }
     await this.runBusy(['destroy', '-r', name], { uninterruptible: true });
     return true;
@@ -189,4 +208,9 @@ export class Zfs {
   receive(name: string) {
     return spawn(this.cmd, ['receive', '-u', name], { stdout: 'ignore' });
   }
+}
+
+/** A property's value when set on the dataset itself (`zfs get -o value,source`), not inherited or received. */
+function setHere(value: string | undefined, source: string | undefined): string | undefined {
+  return source === 'local' && value && value !== '-' ? value : undefined;
 }

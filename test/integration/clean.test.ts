@@ -12,7 +12,7 @@ import { withRetry } from '../../src/core/retry.js';
 import { isBusyError, OWNER_PROPERTY } from '../../src/host/zfs.js';
 import { PHASE_PROPERTY } from '../../src/build/owned.js';
 import { StateFile } from '../../src/build/state.js';
-import { cli } from '../helpers/cli.js';
+import { cli, errorLines } from '../helpers/cli.js';
 import { assertNoLeaks, mountsUnder } from '../helpers/leaks.js';
 import { world, type World } from '../helpers/world.js';
 
@@ -117,6 +117,27 @@ describe('clean', function () {
         if (await w.zfs.exists(ds)) await withRetry(() => run('zfs', ['destroy', '-r', ds]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
       }
     }
+    await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
+  });
+
+  it('never destroys a dataset someone else made below one of ours: the clean refuses in one line and leaves both; without it, it goes', async () => {
+    const statePath = join(w.dir, `child-${randomUUID().slice(0, 8)}.json`);
+    const out = await w.outDir();
+    const sf = await killedBuild(statePath, out);
+    const analog = sf.state.analog!.dataset;
+    const stranger = `${analog}/theirs`;
+    await w.zfs.create(stranger, { mountpoint: 'none' });
+    let r = await cli(['clean', '--state', statePath], { env: w.env });
+    assert.notEqual(r.code, 0, r.stderr);
+    assert.ok(errorLines(r).some((l) => l.includes(`refusing to destroy ${analog}: ${stranger} below it was not created by buildimage`)), r.stderr);
+    assert.equal(await w.zfs.exists(stranger), true);
+    assert.equal(await w.zfs.exists(analog), true);
+    // A child that is ours (the seal's origin view is one) goes with its parent.
+    await withRetry(() => run('zfs', ['destroy', stranger]), { attempts: 10, firstDelayMs: 200, retryable: isBusyError });
+    await w.zfs.create(stranger, { mountpoint: 'none', [OWNER_PROPERTY]: 'origin-view' });
+    r = await cli(['clean', '--state', statePath], { env: w.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await w.zfs.exists(analog), false);
     await assertNoLeaks({ datasetRoot: w.datasetRoot, workDir: w.workDir, images: [w.base.uuid, w.origin.uuid] });
   });
 
