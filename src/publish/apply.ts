@@ -2,7 +2,8 @@
  * Carrying out a plan against a store, or, with dryRun, only reading the
  * store to say what would happen. Each step looks before it writes, so a
  * rerun after a kill at any point skips what is done and finishes the
- * rest: same MD5 → skip; different MD5 → fail before uploading anything;
+ * rest: same MD5 → skip; different MD5 → fail before making a directory
+ * or uploading anything;
  * absent → upload. Pointers move only after every file is in place.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -59,9 +60,8 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
     note({ op: 'stage', path: s.to, from: s.from }, `staged ${s.from} as ${s.to}`);
   }
 
-  const created = await ensureDirs(plan.dirs, store, o.dryRun, (d) => note({ op: 'mkdir', path: d }, `mkdir ${d}`));
-
-  // Look at every file before uploading any: a conflict stops the run with nothing half-published.
+  // Look at every directory and file before writing any: a conflict stops the run with nothing made or half-published.
+  const created = await missingDirs(plan.dirs, store);
   const toUpload: PlannedFile[] = [];
   let skipped = 0;
   const conflicts: Step[] = [];
@@ -91,6 +91,11 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
     throw new PublishError(`${c.path} ${c.reason}${conflicts.length > 1 ? ` (and ${conflicts.length - 1} more)` : ''}`, {
       hint: 'published bits are never overwritten; build again with a new stamp',
     });
+  }
+  for (const d of created) {
+    throwIfInterrupted();
+    if (!o.dryRun) await store.mkdir(d);
+    note({ op: 'mkdir', path: d }, `mkdir ${d}`);
   }
 
   let bytes = 0;
@@ -170,32 +175,31 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
 }
 
 /**
- * Creates the directories bottom-up from the nearest existing ancestor:
- * one HEAD per level until a directory is found. A PutDirectory over an
- * *object* would silently replace it in Manta, hence the look first.
+ * The directories to make, parents first: one HEAD per level from each
+ * planned directory up to the nearest existing ancestor. An object where a
+ * directory goes stops the run (a PutDirectory over an *object* would
+ * silently replace it in Manta).
  */
-async function ensureDirs(dirs: string[], store: Store, dryRun: boolean, onCreate: (d: string) => void): Promise<Set<string>> {
+async function missingDirs(dirs: string[], store: Store): Promise<Set<string>> {
   const present = new Set<string>();
-  const created = new Set<string>();
-  const ensure = async (d: string): Promise<void> => {
-    if (store.isRoot(d) || present.has(d) || created.has(d)) return;
+  const missing = new Set<string>();
+  const look = async (d: string): Promise<void> => {
+    if (store.isRoot(d) || present.has(d) || missing.has(d)) return;
     const parent = posix.dirname(d);
-    const e = created.has(parent) ? undefined : await store.stat(d);
+    const e = missing.has(parent) ? undefined : await store.stat(d);
     if (e?.type === 'directory') {
       for (let a = d; !store.isRoot(a) && a !== posix.dirname(a); a = posix.dirname(a)) present.add(a);
       return;
     }
     if (e) throw new PublishError(`${d} exists and is not a directory`, { hint: 'an object sits where the upload needs a directory: check -d (the upload base directory), or remove the object' });
-    await ensure(parent);
-    if (!dryRun) await store.mkdir(d);
-    created.add(d);
-    onCreate(d);
+    await look(parent);
+    missing.add(d);
   };
   for (const d of dirs) {
     throwIfInterrupted();
-    await ensure(d);
+    await look(d);
   }
-  return created;
+  return missing;
 }
 
 async function alreadyStaged(from: string, to: string): Promise<boolean> {
