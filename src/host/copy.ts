@@ -294,6 +294,10 @@ export async function copyTree(src: string, root: string, opts: CopyOptions = {}
     if (isNoSpace(err)) {
       throw new BuildError(`no space left copying ${e.path ?? src} into the image`, { cause: err, hint: "the dataset root's pool or quota is full" });
     }
+    // Node reads a name that is not UTF-8 with U+FFFD in it, a name that then is not there.
+    if (e.code === 'ENOENT' && e.path?.includes('\uFFFD')) {
+      throw new BuildError(`copy failed at ${e.path}: a name in the proto that is not UTF-8 (shown with \uFFFD) cannot be copied`, { cause: err, hint: 'rename it to UTF-8' });
+    }
     throw new BuildError(`copy failed at ${e.path ?? src}: ${e.message}`, { cause: err });
   }
   return stats;

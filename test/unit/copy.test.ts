@@ -206,6 +206,16 @@ describe('copyTree: proto dir into an image root', () => {
     await assert.rejects(copyTree(src, root), (e: Error) => e instanceof BuildError && e.message === `copy failed: ${join(src, 'opt/fifo')} is a special file (device, fifo or socket), not supported in a proto dir`);
   });
 
+  it('a name that is not UTF-8 is named as such in one line with a hint, not as a missing file', async () => {
+    await writeFile(Buffer.from(`${join(src, 'opt')}/caf\xe9.txt`, 'latin1'), 'x');
+    await assert.rejects(copyTree(src, root), (e: Error) => {
+      assert.ok(e instanceof BuildError);
+      assert.equal(e.message, `copy failed at ${join(src, 'opt')}/caf\uFFFD.txt: a name in the proto that is not UTF-8 (shown with \uFFFD) cannot be copied`);
+      assert.equal(e.hint, 'rename it to UTF-8');
+      return true;
+    });
+  });
+
   it('a setgid image root, or a setgid directory an image link points to: what the copy puts there is the proto\'s owner and group', async () => {
     // What the kernel gives a new entry in a setgid directory is its group; the copy must set the proto's back.
     await chown(root, 0, 77);
