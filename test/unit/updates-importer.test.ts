@@ -14,7 +14,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import sinon from 'sinon';
 import { PublishError } from '../../src/core/errors.js';
+import { log } from '../../src/core/log.js';
 import { keyObjectSigner } from '../../src/http/signature.js';
 import { ImgapiAdminClient } from '../../src/imgapi/admin.js';
 import type { ImageManifest } from '../../src/image/manifest/types.js';
@@ -525,6 +527,28 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       assert.equal(r.action, 'imported');
       assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFileFromUrl', 'AddImageFileFromUrl', 'ActivateImage']);
       assert.ok(lines.filter((l) => l.includes('waiting for the file of')).length >= 2, lines.join(''));
+    });
+
+    it('by default the wait is 20 minutes (a fake clock that each wait line moves 5 minutes: 4 waits)', async () => {
+      server.addFault({ kind: 'html', status: 504, route: 'AddImageFileFromUrl' });
+      const clock = sinon.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+      const info = log.info.bind(log) as (m: string) => unknown;
+      let waits = 0;
+      sinon.stub(log, 'info').callsFake(((m: string) => {
+        if (m.includes('waiting for the file of')) {
+          waits++;
+          clock.tick(5 * 60_000);
+        }
+        return info(m);
+      }) as never);
+      try {
+        const r = await importer({ uploadFile: false, pollMs: 1 }).apply(req);
+        assert.equal(r.action, 'imported');
+      } finally {
+        sinon.restore();
+      }
+      assert.equal(waits, 4);
+      assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFileFromUrl', 'AddImageFileFromUrl', 'ActivateImage']);
     });
 
     it('a 504 with an IMGAPI error body is IMGAPI\'s own answer, not a proxy giving up: no wait', async () => {
