@@ -23,9 +23,17 @@ export interface Bait {
 }
 
 let count = 0;
+/** Every bait this process laid: the root hook removes them at the end, whatever a suite's own after hook did. */
+const laid = new Set<string>();
+
+export async function removeBaits(): Promise<void> {
+  for (const dir of laid) await rm(dir, { recursive: true, force: true });
+  laid.clear();
+}
 
 export async function layBait(name = 'bait'): Promise<Bait> {
   const dir = join(TEST_TOP, `${name}-${process.pid}-${++count}`);
+  laid.add(dir);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'etc'), { recursive: true });
   await mkdir(join(dir, 'usr/bin'), { recursive: true });
