@@ -61,13 +61,13 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
   }
 
   // Look at every directory and file before writing any: a conflict stops the run with nothing made or half-published.
-  const created = await missingDirs(plan.dirs, store);
+  const newDirs = await missingDirs(plan.dirs, store);
   const toUpload: PlannedFile[] = [];
   let skipped = 0;
   const conflicts: Step[] = [];
   for (const f of plan.files) {
     throwIfInterrupted();
-    const fresh = created.has(posix.dirname(f.remote));
+    const fresh = newDirs.has(posix.dirname(f.remote));
     const e = fresh ? undefined : await store.stat(f.remote);
     if (!e) {
       toUpload.push(f);
@@ -92,7 +92,7 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
       hint: 'published bits are never overwritten; build again with a new stamp',
     });
   }
-  for (const d of created) {
+  for (const d of newDirs) {
     throwIfInterrupted();
     if (!o.dryRun) await store.mkdir(d);
     note({ op: 'mkdir', path: d }, `mkdir ${d}`);
@@ -126,7 +126,7 @@ export async function runPlan(plan: PublishPlan, store: Store, o: ApplyOptions):
   ] as const) {
     throwIfInterrupted();
     const sumsMd5 = createHash('md5').update(sums.body).digest('base64');
-    const curSums = created.has(posix.dirname(sums.remote)) ? undefined : await store.stat(sums.remote);
+    const curSums = newDirs.has(posix.dirname(sums.remote)) ? undefined : await store.stat(sums.remote);
     if (!(curSums?.type === 'object' && curSums.md5 === sumsMd5)) {
       if (!o.dryRun) await store.putText(sums.remote, sums.body, 'text/plain');
       note({ op: 'put', path: sums.remote, what }, `wrote ${sums.remote}`);
