@@ -161,13 +161,13 @@ export async function checkDir(id: string, what: string, dir: string, fixFlag: s
   }
 }
 
-/** What the chroot stage and the mounts need; rsync is not among them (the copy is built in). */
 /** Those of `commands` that are not there (not on PATH, or an absolute path that is no executable). */
 async function missingCommands(commands: string[]): Promise<string[]> {
   const found = await Promise.all(commands.map(locate));
   return commands.filter((_, i) => !found[i]);
 }
 
+/** What the chroot stage and the mounts need; rsync is not among them (the copy is built in). */
 async function checkTools(): Promise<DoctorCheck> {
   const { mount, umount, chroot } = platform().commands;
   const missing = await missingCommands([mount, umount, chroot]);
