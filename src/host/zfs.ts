@@ -144,9 +144,24 @@ export class Zfs {
    */
   async owner(name: string): Promise<string | undefined> {
     const dataset = name.split('@')[0];
-    const r = await this.run(['get', '-H', '-p', '-o', 'value,source', OWNER_PROPERTY, dataset]);
-    const [value, source] = r.stdout.replace(/\n$/, '').split('\t');
-    return setHere(value, source);
+    return (await this.owners(dataset, false)).find((o) => o.name === dataset)?.owner;
+  }
+
+  /**
+   * Our role as set on `dataset` itself (see owner), and with `recursive` on
+   * every filesystem and volume below it too: one `zfs get` for all.
+   */
+  private async owners(dataset: string, recursive: boolean): Promise<Array<{ name: string; owner: string | undefined }>> {
+    const r = await this.run(['get', '-H', '-p', ...(recursive ? ['-r'] : []), '-o', 'name,value,source', OWNER_PROPERTY, dataset]);
+    return (
+      r.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('\t'))
+        // zfs-fuse's `get` has no -t: snapshots are told by their '@'.
+        .filter(([n]) => !n.includes('@'))
+        .map(([n, value, source]) => ({ name: n, owner: source === 'local' && value && value !== '-' ? value : undefined }))
+    );
   }
 
   /** Every filesystem and volume of `pool` with its origin snapshot (`-` when it is no clone): who is cloned from what. */
@@ -161,18 +176,6 @@ export class Zfs {
       });
   }
 
-  /** The filesystems and volumes below `name` (not itself, not snapshots) without our ownership property set on them. */
-  private async notOwnedBelow(name: string): Promise<string[]> {
-    // zfs-fuse's `get` has no -t: snapshots are told by their '@'.
-    const r = await this.run(['get', '-H', '-p', '-r', '-o', 'name,value,source', OWNER_PROPERTY, name]);
-    return r.stdout
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => line.split('\t'))
-      .filter(([ds, value, source]) => ds !== name && !ds.includes('@') && !setHere(value, source))
-      .map(([ds]) => ds);
-  }
-
   async markOwned(name: string, role: OwnerRole): Promise<void> {
     await this.set(name, { [OWNER_PROPERTY]: role });
   }
@@ -184,11 +187,12 @@ export class Zfs {
    */
   async destroyOwned(name: string): Promise<boolean> {
     if (!(await this.exists(name))) return false;
-    const owner = await this.owner(name);
-    if (!owner) {
+    const dataset = name.split('@')[0];
+    const owners = await this.owners(dataset, !name.includes('@'));
+    if (!owners.find((o) => o.name === dataset)?.owner) {
       throw new BuildError(`refusing to destroy ${name}: it was not created by buildimage (no ${OWNER_PROPERTY} property set on it)`);
     }
-    const stranger = name.includes('@') ? undefined : (await this.notOwnedBelow(name))[0];
+    const stranger = owners.find((o) => !o.owner)?.name;
     if (stranger) {
       throw new BuildError(`refusing to destroy ${name}: ${stranger} below it was not created by buildimage (no ${OWNER_PROPERTY} property set on it)`, {
         hint: `move it out (\`zfs rename\`) or destroy it yourself, then run again`,
@@ -208,9 +212,4 @@ export class Zfs {
   receive(name: string) {
     return spawn(this.cmd, ['receive', '-u', name], { stdout: 'ignore' });
   }
-}
-
-/** A property's value when set on the dataset itself (`zfs get -o value,source`), not inherited or received. */
-function setHere(value: string | undefined, source: string | undefined): string | undefined {
-  return source === 'local' && value && value !== '-' ? value : undefined;
 }
