@@ -222,13 +222,9 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
       const origin: ImageManifest = { ...manifest, uuid: randomUUID(), name: 'origin', files: [{ sha1: sha1(originBytes), size: 50, compression: 'gzip' }] };
       await server.addImage(origin, originBytes, { channels: ['experimental', 'staging'] });
       await write({ ...manifest, origin: origin.uuid });
-      const logs = captureLogs();
-      try {
-        assert.equal((await importer().apply(req)).action, 'imported');
-      } finally {
-        logs.stop();
-      }
-      assert.ok(logs.lines.some((l) => l.includes(`origin image ${origin.uuid} is not in channel dev (only experimental, staging)`)), logs.lines.join(''));
+      const { value: r, lines } = await logged(() => importer().apply(req));
+      assert.equal(r.action, 'imported');
+      assert.ok(lines.some((l) => l.includes(`origin image ${origin.uuid} is not in channel dev (only experimental, staging)`)), lines.join(''));
     });
 
     it('no check when the image is already imported: the origin only matters for the import', async () => {
@@ -249,17 +245,11 @@ describe('updates importer (publish -p) against the test IMGAPI', () => {
 
     it('a lost answer whose write went through: seen on the fresh read, not sent again', async () => {
       server.addFault({ kind: 'lost-answer', route: 'UpdateImage', action: 'activate' });
-      const logs = captureLogs();
-      let r;
-      try {
-        r = await importer().apply(req);
-      } finally {
-        logs.stop();
-      }
+      const { value: r, lines } = await logged(() => importer().apply(req));
       assert.equal(r.action, 'imported');
       assert.deepEqual(writes(server), ['AdminImportImage', 'AddImageFile', 'ActivateImage']);
       assert.equal(r.calls?.length, 3);
-      assert.ok(logs.lines.some((l) => l.includes(`activated ${manifest.uuid} (its answer was lost)`)));
+      assert.ok(lines.some((l) => l.includes(`activated ${manifest.uuid} (its answer was lost)`)));
     });
 
     it('a 503 every time: stops after the policy\'s attempts, with a hint that a rerun continues', async () => {
